@@ -1,0 +1,506 @@
+"""Everything around the FCN-8s graph: data on disk, labels, batches and painted outputs.
+
+Read top to bottom, this file follows one image: where the files come from (downloads of the VGG16
+SavedModel and KITTI Road, or the offline stand-ins: a synthetic KITTI and a builder-made VGG16),
+how a KITTI label is decoded, how training batches are made, and how a prediction becomes a
+painted overlay.
+"""
+import glob
+import os
+import re
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+
+import matplotlib
+import numpy as np
+import tensorflow.compat.v1 as tf
+from PIL import Image, ImageDraw, ImageFilter
+from tqdm import tqdm
+
+matplotlib.use('Agg')
+from matplotlib import pyplot  # noqa: E402  (the Agg backend must be chosen first)
+
+tf.disable_v2_behavior()
+
+VGG_URL = 'https://s3-us-west-1.amazonaws.com/udacity-selfdrivingcar/vgg.zip'
+VGG_FILES = ('saved_model.pb', 'variables/variables.index', 'variables/variables.data-00000-of-00001')
+KITTI_URLS = (
+    'https://s3-us-west-1.amazonaws.com/udacity-selfdrivingcar/advanced_deep_learning/data_road.zip',
+    'https://s3.eu-central-1.amazonaws.com/avg-kitti/data_road.zip',
+)
+KITTI_ZIP_BYTES = 470_992_343
+KITTI_FOLDERS = ('training/image_2', 'training/gt_image_2', 'testing/image_2')
+KITTI_CATEGORIES = ('um', 'umm', 'uu')
+# The real training set's image sizes as (width, height), with how many of the 289 images have each.
+KITTI_SIZES = (((1242, 375), 202), ((1226, 370), 49), ((1241, 376), 35), ((1238, 374), 3))
+
+# Ground-truth colours (RGB). The devkit reads road = B > 0 and valid = R > 0.
+ROAD_COLOUR = (255, 0, 255)
+BACKGROUND_COLOUR = (255, 0, 0)
+INVALID_COLOUR = (0, 0, 0)
+
+# The classic VGG16 SavedModel subtracts these ImageNet means (B, G, R) inside its graph.
+VGG_BGR_MEANS = (103.939, 116.779, 123.68)
+# (output channels, convolutions) of the five VGG16 blocks; each block ends with a 2x2 max pool.
+VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+VGG16_FC_CHANNELS = 4096
+# Random VGG16 weights are He-normal, with conv1_1 also divided by the spread of mean-subtracted pixels
+# (about 64 levels), so that activations are of order 1 as in the pre-trained VGG16. Without it, fc7
+# activations near 30 make every Adam step move the scores by tens, and training diverges.
+RANDOM_VGG_INPUT_STD = 64.0
+
+OVERLAY_COLOUR = (0, 255, 0)
+OVERLAY_ALPHA = 127 / 255
+
+IMAGE_NAME = re.compile(r'^(um|umm|uu)_(\d{6})\.png$')
+
+
+class DataUnavailableError(RuntimeError):
+    """A dataset or model is missing and could not be fetched; the message says what to do."""
+
+
+# ---------------------------------------------------------------- downloads
+
+def download_file(url, dest_path, expected_bytes=None, timeout_s=30):
+    """Download url to dest_path with a tqdm bar; the file appears only once complete.
+
+    Bytes go to `dest_path + '.part'`, which is renamed when the transfer ends with the expected
+    size (Content-Length, or expected_bytes when given) and deleted on any failure or Ctrl-C.
+    """
+    part_path = dest_path + '.part'
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response, open(part_path, 'wb') as part:
+            total_bytes = expected_bytes or int(response.headers.get('Content-Length') or 0) or None
+            with tqdm(total=total_bytes, unit='B', unit_scale=True, desc=os.path.basename(dest_path)) as bar:
+                while chunk := response.read(1 << 20):
+                    part.write(chunk)
+                    bar.update(len(chunk))
+        received_bytes = os.path.getsize(part_path)
+        if total_bytes is not None and received_bytes != total_bytes:
+            raise OSError(f'download of {url} stopped at {received_bytes} of {total_bytes} bytes')
+        os.replace(part_path, dest_path)
+    finally:
+        if os.path.exists(part_path):
+            os.remove(part_path)
+
+
+def extract_zip(zip_path, data_dir, folder_name):
+    """Unpack the folder `folder_name` of a downloaded zip into data_dir/folder_name.
+
+    The archive is checked (CRC of every member) and unpacked into a staging folder first, so a
+    corrupt zip is deleted and reported and nothing half-extracted ever lands in data_dir.
+    """
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            broken_member = archive.testzip()
+            if broken_member is not None:
+                raise zipfile.BadZipFile(f'member {broken_member} fails its CRC check')
+            staging_dir = tempfile.mkdtemp(prefix=f'.{folder_name}-', dir=data_dir)
+            try:
+                archive.extractall(staging_dir)
+                os.replace(os.path.join(staging_dir, folder_name), os.path.join(data_dir, folder_name))
+            finally:
+                shutil.rmtree(staging_dir, ignore_errors=True)
+    except (zipfile.BadZipFile, FileNotFoundError) as error:
+        os.remove(zip_path)
+        raise DataUnavailableError(
+            f'{zip_path} is not a usable zip holding {folder_name}/ ({error}); it was deleted. '
+            'Run again to download it afresh.') from error
+
+
+def fetch_zip_folder(urls, data_dir, folder_name, expected_bytes=None, manual_hint=''):
+    """Make data_dir/folder_name exist by downloading and unpacking the first reachable zip of urls.
+
+    Raises DataUnavailableError naming every URL tried, its error, where to put the files by
+    hand, and that `python main.py --demo` runs offline.
+    """
+    os.makedirs(data_dir, exist_ok=True)
+    zip_path = os.path.join(data_dir, folder_name + '.zip')
+    failures = []
+    for url in urls:
+        try:
+            download_file(url, zip_path, expected_bytes)
+        except (urllib.error.URLError, OSError) as error:
+            failures.append(f'  {url}: {error}')
+            continue
+        extract_zip(zip_path, data_dir, folder_name)
+        os.remove(zip_path)
+        return
+    target = os.path.join(data_dir, folder_name)
+    raise DataUnavailableError(
+        f'{target} is missing and could not be downloaded. Tried:\n' + '\n'.join(failures) +
+        f'\nDownload it on a machine with network and unpack it so that {manual_hint} exist. '
+        'To try the whole job offline, run `python main.py --demo` (synthetic data, random VGG16).')
+
+
+def maybe_download_pretrained_vgg(data_dir):
+    """Make sure data_dir/vgg holds the classic VGG16 SavedModel; download it when missing.
+
+    Returns the path of the SavedModel folder.
+    """
+    vgg_path = os.path.join(data_dir, 'vgg')
+    if not all(os.path.exists(os.path.join(vgg_path, name)) for name in VGG_FILES):
+        shutil.rmtree(vgg_path, ignore_errors=True)
+        fetch_zip_folder(
+            [VGG_URL], data_dir, 'vgg',
+            manual_hint=', '.join(os.path.join(vgg_path, name) for name in VGG_FILES))
+    return vgg_path
+
+
+def maybe_download_kitti(data_dir):
+    """Make sure data_dir/data_road holds KITTI Road (training and testing); download it when missing.
+
+    Returns the path of the data_road folder.
+    """
+    road_path = os.path.join(data_dir, 'data_road')
+    if not all(os.path.isdir(os.path.join(road_path, folder)) for folder in KITTI_FOLDERS):
+        fetch_zip_folder(
+            KITTI_URLS, data_dir, 'data_road', KITTI_ZIP_BYTES,
+            manual_hint=', '.join(os.path.join(road_path, folder) + '/' for folder in KITTI_FOLDERS))
+    return road_path
+
+
+# ---------------------------------------------------------------- synthetic KITTI (offline stand-in)
+
+def make_synthetic_kitti(road_path, train_per_category=16, test_per_category=4, seed=0):
+    """Write a small synthetic dataset in KITTI Road's exact layout under road_path.
+
+    Files: training/image_2/<cat>_0000NN.png, training/gt_image_2/<cat>_road_0000NN.png and
+    testing/image_2/<cat>_0000NN.png for cat in um, umm, uu; images of KITTI's real sizes
+    (about 1242x375), labels in KITTI's three colours. Deterministic for a given seed.
+    """
+    folders = {name: os.path.join(road_path, name) for name in KITTI_FOLDERS}
+    for folder in folders.values():
+        os.makedirs(folder, exist_ok=True)
+    jobs = [('training', category, index) for category in KITTI_CATEGORIES for index in range(train_per_category)]
+    jobs += [('testing', category, index) for category in KITTI_CATEGORIES for index in range(test_per_category)]
+    for split, category, index in tqdm(jobs, desc='Synthetic KITTI', unit='image'):
+        rng = np.random.default_rng([seed, split == 'testing', KITTI_CATEGORIES.index(category), index])
+        image, label = synthetic_scene(rng, category)
+        name = f'{category}_{index:06d}.png'
+        Image.fromarray(image).save(os.path.join(folders[f'{split}/image_2'], name))
+        if split == 'training':
+            Image.fromarray(label).save(os.path.join(folders['training/gt_image_2'], f'{category}_road_{index:06d}.png'))
+
+
+def synthetic_scene(rng, category):
+    """One synthetic road scene and its KITTI label, both [height, width, 3] uint8.
+
+    A road in perspective bends towards a vanishing point; grass, sky, buildings, cars and tree
+    shadows make the task more than a colour threshold. um roads have a dashed centre line, umm
+    roads are wider with two lanes, uu roads are unmarked. Half of the scenes have a side road
+    that is labelled black (outside the evaluated area), as KITTI does.
+    """
+    sizes, counts = zip(*KITTI_SIZES)
+    width, height = sizes[rng.choice(len(sizes), p=np.array(counts) / sum(counts))]
+    horizon = int(height * rng.uniform(0.38, 0.5))
+    image = Image.new('RGB', (width, height))
+    label = Image.new('RGB', (width, height), BACKGROUND_COLOUR)
+    paint, mark = ImageDraw.Draw(image), ImageDraw.Draw(label)
+
+    sky_top, sky_bottom = rng.uniform([90, 120, 170], [140, 170, 230]), rng.uniform([170, 180, 190], [220, 225, 235])
+    for y in range(horizon):
+        paint.line([(0, y), (width, y)], fill=tuple(int(c) for c in sky_top + (sky_bottom - sky_top) * y / horizon))
+    paint.rectangle([0, horizon, width, height], fill=tuple(int(c) for c in rng.uniform([60, 90, 30], [110, 140, 70])))
+    for _ in range(rng.integers(4, 9)):
+        left = rng.uniform(-50, width)
+        top = horizon - rng.uniform(20, horizon * 0.9)
+        grey = int(rng.uniform(70, 180))
+        paint.rectangle([left, top, left + rng.uniform(60, 220), horizon + 5], fill=(grey, grey, int(grey * 0.95)))
+
+    half_width_scale = {'um': (0.28, 0.4), 'umm': (0.45, 0.6), 'uu': (0.2, 0.3)}[category]
+    bottom_half_width = width * rng.uniform(*half_width_scale)
+    bottom_centre = width * rng.uniform(0.35, 0.65)
+    vanishing_x = width * rng.uniform(0.3, 0.7)
+    bend = width * rng.uniform(-0.35, 0.35)
+
+    def road_edges(fraction):
+        """Left and right road x at `fraction` of the way from the horizon (0) to the bottom (1)."""
+        centre = vanishing_x + (bottom_centre - vanishing_x) * fraction + bend * fraction * (1 - fraction) ** 2
+        return centre - bottom_half_width * fraction, centre + bottom_half_width * fraction
+
+    fractions = np.linspace(0.03, 1.0, 40)
+    rows = horizon + fractions * (height - horizon)
+    edges = [road_edges(fraction) for fraction in fractions]
+    road_polygon = [(left, y) for (left, _), y in zip(edges, rows)] + [(right, y) for (_, right), y in reversed(list(zip(edges, rows)))]
+
+    if rng.random() < 0.5:
+        side_fraction = rng.uniform(0.3, 0.6)
+        side_left, side_right = road_edges(side_fraction)
+        side_y = horizon + side_fraction * (height - horizon)
+        side_depth = (height - horizon) * 0.12 * side_fraction
+        to_left = rng.random() < 0.5
+        join_x = side_left if to_left else side_right
+        far_x = 0 if to_left else width
+        side_polygon = [(join_x, side_y - side_depth), (far_x, side_y - side_depth * 1.6),
+                        (far_x, side_y + side_depth * 1.6), (join_x, side_y + side_depth)]
+        tarmac = int(rng.uniform(70, 120))
+        paint.polygon(side_polygon, fill=(tarmac, tarmac, tarmac))
+        mark.polygon(side_polygon, fill=INVALID_COLOUR)
+
+    tarmac = rng.uniform(65, 125)
+    paint.polygon(road_polygon, fill=(int(tarmac), int(tarmac), int(tarmac * rng.uniform(0.95, 1.05))))
+    mark.polygon(road_polygon, fill=ROAD_COLOUR)
+
+    lane_fractions = {'um': (0.5,), 'umm': (1 / 3, 2 / 3), 'uu': ()}[category]
+    for lane in lane_fractions:
+        for start in np.arange(0.05, 1.0, 0.08):
+            stop = min(start + 0.04, 1.0)
+            points = []
+            for fraction in (start, stop):
+                left, right = road_edges(fraction)
+                points.append((left + (right - left) * lane, horizon + fraction * (height - horizon)))
+            paint.line(points, fill=(235, 235, 235), width=max(1, int(6 * stop)))
+
+    for _ in range(rng.integers(1, 4)):
+        fraction = rng.uniform(0.15, 0.7)
+        left, right = road_edges(fraction)
+        car_width = (right - left) * rng.uniform(0.15, 0.25)
+        car_x = rng.uniform(left, right - car_width)
+        car_y = horizon + fraction * (height - horizon)
+        car_box = [car_x, car_y - car_width * 0.7, car_x + car_width, car_y]
+        paint.rectangle(car_box, fill=tuple(int(c) for c in rng.uniform(0, 255, 3)))
+        mark.rectangle(car_box, fill=BACKGROUND_COLOUR)
+
+    pixels = np.asarray(image, dtype=np.float32)
+    shadow = Image.new('L', (width, height), 0)
+    shade = ImageDraw.Draw(shadow)
+    for _ in range(rng.integers(2, 6)):
+        x, y = rng.uniform(0, width), rng.uniform(horizon, height)
+        radius = rng.uniform(30, 120)
+        shade.ellipse([x - radius, y - radius * 0.4, x + radius, y + radius * 0.4], fill=int(rng.uniform(80, 150)))
+    shadow_depth = np.asarray(shadow.filter(ImageFilter.GaussianBlur(6)), dtype=np.float32)[..., None] / 255
+    pixels *= 1 - shadow_depth
+    pixels += rng.normal(0, 6, pixels.shape)
+    return np.clip(pixels, 0, 255).astype(np.uint8), np.asarray(label)
+
+
+# ---------------------------------------------------------------- VGG16 SavedModel builder (offline stand-in)
+
+def vgg16_layer_shapes(width=1.0):
+    """[(layer name, kernel shape HWIO)] of the classic VGG16, channels scaled by `width`."""
+    def scaled(channels):
+        return max(1, int(round(channels * width)))
+
+    shapes, in_channels = [], 3
+    for block, (channels, convolutions) in enumerate(VGG16_BLOCKS, start=1):
+        for conv in range(1, convolutions + 1):
+            shapes.append((f'conv{block}_{conv}', (3, 3, in_channels, scaled(channels))))
+            in_channels = scaled(channels)
+    shapes.append(('fc6', (7, 7, in_channels, scaled(VGG16_FC_CHANNELS))))
+    shapes.append(('fc7', (1, 1, scaled(VGG16_FC_CHANNELS), scaled(VGG16_FC_CHANNELS))))
+    return shapes
+
+
+def build_vgg16_savedmodel(export_dir, width=1.0, weights=None, seed=0):
+    """Write a VGG16 SavedModel with the classic interface of the course's vgg.zip.
+
+    Tag 'vgg16'; tensors image_input:0 (float32 [None, None, None, 3], RGB 0..255), keep_prob:0,
+    layer3_out:0 (pool3, stride 8), layer4_out:0 (pool4, stride 16) and layer7_out:0 (fc7 after
+    dropout, stride 32). The BGR mean subtraction happens inside the graph ('Processing' scope).
+    `width` scales every layer's channels (1.0 is the real VGG16: 256, 512 and 4096 channels).
+    `weights` maps each layer name of vgg16_layer_shapes() to (kernel HWIO, bias) numpy arrays;
+    without it the weights are random (He normal, seeded). The folder is written whole or not at all.
+    """
+    if os.path.exists(export_dir):
+        raise FileExistsError(f'{export_dir} already exists; delete it or choose another output folder')
+    layer_shapes = dict(vgg16_layer_shapes(width))
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(seed)
+        image_input = tf.placeholder(tf.float32, [None, None, None, 3], name='image_input')
+        keep_prob = tf.placeholder(tf.float32, name='keep_prob')
+        with tf.name_scope('Processing'):
+            red, green, blue = tf.split(image_input, 3, axis=3)
+            blue_mean, green_mean, red_mean = VGG_BGR_MEANS
+            features = tf.concat([blue - blue_mean, green - green_mean, red - red_mean], axis=3)
+
+        variables = {}
+
+        def conv_relu(features, name):
+            """ReLU of the layer's SAME convolution; records its (kernel, bias) variables."""
+            kernel_shape = layer_shapes[name]
+            with tf.variable_scope(name):
+                kernel_stddev = np.sqrt(2 / np.prod(kernel_shape[:3])) / (RANDOM_VGG_INPUT_STD if name == 'conv1_1' else 1)
+                kernel = tf.get_variable('weights', kernel_shape, initializer=tf.random_normal_initializer(stddev=kernel_stddev))
+                bias = tf.get_variable('biases', kernel_shape[3:], initializer=tf.zeros_initializer())
+            variables[name] = (kernel, bias)
+            return tf.nn.relu(tf.nn.conv2d(features, kernel, 1, 'SAME') + bias, name=f'{name}_relu')
+
+        for block, (_, convolutions) in enumerate(VGG16_BLOCKS, start=1):
+            for conv in range(1, convolutions + 1):
+                features = conv_relu(features, f'conv{block}_{conv}')
+            features = tf.nn.max_pool2d(features, 2, 2, 'SAME', name=f'pool{block}')
+            if block in (3, 4):
+                tf.identity(features, name=f'layer{block}_out')
+        features = tf.nn.dropout(conv_relu(features, 'fc6'), keep_prob=keep_prob, name='fc6_dropout')
+        features = tf.nn.dropout(conv_relu(features, 'fc7'), keep_prob=keep_prob, name='fc7_dropout')
+        tf.identity(features, name='layer7_out')
+
+        staging_dir = export_dir + '.partial'
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            for name, (kernel_value, bias_value) in (weights or {}).items():
+                kernel, bias = variables[name]
+                kernel.load(kernel_value, sess)
+                bias.load(bias_value, sess)
+            builder = tf.saved_model.Builder(staging_dir)
+            builder.add_meta_graph_and_variables(sess, ['vgg16'])
+            builder.save()
+    os.replace(staging_dir, export_dir)
+    return export_dir
+
+
+# ---------------------------------------------------------------- images and labels
+
+def load_image(path, image_shape=None, resample=Image.BILINEAR):
+    """Read an image file as [height, width, 3] uint8 RGB, resized to image_shape (height, width) if given."""
+    try:
+        with Image.open(path) as opened:
+            image = opened.convert('RGB')
+            if image_shape is not None:
+                image = image.resize((image_shape[1], image_shape[0]), resample)
+            return np.asarray(image)
+    except (OSError, SyntaxError) as error:
+        raise ValueError(f'cannot read image {path}: {error}. Replace or delete the file.') from error
+
+
+def decode_label(label_rgb):
+    """KITTI ground truth [h, w, 3] uint8 -> (road, valid) [h, w] bool, by the devkit's rule.
+
+    road = blue channel > 0 and valid = red channel > 0: magenta is road, red is background,
+    black lies outside the evaluated area, and the stray pure-blue pixels of real labels are road
+    but not valid, so they are ignored like black.
+    """
+    return label_rgb[..., 2] > 0, label_rgb[..., 0] > 0
+
+
+def label_to_one_hot(label_rgb):
+    """KITTI ground truth [h, w, 3] uint8 -> [h, w, 2] float32 one-hot (background, road).
+
+    Pixels outside the valid area get all zeros, so they add nothing to the masked loss.
+    """
+    road, valid = decode_label(label_rgb)
+    return np.stack([valid & ~road, valid & road], axis=-1).astype(np.float32)
+
+
+def list_training_pairs(data_folder):
+    """[(image path, label path)] of data_folder/image_2 and data_folder/gt_image_2, sorted by image name."""
+    image_dir, label_dir = os.path.join(data_folder, 'image_2'), os.path.join(data_folder, 'gt_image_2')
+    for folder in (image_dir, label_dir):
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f'{folder} does not exist: expected KITTI Road training images in '
+                                    f'{image_dir} and labels in {label_dir}.')
+    pairs = []
+    for image_path in sorted(glob.glob(os.path.join(image_dir, '*.png'))):
+        match = IMAGE_NAME.match(os.path.basename(image_path))
+        if match is None:
+            continue
+        label_path = os.path.join(label_dir, f'{match[1]}_road_{match[2]}.png')
+        if not os.path.exists(label_path):
+            raise FileNotFoundError(f'{image_path} has no label: expected {label_path}. '
+                                    'Add the label or remove the image.')
+        pairs.append((image_path, label_path))
+    if not pairs:
+        raise FileNotFoundError(f'no training images named <um|umm|uu>_NNNNNN.png in {image_dir}')
+    return pairs
+
+
+# ---------------------------------------------------------------- training batches
+
+def gen_batch_function(data_folder, image_shape):
+    """Make get_batches_fn(batch_size) for the KITTI training folder data_folder.
+
+    Every image and label is decoded and resized to image_shape (height, width) once, here, and
+    kept in memory as uint8. Each call of get_batches_fn yields one shuffled epoch of
+    (images [b, h, w, 3] float32 RGB 0..255, labels [b, h, w, 2] float32 one-hot, invalid = 0).
+    get_batches_fn.num_images is the number of training images.
+    """
+    pairs = list_training_pairs(data_folder)
+    images, labels = [], []
+    for image_path, label_path in tqdm(pairs, desc='Decoding training images', unit='image'):
+        images.append(load_image(image_path, image_shape))
+        labels.append(load_image(label_path, image_shape, Image.NEAREST))
+    images, labels = np.stack(images), np.stack(labels)
+
+    def get_batches_fn(batch_size):
+        order = np.random.permutation(len(pairs))
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            yield images[batch].astype(np.float32), label_to_one_hot(labels[batch])
+
+    get_batches_fn.num_images = len(pairs)
+    return get_batches_fn
+
+
+# ---------------------------------------------------------------- inference and painted outputs
+
+def paint_road(image, road_prob, threshold=0.5):
+    """Overlay: image [h, w, 3] uint8 with pixels of road_prob [h, w] > threshold tinted translucent green."""
+    road = (road_prob > threshold)[..., None]
+    tinted = image * (1 - OVERLAY_ALPHA) + np.array(OVERLAY_COLOUR) * OVERLAY_ALPHA
+    return np.where(road, tinted, image).round().astype(np.uint8)
+
+
+def resize_prob(road_prob, size):
+    """Bilinear resize of a [h, w] probability map to size (height, width), float32."""
+    return np.asarray(Image.fromarray(road_prob.astype(np.float32)).resize((size[1], size[0]), Image.BILINEAR))
+
+
+def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape, batch_size=8):
+    """Yield (file name, overlay [h, w, 3] uint8 at the image's own size) for data_folder/image_2/*.png.
+
+    Images are resized to image_shape for the network, run in batches of batch_size, and the road
+    probability (softmax of logits [N * h * w, num_classes], class 1) is resized back before painting.
+    """
+    road_prob_op = tf.nn.softmax(logits)[:, 1]
+    image_paths = sorted(glob.glob(os.path.join(data_folder, 'image_2', '*.png')))
+    for start in range(0, len(image_paths), batch_size):
+        batch_paths = image_paths[start:start + batch_size]
+        originals = [load_image(path) for path in batch_paths]
+        network_input = np.stack([np.asarray(Image.fromarray(image).resize((image_shape[1], image_shape[0]), Image.BILINEAR))
+                                  for image in originals]).astype(np.float32)
+        road_probs = sess.run(road_prob_op, {keep_prob: 1.0, image_pl: network_input})
+        road_probs = road_probs.reshape(len(batch_paths), image_shape[0], image_shape[1])
+        for path, original, road_prob in zip(batch_paths, originals, road_probs):
+            yield os.path.basename(path), paint_road(original, resize_prob(road_prob, original.shape[:2]))
+
+
+def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_prob, input_image, output_dir=None):
+    """Paint every data_dir/data_road/testing image and save the overlays as PNG.
+
+    They go to output_dir, or to runs_dir/<unix time> as in the classic project. Returns that folder.
+    """
+    output_dir = output_dir or os.path.join(runs_dir, str(time.time()))
+    os.makedirs(output_dir, exist_ok=True)
+    test_folder = os.path.join(data_dir, 'data_road', 'testing')
+    num_images = len(glob.glob(os.path.join(test_folder, 'image_2', '*.png')))
+    outputs = gen_test_output(sess, logits, keep_prob, input_image, test_folder, image_shape)
+    for name, overlay in tqdm(outputs, total=num_images, desc='Painting test images', unit='image'):
+        Image.fromarray(overlay).save(os.path.join(output_dir, name))
+    return output_dir
+
+
+def save_loss_curve(loss_rows, png_path):
+    """Plot [(epoch, step, loss)] as the per-step loss and the per-epoch mean; write a PNG."""
+    epochs, _, losses = (np.array(column) for column in zip(*loss_rows))
+    global_steps = np.arange(1, len(losses) + 1)
+    epoch_numbers = np.unique(epochs)
+    epoch_ends = [global_steps[epochs == epoch][-1] for epoch in epoch_numbers]
+    epoch_means = [losses[epochs == epoch].mean() for epoch in epoch_numbers]
+    figure, axes = pyplot.subplots(figsize=(8, 4.5), dpi=100)
+    axes.plot(global_steps, losses, color='tab:blue', alpha=0.35, linewidth=1, label='per step')
+    axes.plot(epoch_ends, epoch_means, color='tab:blue', marker='o', linewidth=2, label='epoch mean')
+    axes.set_xlabel('training step')
+    axes.set_ylabel('loss (cross-entropy + L2)')
+    axes.set_yscale('log')
+    axes.grid(True, which='both', alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(png_path)
+    pyplot.close(figure)

@@ -1,0 +1,124 @@
+provider "aws" {
+  region  = var.region
+  profile = var.profile
+
+  default_tags {
+    tags = {
+      Project   = "fcn-8s-road-segmentation"
+      ManagedBy = "terraform"
+    }
+  }
+}
+
+data "aws_ami" "dlami" {
+  most_recent = true
+  owners      = ["amazon"]
+
+  filter {
+    name   = "name"
+    values = [var.ami_name_pattern]
+  }
+}
+
+locals {
+  # Amazon Linux DLAMIs log in as ec2-user, Ubuntu ones as ubuntu.
+  ssh_user = strcontains(data.aws_ami.dlami.name, "Ubuntu") ? "ubuntu" : "ec2-user"
+  # Where the ssh outputs expect the key pair's private key.
+  ssh_key_file = pathexpand("~/.ssh/${var.key_name}.pem")
+
+  # cloud-init installs setup.sh and runs it once as the login user; the same
+  # script can be re-run by hand over ssh.
+  user_data = join("\n", ["#cloud-config", yamlencode({
+    write_files = [{
+      path        = "/usr/local/bin/fcn-setup.sh"
+      permissions = "0755"
+      encoding    = "b64"
+      content     = filebase64("${path.module}/setup.sh")
+    }]
+    runcmd = [[
+      "sudo", "-u", local.ssh_user, "-H",
+      "env", "REPO_URL=${var.repo_url}", "START_JUPYTER=1",
+      "/usr/local/bin/fcn-setup.sh",
+    ]]
+  })])
+}
+
+resource "aws_security_group" "trainer" {
+  name_prefix = "fcn-trainer-"
+  description = "FCN-8s trainer: reachable from allowed_cidr only"
+}
+
+resource "aws_vpc_security_group_ingress_rule" "ssh" {
+  security_group_id = aws_security_group.trainer.id
+  description       = "ssh from allowed_cidr"
+  ip_protocol       = "tcp"
+  from_port         = 22
+  to_port           = 22
+  cidr_ipv4         = var.allowed_cidr
+}
+
+resource "aws_vpc_security_group_ingress_rule" "jupyter" {
+  count = var.open_jupyter ? 1 : 0
+
+  security_group_id = aws_security_group.trainer.id
+  description       = "Jupyter from allowed_cidr (opt-in)"
+  ip_protocol       = "tcp"
+  from_port         = 8888
+  to_port           = 8888
+  cidr_ipv4         = var.allowed_cidr
+}
+
+# Outbound web only: GitHub, PyPI, NVIDIA wheels, the VGG/KITTI downloads and
+# OS packages. DNS and NTP go to the VPC's link-local resolvers, which
+# security groups do not filter.
+resource "aws_vpc_security_group_egress_rule" "web" {
+  for_each = toset(["80", "443"])
+
+  security_group_id = aws_security_group.trainer.id
+  description       = "outbound tcp/${each.key} for package and dataset downloads"
+  ip_protocol       = "tcp"
+  from_port         = tonumber(each.key)
+  to_port           = tonumber(each.key)
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
+resource "aws_instance" "trainer" {
+  #checkov:skip=CKV_AWS_88:Public IP is needed to ssh in; ingress is limited to allowed_cidr.
+  #checkov:skip=CKV2_AWS_41:The trainer calls no AWS APIs, so it gets no IAM role.
+  #checkov:skip=CKV_AWS_126:Short-lived training box; basic monitoring is enough.
+  ami                         = data.aws_ami.dlami.id
+  instance_type               = var.instance_type
+  key_name                    = var.key_name
+  vpc_security_group_ids      = [aws_security_group.trainer.id]
+  associate_public_ip_address = true
+  ebs_optimized               = true
+  user_data                   = local.user_data
+  user_data_replace_on_change = true
+
+  metadata_options {
+    http_endpoint = "enabled"
+    http_tokens   = "required"
+  }
+
+  root_block_device {
+    volume_type           = "gp3"
+    volume_size           = var.root_volume_size
+    encrypted             = true
+    delete_on_termination = true
+  }
+
+  dynamic "instance_market_options" {
+    for_each = var.use_spot ? [1] : []
+    content {
+      market_type = "spot"
+      spot_options {
+        spot_instance_type             = "one-time"
+        instance_interruption_behavior = "terminate"
+      }
+    }
+  }
+
+  tags = {
+    Name = "fcn-8s-trainer"
+  }
+}

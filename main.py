@@ -1,0 +1,339 @@
+"""FCN-8s road segmentation on KITTI Road, in TensorFlow 1.x style (graph, session, placeholders).
+
+  python main.py          train with the classic hyperparameters (fetches data/vgg and data/data_road)
+  python main.py --demo   the same job offline: synthetic KITTI and a small random VGG16, about 2 minutes
+
+Every run writes runs/<timestamp>/: config.json, loss.csv, loss.png, checkpoint/ and overlays/.
+"""
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+from tqdm import tqdm
+
+import helper
+
+NUM_CLASSES = 2  # background, road
+VGG_TENSOR_NAMES = ('image_input:0', 'keep_prob:0', 'layer3_out:0', 'layer4_out:0', 'layer7_out:0')
+# The FCN authors' "at-once" FCN-8s scales the skip inputs so that they start on the scale of fc7's scores.
+POOL4_SCALE = 1e-2
+POOL3_SCALE = 1e-4
+
+
+# ---------------------------------------------------------------- configuration
+
+def setting(default, help_text):
+    """A TrainConfig field with its command-line help."""
+    return dataclasses.field(default=default, metadata={'help': help_text})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a run, with the classic project's values as defaults; saved as config.json."""
+    epochs: int = setting(40, 'passes over the training images')
+    batch_size: int = setting(4, 'images per training step')
+    learning_rate: float = setting(5e-4, 'Adam learning rate')
+    keep_prob: float = setting(0.5, 'dropout keep probability of fc6 and fc7 while training')
+    image_height: int = setting(160, 'network input height in pixels, a multiple of 32')
+    image_width: int = setting(576, 'network input width in pixels, a multiple of 32')
+    l2_scale: float = setting(1e-3, 'L2 weight decay on the decoder kernels: scale * sum(w**2) / 2')
+    init_stddev: float = setting(1e-3, 'standard deviation of the 1x1 score kernels at initialisation')
+    pool_scaling: bool = setting(True, 'scale pool4 by 1e-2 and pool3 by 1e-4 before scoring them')
+    train_encoder: bool = setting(True, 'fine-tune the VGG16 weights too (the classic project did); '
+                                        'otherwise train the decoder only')
+    seed: int = setting(0, 'seed of weight initialisation, shuffling and the synthetic data')
+    data_dir: str = setting('data', 'folder holding vgg/ and data_road/ (with --demo: its demo/ subfolder)')
+    runs_dir: str = setting('runs', 'folder that receives runs/<timestamp>/')
+    demo: bool = setting(False, 'offline: synthetic KITTI and a builder-made random VGG16 under DATA_DIR/demo')
+    demo_vgg_width: float = setting(0.25, 'channel width of the demo VGG16 (1.0 = real VGG16)')
+    demo_train_per_category: int = setting(16, 'synthetic training images per category (um, umm, uu)')
+    demo_test_per_category: int = setting(4, 'synthetic testing images per category')
+
+    @property
+    def image_shape(self):
+        """(height, width) of the network input."""
+        return self.image_height, self.image_width
+
+
+# The demo's VGG16 is random, not pre-trained. Fine-tuned by Adam like the real one, a random VGG16
+# diverged on the synthetic set after 4 to 6 epochs at every learning rate tried (5e-4 down to 5e-5),
+# so the demo trains the decoder on the encoder's fixed random features.
+DEMO_CONFIG = TrainConfig(demo=True, epochs=30, image_height=96, image_width=320, train_encoder=False)
+
+
+def parse_config(argv=None):
+    """TrainConfig from command-line arguments; --demo switches to DEMO_CONFIG's defaults."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for field in dataclasses.fields(TrainConfig):
+        flag = '--' + field.name.replace('_', '-')
+        demo_default = getattr(DEMO_CONFIG, field.name)
+        demo_note = f'; with --demo: {demo_default}' if demo_default != field.default and field.name != 'demo' else ''
+        help_text = f"{field.metadata['help']} (default: {field.default}{demo_note})"
+        if field.type is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=field.type, default=None, metavar=field.name.upper(), help=help_text)
+    arguments = parser.parse_args(argv)
+    chosen = {name: value for name, value in vars(arguments).items() if value is not None}
+    config = dataclasses.replace(DEMO_CONFIG if arguments.demo else TrainConfig(), **chosen)
+    problems = [f'--image-{side} {size} is not a multiple of 32' for side, size in
+                (('height', config.image_height), ('width', config.image_width)) if size % 32 or size <= 0]
+    problems += [f'--{name.replace("_", "-")} must be at least 1, got {getattr(config, name)}'
+                 for name in ('epochs', 'batch_size') if getattr(config, name) < 1]
+    if not 0 < config.keep_prob <= 1:
+        problems.append(f'--keep-prob must lie in (0, 1], got {config.keep_prob}')
+    if problems:
+        parser.error('; '.join(problems))
+    return config
+
+
+# ---------------------------------------------------------------- data
+
+def prepare_data(config):
+    """Make the VGG16 SavedModel and KITTI Road available; return (data_dir holding data_road/, vgg_path).
+
+    Real runs download what is missing into config.data_dir. Demo runs generate both under
+    config.data_dir/demo: a synthetic KITTI and a random VGG16 of width config.demo_vgg_width.
+    """
+    if not config.demo:
+        problems = []
+        for fetch in (helper.maybe_download_pretrained_vgg, helper.maybe_download_kitti):
+            try:
+                fetch(config.data_dir)
+            except helper.DataUnavailableError as error:
+                problems.append(str(error))
+        if problems:
+            raise helper.DataUnavailableError('\n\n'.join(problems))
+        return config.data_dir, os.path.join(config.data_dir, 'vgg')
+    demo_dir = os.path.join(config.data_dir, 'demo')
+    road_path = os.path.join(demo_dir, 'data_road')
+    expected_images = 3 * config.demo_train_per_category
+    image_dir = os.path.join(road_path, 'training', 'image_2')
+    if not os.path.isdir(image_dir) or len(os.listdir(image_dir)) != expected_images:
+        shutil.rmtree(road_path, ignore_errors=True)
+        helper.make_synthetic_kitti(road_path, config.demo_train_per_category, config.demo_test_per_category, config.seed)
+    vgg_path = os.path.join(demo_dir, f'vgg_width_{config.demo_vgg_width:g}')
+    if not os.path.exists(vgg_path):
+        print(f'Building a random VGG16 SavedModel of width {config.demo_vgg_width:g} in {vgg_path}')
+        helper.build_vgg16_savedmodel(vgg_path, width=config.demo_vgg_width, seed=config.seed)
+    return demo_dir, vgg_path
+
+
+# ---------------------------------------------------------------- graph
+
+def load_vgg(sess, vgg_path):
+    """Load the VGG16 SavedModel (tag 'vgg16') into sess's graph.
+
+    Returns (image_input, keep_prob, layer3_out, layer4_out, layer7_out): the float32 RGB 0..255
+    input [batch, h, w, 3], the dropout keep probability, pool3 [batch, h/8, w/8, 256],
+    pool4 [batch, h/16, w/16, 512] and fc7 [batch, h/32, w/32, 4096] (channels for width 1).
+    """
+    try:
+        tf.saved_model.loader.load(sess, ['vgg16'], vgg_path)
+    except (OSError, RuntimeError, ValueError) as error:
+        raise ValueError(f'cannot load a VGG16 SavedModel with tag "vgg16" from {vgg_path!r}: {error}. '
+                         'Delete the folder to download it again, or build one with --demo.') from error
+    graph = sess.graph
+    found = {op.name + ':0' for op in graph.get_operations()}
+    missing = [name for name in VGG_TENSOR_NAMES if name not in found]
+    if missing:
+        raise ValueError(f'the SavedModel in {vgg_path!r} lacks the tensors {missing}; '
+                         f'the classic VGG16 interface has {list(VGG_TENSOR_NAMES)}.')
+    return tuple(graph.get_tensor_by_name(name) for name in VGG_TENSOR_NAMES)
+
+
+def bilinear_upsample_kernel(size, channels):
+    """[size, size, channels, channels] float32 kernel that upsamples each channel bilinearly on its own."""
+    factor = (size + 1) // 2
+    centre = factor - 1 if size % 2 == 1 else factor - 0.5
+    ramp = 1 - np.abs(np.arange(size) - centre) / factor
+    kernel = np.zeros((size, size, channels, channels), np.float32)
+    kernel[:, :, range(channels), range(channels)] = np.outer(ramp, ramp)[..., None]
+    return kernel
+
+
+def add_l2_loss(kernel, l2_scale):
+    """Register l2_scale * sum(kernel**2) / 2 in the graph's REGULARIZATION_LOSSES collection."""
+    tf.add_to_collection(tf.GraphKeys.REGULARIZATION_LOSSES, tf.multiply(l2_scale, tf.nn.l2_loss(kernel), name='l2_loss'))
+
+
+def score(features, num_classes, name, init_stddev, l2_scale):
+    """1x1 convolution [b, h, w, c] -> [b, h, w, num_classes] class scores."""
+    with tf.variable_scope(name):
+        kernel = tf.get_variable('weights', [1, 1, features.shape[-1], num_classes],
+                                 initializer=tf.random_normal_initializer(stddev=init_stddev))
+        bias = tf.get_variable('biases', [num_classes], initializer=tf.zeros_initializer())
+        add_l2_loss(kernel, l2_scale)
+        return tf.nn.bias_add(tf.nn.conv2d(features, kernel, 1, 'SAME'), bias)
+
+
+def upscore(scores, factor, output_hw, name, l2_scale):
+    """Transposed convolution (kernel 2*factor, stride factor, bilinear init) of [b, h, w, c] scores.
+
+    output_hw is ([2] int32 tensor, static (height, width) or Nones); returns [b, height, width, c].
+    """
+    num_classes = scores.shape[-1]
+    dynamic_hw, static_hw = output_hw
+    with tf.variable_scope(name):
+        kernel = tf.get_variable('weights', initializer=bilinear_upsample_kernel(2 * factor, num_classes))
+        add_l2_loss(kernel, l2_scale)
+        output_shape = tf.concat([tf.shape(scores)[:1], dynamic_hw, [num_classes]], axis=0)
+        upscored = tf.nn.conv2d_transpose(scores, kernel, output_shape, factor, 'SAME')
+    upscored.set_shape([scores.shape[0], *static_hw, num_classes])
+    return upscored
+
+
+def spatial_size(features, factor=1):
+    """(dynamic [2] int32, static (h, w)) size of [b, h, w, c] features, times factor."""
+    static_hw = tuple(None if size is None else size * factor for size in features.shape.as_list()[1:3])
+    return tf.shape(features)[1:3] * factor, static_hw
+
+
+def layers(vgg_layer3_out, vgg_layer4_out, vgg_layer7_out, num_classes,
+           pool_scaling=True, init_stddev=1e-3, l2_scale=1e-3):
+    """The FCN-8s decoder on VGG16's pool3, pool4 and fc7, named as in the FCN paper.
+
+    score_fr (1x1 on fc7) -> upscore2 (x2) + score_pool4 = fuse_pool4 -> upscore_pool4 (x2)
+    + score_pool3 = fuse_pool3 -> upscore8 (x8). Returns [batch, 8 * h3, 8 * w3, num_classes]
+    float32 logits, where h3, w3 is pool3's size (the input size for inputs divisible by 32).
+    Each kernel's L2 term is registered in REGULARIZATION_LOSSES; optimize() adds them to the loss.
+    """
+    pool4 = vgg_layer4_out * POOL4_SCALE if pool_scaling else vgg_layer4_out
+    pool3 = vgg_layer3_out * POOL3_SCALE if pool_scaling else vgg_layer3_out
+    score_fr = score(vgg_layer7_out, num_classes, 'score_fr', init_stddev, l2_scale)
+    score_pool4 = score(pool4, num_classes, 'score_pool4', init_stddev, l2_scale)
+    upscore2 = upscore(score_fr, 2, spatial_size(score_pool4), 'upscore2', l2_scale)
+    fuse_pool4 = tf.add(upscore2, score_pool4, name='fuse_pool4')
+    score_pool3 = score(pool3, num_classes, 'score_pool3', init_stddev, l2_scale)
+    upscore_pool4 = upscore(fuse_pool4, 2, spatial_size(score_pool3), 'upscore_pool4', l2_scale)
+    fuse_pool3 = tf.add(upscore_pool4, score_pool3, name='fuse_pool3')
+    return upscore(fuse_pool3, 8, spatial_size(fuse_pool3, 8), 'upscore8', l2_scale)
+
+
+def optimize(nn_last_layer, correct_label, learning_rate, num_classes, var_list=None):
+    """Masked cross-entropy plus the registered L2 terms, minimised by Adam over var_list (default: all trainable).
+
+    nn_last_layer: [b, h, w, num_classes] logits; correct_label: [b, h, w, num_classes] one-hot,
+    all zeros at pixels outside the evaluated area. The cross-entropy is averaged over valid
+    pixels only. Returns (logits [b * h * w, num_classes], train_op, loss = cross-entropy + L2).
+    """
+    logits = tf.reshape(nn_last_layer, (-1, num_classes), name='logits')
+    labels = tf.reshape(correct_label, (-1, num_classes))
+    pixel_losses = tf.nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=logits)
+    valid_pixels = tf.maximum(tf.reduce_sum(labels), 1.0)
+    cross_entropy = tf.divide(tf.reduce_sum(pixel_losses), valid_pixels, name='cross_entropy')
+    loss = tf.add(cross_entropy, tf.losses.get_regularization_loss(), name='loss')
+    train_op = tf.train.AdamOptimizer(learning_rate).minimize(loss, var_list=var_list)
+    return logits, train_op, loss
+
+
+# ---------------------------------------------------------------- training
+
+def initialize_new_variables(sess):
+    """Initialise the variables that hold no value yet, leaving the loaded VGG16 weights as they are.
+
+    tf.global_variables_initializer() after load_vgg would overwrite the pre-trained weights with
+    the random initialisers stored in the SavedModel's graph.
+    """
+    uninitialized = set(sess.run(tf.report_uninitialized_variables()))
+    sess.run([variable.initializer for variable in tf.global_variables() if variable.op.name.encode() in uninitialized])
+
+
+def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_loss, input_image,
+             correct_label, keep_prob, learning_rate, keep_prob_value=0.5, learning_rate_value=5e-4):
+    """Run train_op on every (images, labels) batch of get_batches_fn(batch_size), `epochs` times.
+
+    Prints each epoch's mean loss; returns [(epoch, step, loss)] with one row per step.
+    """
+    loss_rows = []
+    num_images = getattr(get_batches_fn, 'num_images', None)
+    steps_per_epoch = -(-num_images // batch_size) if num_images else None
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        batches = tqdm(get_batches_fn(batch_size), total=steps_per_epoch, desc=f'Epoch {epoch}/{epochs}',
+                       unit='batch', leave=False)
+        epoch_losses = []
+        for step, (images, labels) in enumerate(batches, start=1):
+            _, loss = sess.run([train_op, cross_entropy_loss], {
+                input_image: images, correct_label: labels,
+                keep_prob: keep_prob_value, learning_rate: learning_rate_value})
+            epoch_losses.append(float(loss))
+            loss_rows.append((epoch, step, float(loss)))
+            batches.set_postfix(loss=f'{float(loss):.4f}')
+        tqdm.write(f'Epoch {epoch}/{epochs}: mean loss {np.mean(epoch_losses):.4f} '
+                   f'({time.perf_counter() - started:.1f} s)')
+    return loss_rows
+
+
+def make_run_dir(runs_dir):
+    """Create and return runs_dir/<YYYYmmdd-HHMMSS>, with a suffix if that name is taken."""
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    for attempt in range(100):
+        run_dir = os.path.join(runs_dir, stamp if attempt == 0 else f'{stamp}-{attempt}')
+        try:
+            os.makedirs(run_dir)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise FileExistsError(f'could not create a new run folder under {runs_dir}')
+
+
+def write_loss_csv(loss_rows, csv_path):
+    """Write [(epoch, step, loss)] as a CSV with a header row."""
+    with open(csv_path, 'w', newline='') as csv_file:
+        writer = csv.writer(csv_file)
+        writer.writerow(('epoch', 'step', 'loss'))
+        writer.writerows(loss_rows)
+
+
+# ---------------------------------------------------------------- command line
+
+def run(argv=None):
+    """Train FCN-8s as configured by argv (default sys.argv) and fill a new runs/<timestamp>/ folder."""
+    started = time.perf_counter()
+    config = parse_config(argv)
+    try:
+        data_dir, vgg_path = prepare_data(config)
+    except helper.DataUnavailableError as error:
+        sys.exit(f'error: {error}')
+    np.random.seed(config.seed)
+    run_dir = make_run_dir(config.runs_dir)
+    with open(os.path.join(run_dir, 'config.json'), 'w') as config_file:
+        json.dump(dataclasses.asdict(config), config_file, indent=2)
+    print(f'Run folder: {run_dir}')
+
+    with tf.Graph().as_default(), tf.Session() as sess:
+        tf.set_random_seed(config.seed)
+        input_image, keep_prob, layer3_out, layer4_out, layer7_out = load_vgg(sess, vgg_path)
+        vgg_variables = set(tf.global_variables())
+        nn_last_layer = layers(layer3_out, layer4_out, layer7_out, NUM_CLASSES, pool_scaling=config.pool_scaling,
+                               init_stddev=config.init_stddev, l2_scale=config.l2_scale)
+        correct_label = tf.placeholder(tf.float32, [None, None, None, NUM_CLASSES], name='correct_label')
+        learning_rate = tf.placeholder(tf.float32, name='learning_rate')
+        trained_variables = None if config.train_encoder else [
+            variable for variable in tf.trainable_variables() if variable not in vgg_variables]
+        logits, train_op, loss = optimize(nn_last_layer, correct_label, learning_rate, NUM_CLASSES, trained_variables)
+        initialize_new_variables(sess)
+
+        get_batches_fn = helper.gen_batch_function(os.path.join(data_dir, 'data_road', 'training'), config.image_shape)
+        loss_rows = train_nn(sess, config.epochs, config.batch_size, get_batches_fn, train_op, loss, input_image,
+                             correct_label, keep_prob, learning_rate,
+                             keep_prob_value=config.keep_prob, learning_rate_value=config.learning_rate)
+        write_loss_csv(loss_rows, os.path.join(run_dir, 'loss.csv'))
+        helper.save_loss_curve(loss_rows, os.path.join(run_dir, 'loss.png'))
+        tf.train.Saver().save(sess, os.path.join(run_dir, 'checkpoint', 'model'))
+        helper.save_inference_samples(config.runs_dir, data_dir, sess, config.image_shape, logits, keep_prob,
+                                      input_image, output_dir=os.path.join(run_dir, 'overlays'))
+    print(f'Done in {time.perf_counter() - started:.0f} s: {run_dir}')
+    return run_dir
+
+
+if __name__ == '__main__':
+    run()

@@ -1,0 +1,452 @@
+"""Checks of the FCN-8s road trainer, all offline: the classic project's five tests, then known-answer
+tests of the VGG16 builder, label decoding, the masked loss, downloads and a short end-to-end run.
+
+    python project_tests.py            (or)            python -m pytest project_tests.py
+"""
+import io
+import os
+import subprocess
+import sys
+import urllib.error
+import zipfile
+from unittest import mock
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow.compat.v1 as tf  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import helper  # noqa: E402
+import main  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED_SAMPLES = os.path.join(HERE, '..', 'shared', 'kitti_samples', 'training')
+TINY_WIDTH = 1 / 16  # VGG16 channels scaled to 4 ... 256: fast enough for CPU tests
+
+
+@pytest.fixture(autouse=True)
+def fresh_graph():
+    """Every test builds its graph from scratch."""
+    with tf.Graph().as_default():
+        yield
+
+
+@pytest.fixture(scope='module')
+def tiny_vgg_path(tmp_path_factory):
+    """A builder-made VGG16 SavedModel of width 1/16 with random weights."""
+    return helper.build_vgg16_savedmodel(str(tmp_path_factory.mktemp('vgg') / 'vgg'), width=TINY_WIDTH, seed=1)
+
+
+def assert_tensor_shape(tensor, expected_shape, name):
+    """The static shape of tensor equals expected_shape (None for unknown dimensions)."""
+    assert tensor.shape.as_list() == expected_shape, f'{name} has shape {tensor.shape}, expected {expected_shape}'
+
+
+# ---------------------------------------------------------------- the classic project's tests
+
+def test_load_vgg():
+    with mock.patch.object(main.tf.saved_model.loader, 'load') as mock_load_model, tf.Session() as sess:
+        vgg_path = ''
+        expected = [tf.placeholder(tf.float32, name=name) for name in
+                    ('image_input', 'keep_prob', 'layer3_out', 'layer4_out', 'layer7_out')]
+        loaded = main.load_vgg(sess, vgg_path)
+    assert mock_load_model.call_args == mock.call(sess, ['vgg16'], vgg_path)
+    assert list(loaded) == expected
+
+
+def test_layers():
+    num_classes = 2
+    vgg_layer3_out = tf.placeholder(tf.float32, [None, None, None, 256])
+    vgg_layer4_out = tf.placeholder(tf.float32, [None, None, None, 512])
+    vgg_layer7_out = tf.placeholder(tf.float32, [None, None, None, 4096])
+    layers_output = main.layers(vgg_layer3_out, vgg_layer4_out, vgg_layer7_out, num_classes)
+    assert_tensor_shape(layers_output, [None, None, None, num_classes], 'Layers Output')
+
+
+def test_optimize():
+    num_classes = 2
+    shape = [2, 3, 4, num_classes]
+    layers_output = tf.Variable(tf.zeros(shape))
+    correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes])
+    learning_rate = tf.placeholder(tf.float32)
+    logits, train_op, cross_entropy_loss = main.optimize(layers_output, correct_label, learning_rate, num_classes)
+    assert_tensor_shape(logits, [2 * 3 * 4, num_classes], 'Logits')
+    labels = np.eye(num_classes)[np.arange(np.prod(shape[:3])) % num_classes].reshape(shape)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(train_op, {correct_label: labels, learning_rate: 10})
+        trained = sess.run(layers_output)
+    assert np.abs(trained).max() > 0, 'Training operation not changing weights.'
+
+
+def test_train_nn():
+    epochs, batch_size = 2, 2
+
+    def get_batches_fn(batch_size):
+        shape = [batch_size, 2, 3, 3]
+        return np.arange(np.prod(shape)).reshape(shape)
+
+    losses = iter([10.11, 9.5, 8.25, 7.0])
+    input_image = tf.placeholder(tf.float32, name='input_image')
+    correct_label = tf.placeholder(tf.float32, name='correct_label')
+    keep_prob = tf.placeholder(tf.float32, name='keep_prob')
+    learning_rate = tf.placeholder(tf.float32, name='learning_rate')
+    cross_entropy_loss = tf.py_func(lambda: np.float32(next(losses)), [], tf.float32)
+    train_op = tf.no_op()
+    with tf.Session() as sess:
+        loss_rows = main.train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_loss,
+                                  input_image, correct_label, keep_prob, learning_rate)
+    assert loss_rows == [(1, 1, pytest.approx(10.11)), (1, 2, 9.5), (2, 1, 8.25), (2, 2, 7.0)]
+
+
+def test_for_kitti_dataset():
+    data_folder = os.path.join(HERE, 'data', 'data_road')
+    if not os.path.isdir(data_folder):
+        pytest.skip(f'{data_folder} is absent: run `python main.py` once with network to download KITTI Road')
+    counts = {folder: len(os.listdir(os.path.join(data_folder, folder))) for folder in helper.KITTI_FOLDERS}
+    road_labels = len([name for name in os.listdir(os.path.join(data_folder, 'training', 'gt_image_2')) if '_road_' in name])
+    assert counts['training/image_2'] == 289, 'expected 289 training images'
+    assert road_labels == 289, 'expected 289 road labels'
+    assert counts['testing/image_2'] == 290, 'expected 290 testing images'
+
+
+# ---------------------------------------------------------------- the VGG16 builder and load_vgg
+
+@pytest.mark.parametrize('width, channels', [(1.0, (256, 512, 4096)), (TINY_WIDTH, (16, 32, 256))])
+def test_builder_savedmodel_through_load_vgg(tmp_path, width, channels):
+    vgg_path = helper.build_vgg16_savedmodel(str(tmp_path / 'vgg'), width=width)
+    with tf.Session() as sess:
+        image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, vgg_path)
+        assert_tensor_shape(image_input, [None, None, None, 3], 'image_input')
+        outputs = sess.run([layer3_out, layer4_out, layer7_out],
+                           {image_input: np.zeros((1, 160, 576, 3), np.float32), keep_prob: 1.0})
+    assert [output.shape for output in outputs] == [
+        (1, 20, 72, channels[0]), (1, 10, 36, channels[1]), (1, 5, 18, channels[2])]
+
+
+def test_builder_subtracts_bgr_means_in_graph(tiny_vgg_path):
+    rgb = np.array([[[[10.0, 20.0, 30.0]]]], np.float32)
+    with tf.Session() as sess:
+        image_input, *_ = main.load_vgg(sess, tiny_vgg_path)
+        bgr = sess.run(sess.graph.get_tensor_by_name('Processing/concat:0'), {image_input: rgb})
+    np.testing.assert_allclose(bgr[0, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], rtol=1e-6)
+
+
+def test_builder_stores_given_weights(tmp_path):
+    rng = np.random.default_rng(3)
+    weights = {name: (rng.normal(size=shape).astype(np.float32), rng.normal(size=shape[3:]).astype(np.float32))
+               for name, shape in helper.vgg16_layer_shapes(TINY_WIDTH)}
+    vgg_path = helper.build_vgg16_savedmodel(str(tmp_path / 'vgg'), width=TINY_WIDTH, weights=weights)
+    with tf.Session() as sess:
+        main.load_vgg(sess, vgg_path)
+        fc6_kernel, conv3_3_bias = sess.run(['fc6/weights:0', 'conv3_3/biases:0'])
+    np.testing.assert_array_equal(fc6_kernel, weights['fc6'][0])
+    np.testing.assert_array_equal(conv3_3_bias, weights['conv3_3'][1])
+
+
+def test_builder_refuses_to_overwrite(tmp_path):
+    (tmp_path / 'vgg').mkdir()
+    with pytest.raises(FileExistsError, match='vgg'):
+        helper.build_vgg16_savedmodel(str(tmp_path / 'vgg'), width=TINY_WIDTH)
+
+
+def test_new_variables_initialised_without_touching_vgg_weights(tiny_vgg_path):
+    with tf.Session() as sess:
+        image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, tiny_vgg_path)
+        loaded_kernel = sess.run('conv1_1/weights:0')
+        nn_last_layer = main.layers(layer3_out, layer4_out, layer7_out, 2)
+        main.optimize(nn_last_layer, tf.placeholder(tf.float32, [None, None, None, 2]), 1e-3, 2)
+        main.initialize_new_variables(sess)
+        assert sess.run(tf.report_uninitialized_variables()).size == 0
+        np.testing.assert_array_equal(sess.run('conv1_1/weights:0'), loaded_kernel)
+
+
+def test_load_vgg_names_missing_tensors(tmp_path):
+    export_dir = str(tmp_path / 'not_vgg')
+    with tf.Graph().as_default(), tf.Session() as sess:
+        tf.placeholder(tf.float32, name='image_input')
+        builder = tf.saved_model.Builder(export_dir)
+        builder.add_meta_graph_and_variables(sess, ['vgg16'])
+        builder.save()
+    with tf.Session() as sess, pytest.raises(ValueError, match='layer7_out:0'):
+        main.load_vgg(sess, export_dir)
+
+
+def test_load_vgg_explains_a_wrong_path(tmp_path):
+    with tf.Session() as sess, pytest.raises(ValueError, match='no_such_folder'):
+        main.load_vgg(sess, str(tmp_path / 'no_such_folder'))
+
+
+# ---------------------------------------------------------------- the FCN-8s decoder and the loss
+
+def test_bilinear_upsample_kernel():
+    kernel = main.bilinear_upsample_kernel(4, 2)
+    ramp = np.array([0.25, 0.75, 0.75, 0.25])
+    np.testing.assert_allclose(kernel[:, :, 0, 0], np.outer(ramp, ramp))
+    np.testing.assert_allclose(kernel[:, :, 1, 1], np.outer(ramp, ramp))
+    assert not kernel[:, :, 0, 1].any() and not kernel[:, :, 1, 0].any()
+
+
+def test_layers_output_size_and_paper_names():
+    layer3 = tf.placeholder(tf.float32, [2, 8, 12, 16])
+    layer4 = tf.placeholder(tf.float32, [2, 4, 6, 32])
+    layer7 = tf.placeholder(tf.float32, [2, 2, 3, 64])
+    output = main.layers(layer3, layer4, layer7, 3)
+    assert_tensor_shape(output, [2, 64, 96, 3], 'upscore8')
+    op_names = {op.name for op in tf.get_default_graph().get_operations()}
+    for name in ('score_fr/weights', 'upscore2/weights', 'score_pool4/weights', 'fuse_pool4',
+                 'upscore_pool4/weights', 'score_pool3/weights', 'fuse_pool3', 'upscore8/weights'):
+        assert name in op_names, name
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        scores = sess.run(output, {layer3: np.ones((2, 8, 12, 16)), layer4: np.ones((2, 4, 6, 32)),
+                                   layer7: np.ones((2, 2, 3, 64))})
+    assert scores.shape == (2, 64, 96, 3)
+
+
+def test_pool_scaling_scales_the_skip_inputs():
+    scaled_ops = []
+    for pool_scaling in (True, False):
+        with tf.Graph().as_default():
+            layer3, layer4, layer7 = (tf.placeholder(tf.float32, [1, size, size, 4]) for size in (8, 4, 2))
+            main.layers(layer3, layer4, layer7, 2, pool_scaling=pool_scaling)
+            scaled_ops.append(sorted(op.name for op in tf.get_default_graph().get_operations() if op.type == 'Mul'
+                                     and op.inputs[0].op.type == 'Placeholder'))
+    assert len(scaled_ops[0]) == 2 and scaled_ops[1] == []
+
+
+def test_masked_loss_on_a_hand_made_case():
+    # Pixel 0 is road with logits (0, ln 3): p(road) = 3/4. Pixel 1 is background with logits (ln 4, 0):
+    # p(background) = 4/5. Pixel 2 lies outside the evaluated area (label all zeros) and must not count.
+    logits = tf.constant([[[[0.0, np.log(3)], [np.log(4), 0.0], [50.0, -50.0]]]], tf.float32)
+    labels = tf.placeholder(tf.float32, [None, None, None, 2])
+    _, _, loss = main.optimize(tf.Variable(logits), labels, 0.0, 2)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        value = sess.run(loss, {labels: [[[[0, 1], [1, 0], [0, 0]]]]})
+    expected = (-np.log(3 / 4) - np.log(4 / 5)) / 2
+    assert value == pytest.approx(expected, abs=1e-6)
+    assert value == pytest.approx(0.25541, abs=1e-5)
+
+
+def test_l2_term_is_in_the_loss():
+    layer3, layer4, layer7 = (tf.placeholder(tf.float32, [1, size, size, 4]) for size in (8, 4, 2))
+    labels = tf.placeholder(tf.float32, [None, None, None, 2])
+    output = main.layers(layer3, layer4, layer7, 2, init_stddev=0.5, l2_scale=0.1)
+    _, _, loss = main.optimize(output, labels, 1e-3, 2)
+    cross_entropy = tf.get_default_graph().get_tensor_by_name('cross_entropy:0')
+    kernels = [variable for variable in tf.global_variables() if variable.op.name.endswith('/weights')]
+    assert len(kernels) == 6  # score_fr, score_pool4, score_pool3, upscore2, upscore_pool4, upscore8
+    feed = {layer3: np.ones((1, 8, 8, 4)), layer4: np.ones((1, 4, 4, 4)), layer7: np.ones((1, 2, 2, 4)),
+            labels: np.tile([0.0, 1.0], (1, 64, 64, 1))}
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        loss_value, cross_entropy_value, kernel_values = sess.run([loss, cross_entropy, kernels], feed)
+    expected_l2 = 0.1 * sum((kernel ** 2).sum() / 2 for kernel in kernel_values)
+    assert expected_l2 > 0.1
+    assert loss_value - cross_entropy_value == pytest.approx(expected_l2, rel=1e-5)
+
+
+# ---------------------------------------------------------------- labels and images
+
+def test_decode_label_by_the_devkit_rule():
+    label = np.array([[helper.ROAD_COLOUR, helper.BACKGROUND_COLOUR, helper.INVALID_COLOUR, (0, 0, 255)]], np.uint8)
+    road, valid = helper.decode_label(label)
+    assert road.tolist() == [[True, False, False, True]]
+    assert valid.tolist() == [[True, True, False, False]]
+    one_hot = helper.label_to_one_hot(label)
+    assert one_hot.tolist() == [[[0, 1], [1, 0], [0, 0], [0, 0]]]
+
+
+def test_nearest_resize_keeps_only_the_three_colours(tmp_path):
+    label = np.zeros((37, 61, 3), np.uint8)
+    label[:, :20] = helper.BACKGROUND_COLOUR
+    label[10:30, 20:50] = helper.ROAD_COLOUR
+    label_path = str(tmp_path / 'um_road_000000.png')
+    Image.fromarray(label).save(label_path)
+    allowed = {helper.ROAD_COLOUR, helper.BACKGROUND_COLOUR, helper.INVALID_COLOUR}
+    resized = helper.load_image(label_path, (16, 48), Image.NEAREST)
+    assert resized.shape == (16, 48, 3)
+    assert {tuple(colour) for colour in resized.reshape(-1, 3).tolist()} == allowed
+    smoothed = helper.load_image(label_path, (16, 48), Image.BILINEAR)
+    assert {tuple(colour) for colour in smoothed.reshape(-1, 3).tolist()} - allowed, 'bilinear should invent colours'
+
+
+def test_load_image_names_a_corrupt_file(tmp_path):
+    broken = tmp_path / 'um_000000.png'
+    broken.write_bytes(b'\x89PNG\r\n\x1a\n not really a png')
+    with pytest.raises(ValueError, match='um_000000.png'):
+        helper.load_image(str(broken))
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_SAMPLES), reason=f'{SHARED_SAMPLES} is absent (only in the dev workspace)')
+def test_real_kitti_labels_decode():
+    road, valid = helper.decode_label(helper.load_image(os.path.join(SHARED_SAMPLES, 'gt_image_2', 'umm_road_000009.png')))
+    assert (road & ~valid).sum() == 33, 'the 33 pure-blue pixels are road but outside the valid area'
+    assert (~valid).sum() == 27165 + 33
+
+
+# ---------------------------------------------------------------- synthetic data and batches
+
+def test_synthetic_kitti_layout_and_determinism(tmp_path):
+    helper.make_synthetic_kitti(str(tmp_path / 'a'), train_per_category=2, test_per_category=1, seed=5)
+    helper.make_synthetic_kitti(str(tmp_path / 'b'), train_per_category=2, test_per_category=1, seed=5)
+    training = tmp_path / 'a' / 'training'
+    assert sorted(os.listdir(training / 'image_2')) == [
+        'um_000000.png', 'um_000001.png', 'umm_000000.png', 'umm_000001.png', 'uu_000000.png', 'uu_000001.png']
+    assert sorted(os.listdir(training / 'gt_image_2')) == [
+        'um_road_000000.png', 'um_road_000001.png', 'umm_road_000000.png', 'umm_road_000001.png',
+        'uu_road_000000.png', 'uu_road_000001.png']
+    assert sorted(os.listdir(tmp_path / 'a' / 'testing' / 'image_2')) == ['um_000000.png', 'umm_000000.png', 'uu_000000.png']
+    kitti_sizes = {size for size, _ in helper.KITTI_SIZES}
+    colours = set()
+    for image_path, label_path in helper.list_training_pairs(str(training)):
+        image, label = helper.load_image(image_path), helper.load_image(label_path)
+        assert (image.shape[1], image.shape[0]) in kitti_sizes and label.shape == image.shape
+        colours |= {tuple(colour) for colour in np.unique(label.reshape(-1, 3), axis=0).tolist()}
+        twin = tmp_path / 'b' / os.path.relpath(image_path, tmp_path / 'a')
+        np.testing.assert_array_equal(image, helper.load_image(str(twin)))
+    assert {helper.ROAD_COLOUR, helper.BACKGROUND_COLOUR} <= colours <= {
+        helper.ROAD_COLOUR, helper.BACKGROUND_COLOUR, helper.INVALID_COLOUR}
+
+
+def test_synthetic_scenes_include_invalid_regions():
+    invalid_fractions = [helper.decode_label(helper.synthetic_scene(np.random.default_rng(seed), 'um')[1])[1]
+                         for seed in range(8)]
+    assert sum((~valid).any() for valid in invalid_fractions) >= 2
+
+
+def test_gen_batch_function_yields_one_hot_batches(tmp_path):
+    helper.make_synthetic_kitti(str(tmp_path), train_per_category=2, test_per_category=0)
+    get_batches_fn = helper.gen_batch_function(str(tmp_path / 'training'), (64, 192))
+    batches = list(get_batches_fn(4))
+    assert get_batches_fn.num_images == 6
+    assert [images.shape for images, _ in batches] == [(4, 64, 192, 3), (2, 64, 192, 3)]
+    images, labels = batches[0]
+    assert images.dtype == np.float32 and images.max() > 1
+    assert labels.shape == (4, 64, 192, 2) and set(np.unique(labels.sum(axis=-1))) <= {0.0, 1.0}
+
+
+def test_gen_batch_function_names_a_missing_label(tmp_path):
+    helper.make_synthetic_kitti(str(tmp_path), train_per_category=1, test_per_category=0)
+    os.remove(tmp_path / 'training' / 'gt_image_2' / 'uu_road_000000.png')
+    with pytest.raises(FileNotFoundError, match='uu_road_000000.png'):
+        helper.gen_batch_function(str(tmp_path / 'training'), (64, 192))
+
+
+# ---------------------------------------------------------------- downloads
+
+def unreachable(url, timeout=None):
+    raise urllib.error.URLError('Name or service not known')
+
+
+def test_offline_download_fails_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setattr(helper.urllib.request, 'urlopen', unreachable)
+    with pytest.raises(helper.DataUnavailableError) as raised:
+        helper.maybe_download_kitti(str(tmp_path))
+    message = str(raised.value)
+    assert all(url in message for url in helper.KITTI_URLS)
+    assert os.path.join(str(tmp_path), 'data_road', 'training', 'image_2') in message
+    assert '--demo' in message
+    assert os.listdir(tmp_path) == []
+
+
+class FakeResponse(io.BytesIO):
+    """A urlopen response: the given bytes, and a Content-Length that may promise more."""
+
+    def __init__(self, payload, content_length):
+        super().__init__(payload)
+        self.headers = {'Content-Length': str(content_length)}
+
+
+def test_interrupted_download_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(helper.urllib.request, 'urlopen', lambda url, timeout=None: FakeResponse(b'x' * 100, 1000))
+    with pytest.raises(helper.DataUnavailableError, match='stopped at 100 of 1000 bytes'):
+        helper.maybe_download_pretrained_vgg(str(tmp_path))
+    assert os.listdir(tmp_path) == []
+
+
+def test_corrupt_zip_is_deleted_and_nothing_extracted(tmp_path, monkeypatch):
+    monkeypatch.setattr(helper.urllib.request, 'urlopen', lambda url, timeout=None: FakeResponse(b'not a zip', 9))
+    with pytest.raises(helper.DataUnavailableError, match='deleted'):
+        helper.maybe_download_pretrained_vgg(str(tmp_path))
+    assert os.listdir(tmp_path) == []
+
+
+def test_download_unpacks_a_good_zip(tmp_path, monkeypatch):
+    archive_bytes = io.BytesIO()
+    with zipfile.ZipFile(archive_bytes, 'w') as archive:
+        for name in helper.VGG_FILES:
+            archive.writestr(f'vgg/{name}', name)
+    payload = archive_bytes.getvalue()
+    monkeypatch.setattr(helper.urllib.request, 'urlopen', lambda url, timeout=None: FakeResponse(payload, len(payload)))
+    vgg_path = helper.maybe_download_pretrained_vgg(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ['vgg']
+    assert open(os.path.join(vgg_path, 'variables', 'variables.index')).read() == 'variables/variables.index'
+
+
+# ---------------------------------------------------------------- inference and the whole job
+
+def test_paint_road_tints_only_road_pixels():
+    image = np.full((2, 2, 3), 100, np.uint8)
+    overlay = helper.paint_road(image, np.array([[0.9, 0.1], [0.5, 0.51]]))
+    tinted = np.round(np.array([100, 100, 100]) * (1 - 127 / 255) + np.array([0, 255, 0]) * 127 / 255)
+    assert overlay[0, 0].tolist() == tinted.tolist() and overlay[1, 1].tolist() == tinted.tolist()
+    assert overlay[0, 1].tolist() == [100, 100, 100] and overlay[1, 0].tolist() == [100, 100, 100]
+
+
+def test_save_inference_samples_writes_one_overlay_per_testing_image(tmp_path, tiny_vgg_path):
+    helper.make_synthetic_kitti(str(tmp_path / 'data_road'), train_per_category=0, test_per_category=2)
+    with tf.Session() as sess:
+        image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, tiny_vgg_path)
+        logits = tf.reshape(main.layers(layer3_out, layer4_out, layer7_out, 2), (-1, 2))
+        main.initialize_new_variables(sess)
+        output_dir = helper.save_inference_samples(str(tmp_path / 'runs'), str(tmp_path), sess, (64, 192), logits,
+                                                   keep_prob, image_input)
+    test_dir = tmp_path / 'data_road' / 'testing' / 'image_2'
+    assert sorted(os.listdir(output_dir)) == sorted(os.listdir(test_dir))
+    for name in os.listdir(test_dir):
+        assert Image.open(os.path.join(output_dir, name)).size == Image.open(test_dir / name).size
+
+
+def test_short_demo_run_learns_and_writes_the_run_folder(tmp_path):
+    run_dir = main.run(['--demo', '--data-dir', str(tmp_path / 'data'), '--runs-dir', str(tmp_path / 'runs'),
+                        '--epochs', '12', '--image-height', '64', '--image-width', '192',
+                        '--demo-vgg-width', str(TINY_WIDTH), '--demo-train-per-category', '4',
+                        '--demo-test-per-category', '1'])
+    assert sorted(os.listdir(run_dir)) == ['checkpoint', 'config.json', 'loss.csv', 'loss.png', 'overlays']
+    assert sorted(os.listdir(os.path.join(run_dir, 'overlays'))) == ['um_000000.png', 'umm_000000.png', 'uu_000000.png']
+    rows = np.loadtxt(os.path.join(run_dir, 'loss.csv'), delimiter=',', skiprows=1)
+    assert rows.shape == (12 * 3, 3)
+    first_epoch, last_epoch = rows[rows[:, 0] == 1, 2].mean(), rows[rows[:, 0] == 12, 2].mean()
+    assert last_epoch < 0.8 * first_epoch, f'loss fell only from {first_epoch:.3f} to {last_epoch:.3f}'
+    assert Image.open(os.path.join(run_dir, 'loss.png')).size == (800, 450)
+
+
+def test_offline_run_exits_with_the_clear_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(helper.urllib.request, 'urlopen', unreachable)
+    with pytest.raises(SystemExit) as exited:
+        main.run(['--data-dir', str(tmp_path / 'data'), '--runs-dir', str(tmp_path / 'runs')])
+    message = str(exited.value.code)
+    assert helper.VGG_URL in message and all(url in message for url in helper.KITTI_URLS)
+    assert 'python main.py --demo' in message
+    assert not os.path.exists(tmp_path / 'runs')
+
+
+def test_bad_image_size_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main.parse_config(['--image-height', '100'])
+    assert 'not a multiple of 32' in capsys.readouterr().err
+
+
+def test_importing_main_prints_nothing_and_trains_nothing():
+    completed = subprocess.run([sys.executable, '-c', 'import main'], cwd=HERE, capture_output=True, text=True,
+                               env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == ''
+
+
+if __name__ == '__main__':
+    sys.exit(pytest.main([__file__, '-v', *sys.argv[1:]]))
