@@ -6,6 +6,7 @@ how a KITTI label is decoded, how training batches are made, and how a predictio
 painted overlay.
 """
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import urllib.error
 import urllib.request
 import zipfile
 
+import h5py
 import matplotlib
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -24,6 +26,7 @@ from tqdm import tqdm
 matplotlib.use('Agg')
 from matplotlib import pyplot  # noqa: E402  (the Agg backend must be chosen first)
 
+tf.logging.set_verbosity(tf.logging.ERROR)
 tf.disable_v2_behavior()
 
 VGG_URL = 'https://s3-us-west-1.amazonaws.com/udacity-selfdrivingcar/vgg.zip'
@@ -140,14 +143,27 @@ def fetch_zip_folder(urls, data_dir, folder_name, expected_bytes=None, manual_hi
 def maybe_download_pretrained_vgg(data_dir):
     """Make sure data_dir/vgg holds the classic VGG16 SavedModel; download it when missing.
 
+    The classic zip comes first. When it cannot be had, the same model is built from Keras's ImageNet
+    VGG16 weights instead (downloaded into Keras's cache, 553 MB), and the console says so.
     Returns the path of the SavedModel folder.
     """
     vgg_path = os.path.join(data_dir, 'vgg')
     if not all(os.path.exists(os.path.join(vgg_path, name)) for name in VGG_FILES):
         shutil.rmtree(vgg_path, ignore_errors=True)
-        fetch_zip_folder(
-            [VGG_URL], data_dir, 'vgg',
-            manual_hint=', '.join(os.path.join(vgg_path, name) for name in VGG_FILES))
+        try:
+            fetch_zip_folder(
+                [VGG_URL], data_dir, 'vgg',
+                manual_hint=', '.join(os.path.join(vgg_path, name) for name in VGG_FILES))
+        except DataUnavailableError as classic_error:
+            print(f"The classic VGG16 zip could not be had from {VGG_URL}; building {vgg_path} from Keras's "
+                  'ImageNet VGG16 weights instead.')
+            try:
+                build_vgg16_from_keras_weights(fetch_keras_vgg16_weights(), vgg_path)
+            except DataUnavailableError as keras_error:
+                raise DataUnavailableError(
+                    f"{classic_error}\nThe other route, building it from Keras's ImageNet VGG16 weights, failed too. "
+                    f'{keras_error}') from keras_error
+            print(f"Built {vgg_path} from Keras's ImageNet VGG16 weights.")
     return vgg_path
 
 
@@ -354,6 +370,114 @@ def build_vgg16_savedmodel(export_dir, width=1.0, weights=None, seed=0):
             builder.save()
     os.replace(staging_dir, export_dir)
     return export_dir
+
+
+# ---------------------------------------------------------------- VGG16 from Keras's ImageNet weights
+
+# Keras publishes the ImageNet VGG16 (the authors' Caffe model, converted) as one HDF5 file, which
+# keras.applications.VGG16 downloads into $KERAS_HOME/models (default ~/.keras/models) and checks by this md5.
+KERAS_VGG16_WEIGHTS_FILE = 'vgg16_weights_tf_dim_ordering_tf_kernels.h5'
+KERAS_VGG16_WEIGHTS_URL = 'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/' + KERAS_VGG16_WEIGHTS_FILE
+KERAS_VGG16_WEIGHTS_BYTES = 553_467_096
+KERAS_VGG16_WEIGHTS_MD5 = '64373286793e3c8b2b4e3219cbf3544b'
+# Keras's VGG16 layer names -> the classic SavedModel's. Keras's last layer, predictions (fc8), has no counterpart.
+CLASSIC_NAMES_OF_KERAS_VGG16_LAYERS = {
+    **{f'block{block}_conv{conv}': f'conv{block}_{conv}'
+       for block, (_, convolutions) in enumerate(VGG16_BLOCKS, start=1) for conv in range(1, convolutions + 1)},
+    'fc1': 'fc6',
+    'fc2': 'fc7',
+}
+
+
+def keras_cache_path(file_name):
+    """Where Keras keeps a downloaded model file: $KERAS_HOME/models/file_name, by default under ~/.keras."""
+    keras_home = os.environ.get('KERAS_HOME') or os.path.join(os.path.expanduser('~'), '.keras')
+    return os.path.join(keras_home, 'models', file_name)
+
+
+def fetch_keras_vgg16_weights():
+    """Path of Keras's ImageNet VGG16 weights file in Keras's cache, downloaded there (553 MB) when missing.
+
+    Keras and this project share the cached file: whichever downloads it first, the other reuses it.
+    The file is checked against Keras's md5. Raises DataUnavailableError naming the URL, its error
+    and how to build the SavedModel from a copy fetched elsewhere.
+    """
+    weights_path = keras_cache_path(KERAS_VGG16_WEIGHTS_FILE)
+    if not os.path.exists(weights_path):
+        try:
+            os.makedirs(os.path.dirname(weights_path), exist_ok=True)
+            download_file(KERAS_VGG16_WEIGHTS_URL, weights_path, KERAS_VGG16_WEIGHTS_BYTES)
+        except (urllib.error.URLError, OSError) as error:
+            raise DataUnavailableError(
+                f"Keras's ImageNet VGG16 weights could not be downloaded. Tried:\n"
+                f'  {KERAS_VGG16_WEIGHTS_URL}: {error}\n'
+                f'Download that file ({KERAS_VGG16_WEIGHTS_BYTES:,} bytes) on a machine with network, then run '
+                f'`python main.py build-vgg --keras-weights PATH`.') from error
+    with open(weights_path, 'rb') as weights_file:
+        md5 = hashlib.file_digest(weights_file, 'md5').hexdigest()
+    if md5 != KERAS_VGG16_WEIGHTS_MD5:
+        os.remove(weights_path)
+        raise DataUnavailableError(
+            f"{weights_path} has md5 {md5}, not {KERAS_VGG16_WEIGHTS_MD5} of Keras's VGG16 weights; it was deleted. "
+            'Run again to download it afresh.')
+    return weights_path
+
+
+def read_keras_vgg16_weights(h5_path):
+    """{Keras layer name: (kernel, bias)} float32 of VGG16's 13 convolutions and fc1, fc2, read from an HDF5 file.
+
+    The layout is that of Keras's published vgg16_weights_tf_dim_ordering_tf_kernels.h5 (written by
+    Keras 1 and 2 `save_weights`): one group per layer, whose `weight_names` attribute names its kernel
+    and bias datasets in that order. Kernels are [3, 3, in, out] for the convolutions and [in, out]
+    for fc1 and fc2. Other groups (pools, predictions) are not read.
+    """
+    try:
+        weights_file = h5py.File(h5_path, 'r')
+    except OSError as error:
+        raise ValueError(f"cannot open {h5_path} as an HDF5 file ({error}); expected Keras's "
+                         f'{KERAS_VGG16_WEIGHTS_FILE} from {KERAS_VGG16_WEIGHTS_URL}.') from error
+    with weights_file:
+        layer_weights = {}
+        for layer_name in CLASSIC_NAMES_OF_KERAS_VGG16_LAYERS:
+            group = weights_file.get(layer_name)
+            weight_names = [] if group is None else list(group.attrs.get('weight_names', []))
+            if len(weight_names) != 2:
+                raise ValueError(
+                    f"{h5_path} is not laid out like Keras's {KERAS_VGG16_WEIGHTS_FILE}: expected a group {layer_name} "
+                    f'whose weight_names attribute names a kernel and a bias, found weight_names {weight_names} '
+                    f'among the groups {sorted(weights_file)}. Use that file, with its top layers, from '
+                    f'{KERAS_VGG16_WEIGHTS_URL} (a Keras 3 .weights.h5 file has another layout).')
+            kernel_name, bias_name = (name.decode() if isinstance(name, bytes) else name for name in weight_names)
+            layer_weights[layer_name] = (np.asarray(group[kernel_name], np.float32),
+                                         np.asarray(group[bias_name], np.float32))
+    return layer_weights
+
+
+def classic_vgg16_weights(keras_weights):
+    """Keras VGG16 {layer name: (kernel, bias)} -> the classic {layer name: (kernel HWIO, bias)} of build_vgg16_savedmodel.
+
+    Convolutions keep their [3, 3, in, out] kernels. The dense fc1 [25088, 4096] becomes fc6's 7x7
+    convolution [7, 7, 512, 4096]: Keras flattens pool5 [7, 7, 512] in row-major (h, w, c) order, so
+    row (h * 7 + w) * 512 + c of the dense kernel is the convolution kernel's [h, w, c]. The dense
+    fc2 [4096, 4096] becomes fc7's [1, 1, 4096, 4096]. Raises ValueError for a shape that is not VGG16's.
+    """
+    classic_shapes = dict(vgg16_layer_shapes())
+    classic_weights = {}
+    for keras_name, classic_name in CLASSIC_NAMES_OF_KERAS_VGG16_LAYERS.items():
+        kernel, bias = keras_weights[keras_name]
+        kernel_shape = classic_shapes[classic_name]
+        is_dense = keras_name.startswith('fc')
+        keras_kernel_shape = (int(np.prod(kernel_shape[:3])), kernel_shape[3]) if is_dense else kernel_shape
+        if kernel.shape != keras_kernel_shape or bias.shape != kernel_shape[3:]:
+            raise ValueError(f'{keras_name} has a kernel {kernel.shape} and a bias {bias.shape}; the ImageNet VGG16 '
+                             f"has {keras_kernel_shape} and {kernel_shape[3:]}. Use Keras's {KERAS_VGG16_WEIGHTS_FILE}.")
+        classic_weights[classic_name] = (kernel.reshape(kernel_shape), bias)
+    return classic_weights
+
+
+def build_vgg16_from_keras_weights(weights_path, export_dir):
+    """Write the classic VGG16 SavedModel (see build_vgg16_savedmodel) with the weights of a Keras VGG16 .h5 file."""
+    return build_vgg16_savedmodel(export_dir, weights=classic_vgg16_weights(read_keras_vgg16_weights(weights_path)))
 
 
 # ---------------------------------------------------------------- images and labels
