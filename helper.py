@@ -5,6 +5,7 @@ SavedModel and KITTI Road, or the offline stand-ins: a synthetic KITTI and a bui
 how a KITTI label is decoded, how training batches are made, and how a prediction becomes a
 painted overlay.
 """
+import dataclasses
 import glob
 import hashlib
 import os
@@ -377,7 +378,8 @@ def build_vgg16_savedmodel(export_dir, width=1.0, weights=None, seed=0):
 # Keras publishes the ImageNet VGG16 (the authors' Caffe model, converted) as one HDF5 file, which
 # keras.applications.VGG16 downloads into $KERAS_HOME/models (default ~/.keras/models) and checks by this md5.
 KERAS_VGG16_WEIGHTS_FILE = 'vgg16_weights_tf_dim_ordering_tf_kernels.h5'
-KERAS_VGG16_WEIGHTS_URL = 'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/' + KERAS_VGG16_WEIGHTS_FILE
+KERAS_VGG16_WEIGHTS_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/vgg16/'
+                           + KERAS_VGG16_WEIGHTS_FILE)
 KERAS_VGG16_WEIGHTS_BYTES = 553_467_096
 KERAS_VGG16_WEIGHTS_MD5 = '64373286793e3c8b2b4e3219cbf3544b'
 # Keras's VGG16 layer names -> the classic SavedModel's. Keras's last layer, predictions (fc8), has no counterpart.
@@ -411,8 +413,8 @@ def fetch_keras_vgg16_weights():
             raise DataUnavailableError(
                 f"Keras's ImageNet VGG16 weights could not be downloaded. Tried:\n"
                 f'  {KERAS_VGG16_WEIGHTS_URL}: {error}\n'
-                f'Download that file ({KERAS_VGG16_WEIGHTS_BYTES:,} bytes) on a machine with network, then run '
-                f'`python main.py build-vgg --keras-weights PATH`.') from error
+                f'Download that file ({KERAS_VGG16_WEIGHTS_BYTES:,} bytes) on a machine with network and put it at '
+                f'{weights_path}, or build from it with `python main.py build-vgg --keras-weights PATH`.') from error
     with open(weights_path, 'rb') as weights_file:
         md5 = hashlib.file_digest(weights_file, 'md5').hexdigest()
     if md5 != KERAS_VGG16_WEIGHTS_MD5:
@@ -454,7 +456,7 @@ def read_keras_vgg16_weights(h5_path):
 
 
 def classic_vgg16_weights(keras_weights):
-    """Keras VGG16 {layer name: (kernel, bias)} -> the classic {layer name: (kernel HWIO, bias)} of build_vgg16_savedmodel.
+    """Keras VGG16 {layer name: (kernel, bias)} -> {classic layer name: (kernel HWIO, bias)} for build_vgg16_savedmodel.
 
     Convolutions keep their [3, 3, in, out] kernels. The dense fc1 [25088, 4096] becomes fc6's 7x7
     convolution [7, 7, 512, 4096]: Keras flattens pool5 [7, 7, 512] in row-major (h, w, c) order, so
@@ -469,8 +471,9 @@ def classic_vgg16_weights(keras_weights):
         is_dense = keras_name.startswith('fc')
         keras_kernel_shape = (int(np.prod(kernel_shape[:3])), kernel_shape[3]) if is_dense else kernel_shape
         if kernel.shape != keras_kernel_shape or bias.shape != kernel_shape[3:]:
-            raise ValueError(f'{keras_name} has a kernel {kernel.shape} and a bias {bias.shape}; the ImageNet VGG16 '
-                             f"has {keras_kernel_shape} and {kernel_shape[3:]}. Use Keras's {KERAS_VGG16_WEIGHTS_FILE}.")
+            raise ValueError(f'{keras_name} has a kernel {kernel.shape} and a bias {bias.shape}; the ImageNet '
+                             f'VGG16 has {keras_kernel_shape} and {kernel_shape[3:]}. '
+                             f"Use Keras's {KERAS_VGG16_WEIGHTS_FILE}.")
         classic_weights[classic_name] = (kernel.reshape(kernel_shape), bias)
     return classic_weights
 
@@ -515,7 +518,11 @@ def label_to_one_hot(label_rgb):
 
 def list_training_pairs(data_folder):
     """[(image path, label path)] of data_folder/image_2 and data_folder/gt_image_2, sorted by image name."""
-    image_dir, label_dir = os.path.join(data_folder, 'image_2'), os.path.join(data_folder, 'gt_image_2')
+    return list_labelled_images(os.path.join(data_folder, 'image_2'), os.path.join(data_folder, 'gt_image_2'))
+
+
+def list_labelled_images(image_dir, label_dir):
+    """[(image path, label path)]: each <cat>_NNNNNN.png of image_dir with its <cat>_road_NNNNNN.png of label_dir."""
     for folder in (image_dir, label_dir):
         if not os.path.isdir(folder):
             raise FileNotFoundError(f'{folder} does not exist: expected KITTI Road training images in '
@@ -537,15 +544,67 @@ def list_training_pairs(data_folder):
 
 # ---------------------------------------------------------------- training batches
 
-def gen_batch_function(data_folder, image_shape):
+def split_training_pairs(pairs, val_count, seed=0):
+    """Split [(image path, label path)] into (train_pairs, val_pairs), stratified over um, umm and uu.
+
+    Each category gives a share of the val_count validation pairs proportional to its size (largest
+    remainders first); the choice within a category is seeded. Both lists keep the input order.
+    """
+    if not 0 <= val_count < len(pairs):
+        raise ValueError(f'--val-count {val_count} must lie in 0..{len(pairs) - 1}: there are {len(pairs)} training images')
+    categories = [IMAGE_NAME.match(os.path.basename(image_path))[1] for image_path, _ in pairs]
+    sizes = np.array([categories.count(category) for category in KITTI_CATEGORIES])
+    quotas = sizes * val_count / len(pairs)
+    shares = np.floor(quotas).astype(int)
+    shares[np.argsort(shares - quotas, kind='stable')[:val_count - shares.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    val_indices = set()
+    for category, share in zip(KITTI_CATEGORIES, shares):
+        members = [index for index, name in enumerate(categories) if name == category]
+        val_indices.update(rng.choice(members, size=share, replace=False).tolist())
+    train_pairs = [pair for index, pair in enumerate(pairs) if index not in val_indices]
+    val_pairs = [pair for index, pair in enumerate(pairs) if index in val_indices]
+    return train_pairs, val_pairs
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """Which training-time augmentations are on; each keeps image, label and valid area aligned."""
+    flip: bool = True       # mirror left-right with probability 1/2
+    color: bool = True      # contrast x U(0.8, 1.2) about the image mean, brightness + U(-20, 20) levels
+    scale: bool = True      # zoom by U(1, 1.25) about a random point, cropped back to the same size
+
+
+def augment_pair(image, label, augmentation, rng):
+    """Randomly augmented copies of image [h, w, 3] uint8 and its KITTI label [h, w, 3] uint8."""
+    height, width = image.shape[:2]
+    if augmentation.scale:
+        zoom = rng.uniform(1.0, 1.25)
+        crop_height, crop_width = int(round(height / zoom)), int(round(width / zoom))
+        top, left = rng.integers(0, height - crop_height + 1), rng.integers(0, width - crop_width + 1)
+        box = (left, top, left + crop_width, top + crop_height)
+        image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR, box=box))
+        label = np.asarray(Image.fromarray(label).resize((width, height), Image.NEAREST, box=box))
+    if augmentation.flip and rng.random() < 0.5:
+        image, label = image[:, ::-1], label[:, ::-1]
+    if augmentation.color:
+        mean_level = image.mean()
+        jittered = (image - mean_level) * rng.uniform(0.8, 1.2) + mean_level + rng.uniform(-20, 20)
+        image = np.clip(jittered, 0, 255).round().astype(np.uint8)
+    return image, label
+
+
+def gen_batch_function(data_folder, image_shape, pairs=None, augmentation=None):
     """Make get_batches_fn(batch_size) for the KITTI training folder data_folder.
 
+    pairs restricts training to those (image path, label path) pairs (default: the whole folder);
+    augmentation (an Augmentation) transforms each image and label afresh every epoch.
     Every image and label is decoded and resized to image_shape (height, width) once, here, and
     kept in memory as uint8. Each call of get_batches_fn yields one shuffled epoch of
     (images [b, h, w, 3] float32 RGB 0..255, labels [b, h, w, 2] float32 one-hot, invalid = 0).
     get_batches_fn.num_images is the number of training images.
     """
-    pairs = list_training_pairs(data_folder)
+    pairs = list_training_pairs(data_folder) if pairs is None else pairs
     images, labels = [], []
     for image_path, label_path in tqdm(pairs, desc='Decoding training images', unit='image'):
         images.append(load_image(image_path, image_shape))
@@ -554,9 +613,14 @@ def gen_batch_function(data_folder, image_shape):
 
     def get_batches_fn(batch_size):
         order = np.random.permutation(len(pairs))
+        rng = np.random.default_rng(np.random.randint(2 ** 31))
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            yield images[batch].astype(np.float32), label_to_one_hot(labels[batch])
+            batch_images, batch_labels = images[batch], labels[batch]
+            if augmentation is not None:
+                batch_images, batch_labels = (np.stack(arrays) for arrays in zip(*(
+                    augment_pair(image, label, augmentation, rng) for image, label in zip(batch_images, batch_labels))))
+            yield batch_images.astype(np.float32), label_to_one_hot(batch_labels)
 
     get_batches_fn.num_images = len(pairs)
     return get_batches_fn
@@ -576,23 +640,37 @@ def resize_prob(road_prob, size):
     return np.asarray(Image.fromarray(road_prob.astype(np.float32)).resize((size[1], size[0]), Image.BILINEAR))
 
 
+def session_road_predictor(sess, logits, keep_prob, image_pl, image_shape):
+    """predict(images) -> road probabilities, for a training session's graph.
+
+    images: a list of [h, w, 3] uint8 RGB images of any sizes. Each is resized to image_shape
+    (height, width) for the network; the road probability (softmax of logits [N * h * w, num_classes],
+    class 1) is resized back, so predict returns a list of [h, w] float32 maps in 0..1.
+    """
+    road_prob_op = tf.nn.softmax(logits)[:, 1]
+
+    def predict(images):
+        network_input = np.stack([np.asarray(Image.fromarray(image).resize((image_shape[1], image_shape[0]), Image.BILINEAR))
+                                  for image in images]).astype(np.float32)
+        road_probs = sess.run(road_prob_op, {keep_prob: 1.0, image_pl: network_input})
+        road_probs = road_probs.reshape(len(images), image_shape[0], image_shape[1])
+        return [resize_prob(road_prob, image.shape[:2]) for image, road_prob in zip(images, road_probs)]
+
+    return predict
+
+
 def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape, batch_size=8):
     """Yield (file name, overlay [h, w, 3] uint8 at the image's own size) for data_folder/image_2/*.png.
 
-    Images are resized to image_shape for the network, run in batches of batch_size, and the road
-    probability (softmax of logits [N * h * w, num_classes], class 1) is resized back before painting.
+    Images go through the network in batches of batch_size (session_road_predictor).
     """
-    road_prob_op = tf.nn.softmax(logits)[:, 1]
+    predict = session_road_predictor(sess, logits, keep_prob, image_pl, image_shape)
     image_paths = sorted(glob.glob(os.path.join(data_folder, 'image_2', '*.png')))
     for start in range(0, len(image_paths), batch_size):
         batch_paths = image_paths[start:start + batch_size]
         originals = [load_image(path) for path in batch_paths]
-        network_input = np.stack([np.asarray(Image.fromarray(image).resize((image_shape[1], image_shape[0]), Image.BILINEAR))
-                                  for image in originals]).astype(np.float32)
-        road_probs = sess.run(road_prob_op, {keep_prob: 1.0, image_pl: network_input})
-        road_probs = road_probs.reshape(len(batch_paths), image_shape[0], image_shape[1])
-        for path, original, road_prob in zip(batch_paths, originals, road_probs):
-            yield os.path.basename(path), paint_road(original, resize_prob(road_prob, original.shape[:2]))
+        for path, original, road_prob in zip(batch_paths, originals, predict(originals)):
+            yield os.path.basename(path), paint_road(original, road_prob)
 
 
 def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_prob, input_image, output_dir=None):
@@ -609,6 +687,140 @@ def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_p
         Image.fromarray(overlay).save(os.path.join(output_dir, name))
     return output_dir
 
+
+# ---------------------------------------------------------------- validation: the KITTI road metric
+
+# The devkit sweeps these 256 thresholds: a pixel counts as road when its probability >= threshold.
+EVAL_THRESHOLDS = np.arange(256) / 255.0
+
+
+@dataclasses.dataclass
+class RoadCounts:
+    """Valid-pixel counts of the KITTI road evaluation, summed over images as the devkit sums them."""
+    false_negatives: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(256, np.int64))  # [256] per threshold
+    false_positives: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(256, np.int64))  # [256] per threshold
+    positives: int = 0          # valid road pixels
+    negatives: int = 0          # valid non-road pixels
+    true_positives_05: int = 0  # road pixels with probability > 0.5, for IoU
+    false_positives_05: int = 0
+    images: int = 0
+
+    def __add__(self, other):
+        return RoadCounts(*(getattr(self, field.name) + getattr(other, field.name)
+                            for field in dataclasses.fields(self)))
+
+
+def count_road_pixels(road_prob, road, valid):
+    """RoadCounts of one image: road_prob [h, w] float in 0..1; road, valid [h, w] bool from decode_label.
+
+    One histogram of the probabilities per class (devkit evalExp): no pass per threshold.
+    """
+    bins = np.searchsorted(EVAL_THRESHOLDS, road_prob, side='right')  # 0..256: thresholds <= probability
+    road_hist = np.bincount(bins[road & valid], minlength=257)
+    other_hist = np.bincount(bins[~road & valid], minlength=257)
+    painted = road_prob > 0.5
+    return RoadCounts(
+        false_negatives=np.cumsum(road_hist)[:256],
+        false_positives=np.cumsum(other_hist[::-1])[::-1][1:],
+        positives=int(road_hist.sum()), negatives=int(other_hist.sum()),
+        true_positives_05=int((painted & road & valid).sum()), false_positives_05=int((painted & ~road & valid).sum()),
+        images=1)
+
+
+def precision_recall(counts):
+    """(precision, recall, kept) [256] over EVAL_THRESHOLDS, without the points with neither TP nor recall (devkit)."""
+    true_positives = counts.positives - counts.false_negatives
+    recall = true_positives / max(counts.positives, 1)
+    precision = true_positives / (true_positives + counts.false_positives + 1e-10)
+    kept = ~((recall == 0) & (precision == 0))
+    return precision, recall, kept
+
+
+def road_metrics(counts):
+    """The KITTI road benchmark's numbers from RoadCounts, as the devkit's pxEval_maximizeFMeasure computes them.
+
+    MaxF: the largest F1 over the 256 thresholds; PRE, REC, FPR, FNR and threshold at that point.
+    AP: the devkit's 11-point interpolated average precision (Pascal VOC 2007): the mean over recall
+    levels 0, 0.1, ..., 1 of the best precision at a recall at least that level.
+    IoU: road intersection over union at probability > 0.5. All as plain floats, plus the image count.
+    """
+    precision, recall, kept = precision_recall(counts)
+    if counts.positives == 0 or not kept.any():
+        raise ValueError(f'no valid road pixel was predicted or labelled in {counts.images} images: nothing to score')
+    precision, recall, thresholds = precision[kept], recall[kept], EVAL_THRESHOLDS[kept]
+    f_measure = 2 * precision * recall / (precision + recall + 1e-10)
+    best = int(f_measure.argmax())
+    average_precision = np.mean([precision[recall >= level].max() for level in np.arange(0, 1.1, 0.1)])
+    false_negatives = counts.false_negatives[kept][best]
+    false_positives = counts.false_positives[kept][best]
+    true_positives = counts.positives - false_negatives
+    true_negatives = counts.negatives - false_positives
+    false_negatives_05 = counts.positives - counts.true_positives_05
+    return {
+        'MaxF': float(f_measure[best]),
+        'AP': float(average_precision),
+        'PRE': float(precision[best]),
+        'REC': float(recall[best]),
+        'FPR': float(false_positives / max(false_positives + true_negatives, 1)),
+        'FNR': float(false_negatives / max(true_positives + false_negatives, 1)),
+        'threshold': float(thresholds[best]),
+        'IoU': float(counts.true_positives_05 / max(counts.true_positives_05 + counts.false_positives_05 + false_negatives_05, 1)),
+        'images': counts.images,
+    }
+
+
+def evaluate_road(predict, pairs, batch_size=8):
+    """{'um', 'umm', 'uu': RoadCounts} of predict on the (image path, label path) pairs.
+
+    Scored in perspective space at each image's own size, as the devkit does: predict maps a list of
+    [h, w, 3] uint8 images to their [h, w] road probabilities (session_road_predictor).
+    """
+    counts = {category: RoadCounts() for category in KITTI_CATEGORIES}
+    batches = [pairs[start:start + batch_size] for start in range(0, len(pairs), batch_size)]
+    with tqdm(total=len(pairs), desc='Scoring validation images', unit='image', leave=False) as bar:
+        for batch in batches:
+            images = [load_image(image_path) for image_path, _ in batch]
+            for (image_path, label_path), road_prob in zip(batch, predict(images)):
+                category = IMAGE_NAME.match(os.path.basename(image_path))[1]
+                road, valid = decode_label(load_image(label_path))
+                counts[category] = counts[category] + count_road_pixels(road_prob, road, valid)
+                bar.update()
+    return counts
+
+
+def score_road(counts_by_category):
+    """{'overall': metrics, 'um': ..., 'umm': ..., 'uu': ...} (road_metrics) of evaluate_road's counts.
+
+    The overall numbers come from the pixel counts summed over all images, not from a mean of the
+    categories' numbers; a category without images is left out.
+    """
+    overall = sum(counts_by_category.values(), RoadCounts())
+    scores = {'overall': road_metrics(overall)}
+    scores.update({category: road_metrics(counts) for category, counts in counts_by_category.items() if counts.images})
+    return scores
+
+
+def save_pr_curve(counts_by_category, png_path):
+    """Plot the precision-recall curve of each category with images, and overall; write a PNG."""
+    figure, axes = pyplot.subplots(figsize=(6, 5), dpi=100)
+    overall = sum(counts_by_category.values(), RoadCounts())
+    for name, counts in [*counts_by_category.items(), ('overall', overall)]:
+        if counts.images and counts.positives:
+            precision, recall, kept = precision_recall(counts)
+            axes.plot(recall[kept], precision[kept], linewidth=2 if name == 'overall' else 1.2,
+                      label=f"{name} (MaxF {road_metrics(counts)['MaxF']:.3f}, {counts.images} images)")
+    axes.set_xlabel('recall')
+    axes.set_ylabel('precision')
+    axes.set_xlim(0, 1.01)
+    axes.set_ylim(0, 1.01)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc='lower left')
+    figure.tight_layout()
+    figure.savefig(png_path)
+    pyplot.close(figure)
+
+
+# ---------------------------------------------------------------- plots
 
 def save_loss_curve(loss_rows, png_path):
     """Plot [(epoch, step, loss)] as the per-step loss and the per-epoch mean; write a PNG."""

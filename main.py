@@ -53,12 +53,17 @@ class TrainConfig:
     pool_scaling: bool = setting(True, 'scale pool4 by 1e-2 and pool3 by 1e-4 before scoring them')
     train_encoder: bool = setting(True, 'fine-tune the VGG16 weights too (the classic project did); '
                                         'otherwise train the decoder only')
-    seed: int = setting(0, 'seed of weight initialisation, shuffling and the synthetic data')
+    val_count: int = setting(48, 'training images held out for validation, stratified over um/umm/uu (0: none)')
+    eval_every: int = setting(0, 'also score the validation images every N epochs (0: only after the last)')
+    augment_flip: bool = setting(True, 'augment: mirror training images left-right at random')
+    augment_color: bool = setting(True, 'augment: jitter brightness and contrast')
+    augment_scale: bool = setting(True, 'augment: zoom in by up to 1.25 about a random point')
+    seed: int = setting(0, 'seed of weight initialisation, shuffling, the split and the synthetic data')
     data_dir: str = setting('data', 'folder holding vgg/ and data_road/ (with --demo: its demo/ subfolder)')
     runs_dir: str = setting('runs', 'folder that receives runs/<timestamp>/')
     demo: bool = setting(False, 'offline: synthetic KITTI and a builder-made random VGG16 under DATA_DIR/demo')
     demo_vgg_width: float = setting(0.25, 'channel width of the demo VGG16 (1.0 = real VGG16)')
-    demo_train_per_category: int = setting(16, 'synthetic training images per category (um, umm, uu)')
+    demo_train_per_category: int = setting(20, 'synthetic training images per category (um, umm, uu)')
     demo_test_per_category: int = setting(4, 'synthetic testing images per category')
 
     @property
@@ -66,13 +71,19 @@ class TrainConfig:
         """(height, width) of the network input."""
         return self.image_height, self.image_width
 
+    @property
+    def augmentation(self):
+        """The helper.Augmentation of these settings, or None when all are off."""
+        augmentation = helper.Augmentation(self.augment_flip, self.augment_color, self.augment_scale)
+        return augmentation if any(dataclasses.astuple(augmentation)) else None
+
 
 # The demo's VGG16 is random, not pre-trained, and the demo trains for about a minute. Measured on the
 # synthetic set: fine-tuning a random VGG16 with Adam diverged after 4 to 6 epochs at every learning rate
 # tried (5e-4 down to 5e-5), so the demo trains the decoder on the encoder's fixed random features; and with
 # pool scaling the skip scores, whose inputs are 1e-2 and 1e-4 times smaller while Adam's steps are not,
 # stayed too weak to paint anything finer than fc7's 32-pixel cells in that time.
-DEMO_CONFIG = TrainConfig(demo=True, epochs=30, train_encoder=False, pool_scaling=False)
+DEMO_CONFIG = TrainConfig(demo=True, epochs=30, train_encoder=False, pool_scaling=False, val_count=12)
 
 
 def parse_config(argv=None):
@@ -94,6 +105,8 @@ def parse_config(argv=None):
                 (('height', config.image_height), ('width', config.image_width)) if size % 32 or size <= 0]
     problems += [f'--{name.replace("_", "-")} must be at least 1, got {getattr(config, name)}'
                  for name in ('epochs', 'batch_size') if getattr(config, name) < 1]
+    problems += [f'--{name.replace("_", "-")} must not be negative, got {getattr(config, name)}'
+                 for name in ('val_count', 'eval_every') if getattr(config, name) < 0]
     if not 0 < config.keep_prob <= 1:
         problems.append(f'--keep-prob must lie in (0, 1], got {config.keep_prob}')
     if problems:
@@ -102,6 +115,11 @@ def parse_config(argv=None):
 
 
 # ---------------------------------------------------------------- data
+
+def dataset_root(config):
+    """The folder holding the run's data_road/: config.data_dir, or its demo/ subfolder for demo runs."""
+    return os.path.join(config.data_dir, 'demo') if config.demo else config.data_dir
+
 
 def prepare_data(config):
     """Make the VGG16 SavedModel and KITTI Road available; return (data_dir holding data_road/, vgg_path).
@@ -119,7 +137,7 @@ def prepare_data(config):
         if problems:
             raise helper.DataUnavailableError('\n\n'.join(problems))
         return config.data_dir, os.path.join(config.data_dir, 'vgg')
-    demo_dir = os.path.join(config.data_dir, 'demo')
+    demo_dir = dataset_root(config)
     road_path = os.path.join(demo_dir, 'data_road')
     expected_images = 3 * config.demo_train_per_category
     image_dir = os.path.join(road_path, 'training', 'image_2')
@@ -254,10 +272,12 @@ def initialize_new_variables(sess):
 
 
 def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_loss, input_image,
-             correct_label, keep_prob, learning_rate, keep_prob_value=0.5, learning_rate_value=5e-4):
+             correct_label, keep_prob, learning_rate, keep_prob_value=0.5, learning_rate_value=5e-4,
+             on_epoch_end=None):
     """Run train_op on every (images, labels) batch of get_batches_fn(batch_size), `epochs` times.
 
-    Prints each epoch's mean loss; returns [(epoch, step, loss)] with one row per step.
+    Prints each epoch's mean loss and then calls on_epoch_end(epoch, epoch_loss_rows) if given
+    (validation, checkpoints). Returns [(epoch, step, loss)] with one row per step.
     """
     loss_rows = []
     num_images = getattr(get_batches_fn, 'num_images', None)
@@ -276,6 +296,8 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
             batches.set_postfix(loss=f'{float(loss):.4f}')
         tqdm.write(f'Epoch {epoch}/{epochs}: mean loss {np.mean(epoch_losses):.4f} '
                    f'({time.perf_counter() - started:.1f} s)')
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, loss_rows[-len(epoch_losses):])
     return loss_rows
 
 
@@ -298,6 +320,57 @@ def write_loss_csv(loss_rows, csv_path):
         writer = csv.writer(csv_file)
         writer.writerow(('epoch', 'step', 'loss'))
         writer.writerows(loss_rows)
+
+
+# ---------------------------------------------------------------- validation
+
+def split_for_run(training_folder, config, run_dir):
+    """(train_pairs, val_pairs) of training_folder by config.val_count and config.seed; writes run_dir/split.json."""
+    pairs = helper.list_training_pairs(training_folder)
+    try:
+        train_pairs, val_pairs = helper.split_training_pairs(pairs, config.val_count, config.seed)
+    except ValueError as error:
+        sys.exit(f'error: {error}')
+    with open(os.path.join(run_dir, 'split.json'), 'w') as split_file:
+        json.dump({'train': [os.path.basename(image) for image, _ in train_pairs],
+                   'val': [os.path.basename(image) for image, _ in val_pairs]}, split_file, indent=1)
+    print(f'{len(train_pairs)} training images, {len(val_pairs)} held out for validation')
+    return train_pairs, val_pairs
+
+
+def format_scores(scores):
+    """A text table of score_road's results: one row per category, the KITTI road measures in percent."""
+    columns = ('MaxF', 'AP', 'PRE', 'REC', 'FPR', 'FNR', 'IoU')
+    lines = [f"{'':8}" + ''.join(f'{column:>8}' for column in columns) + f"{'thresh':>8}{'images':>8}"]
+    for name, measures in scores.items():
+        lines.append(f'{name:8}' + ''.join(f'{100 * measures[column]:8.2f}' for column in columns)
+                     + f"{measures['threshold']:8.3f}{measures['images']:8d}")
+    return '\n'.join(lines)
+
+
+def validator(predict, val_pairs, config, run_dir):
+    """on_epoch_end hook for train_nn: scores val_pairs after the last epoch and every config.eval_every epochs.
+
+    Each evaluation prints the table and rewrites run_dir/metrics.json (the latest scores per category,
+    with the overall MaxF and IoU of every evaluated epoch under 'history') and run_dir/pr_curve.png.
+    """
+    history = []
+
+    def validate(epoch, epoch_loss_rows):
+        due = epoch == config.epochs or (config.eval_every and epoch % config.eval_every == 0)
+        if not val_pairs or not due:
+            return None
+        counts = helper.evaluate_road(predict, val_pairs)
+        scores = helper.score_road(counts)
+        history.append({'epoch': epoch, 'MaxF': scores['overall']['MaxF'], 'IoU': scores['overall']['IoU']})
+        tqdm.write(f'Validation after epoch {epoch} ({len(val_pairs)} images, KITTI road measures in %):\n'
+                   + format_scores(scores))
+        with open(os.path.join(run_dir, 'metrics.json'), 'w') as metrics_file:
+            json.dump({'epoch': epoch, **scores, 'history': history}, metrics_file, indent=2)
+        helper.save_pr_curve(counts, os.path.join(run_dir, 'pr_curve.png'))
+        return scores
+
+    return validate
 
 
 # ---------------------------------------------------------------- command line
@@ -328,10 +401,16 @@ def train(config):
         logits, train_op, loss = optimize(nn_last_layer, correct_label, learning_rate, NUM_CLASSES, trained_variables)
         initialize_new_variables(sess)
 
-        get_batches_fn = helper.gen_batch_function(os.path.join(data_dir, 'data_road', 'training'), config.image_shape)
+        training_folder = os.path.join(data_dir, 'data_road', 'training')
+        train_pairs, val_pairs = split_for_run(training_folder, config, run_dir)
+        get_batches_fn = helper.gen_batch_function(training_folder, config.image_shape, pairs=train_pairs,
+                                                   augmentation=config.augmentation)
+        validate = validator(helper.session_road_predictor(sess, logits, keep_prob, input_image, config.image_shape),
+                             val_pairs, config, run_dir)
         loss_rows = train_nn(sess, config.epochs, config.batch_size, get_batches_fn, train_op, loss, input_image,
                              correct_label, keep_prob, learning_rate,
-                             keep_prob_value=config.keep_prob, learning_rate_value=config.learning_rate)
+                             keep_prob_value=config.keep_prob, learning_rate_value=config.learning_rate,
+                             on_epoch_end=validate)
         write_loss_csv(loss_rows, os.path.join(run_dir, 'loss.csv'))
         helper.save_loss_curve(loss_rows, os.path.join(run_dir, 'loss.png'))
         tf.train.Saver().save(sess, os.path.join(run_dir, 'checkpoint', 'model'))
@@ -342,7 +421,7 @@ def train(config):
 
 
 def build_vgg_command(argv):
-    """`python main.py build-vgg`: write the classic VGG16 SavedModel from ImageNet or random weights; returns its path."""
+    """`python main.py build-vgg`: write the classic VGG16 SavedModel, ImageNet or random weights; returns its path."""
     parser = argparse.ArgumentParser(
         prog='main.py build-vgg',
         description="Write a VGG16 SavedModel with the classic interface of the course's vgg.zip (tag vgg16; "
@@ -382,8 +461,64 @@ def build_vgg_command(argv):
     return arguments.out
 
 
+def load_run_config(run_dir):
+    """The TrainConfig saved in run_dir/config.json."""
+    config_path = os.path.join(run_dir, 'config.json')
+    try:
+        with open(config_path) as config_file:
+            return TrainConfig(**json.load(config_file))
+    except (OSError, ValueError, TypeError) as error:
+        sys.exit(f'error: {config_path} is not the config.json of a run ({error}); '
+                 'give --run a folder written by `python main.py`, such as runs/<timestamp>.')
+
+
+def restore_run_predictor(sess, run_dir, image_shape):
+    """helper.session_road_predictor of the newest checkpoint in run_dir/checkpoint/, restored into sess."""
+    checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoint'))
+    if checkpoint is None:
+        sys.exit(f'error: {run_dir}/checkpoint/ holds no checkpoint; was the run interrupted before its first save?')
+    tf.train.import_meta_graph(checkpoint + '.meta').restore(sess, checkpoint)
+    logits, keep_prob, image_input = (sess.graph.get_tensor_by_name(name) for name in ('logits:0', 'keep_prob:0', 'image_input:0'))
+    return helper.session_road_predictor(sess, logits, keep_prob, image_input, image_shape)
+
+
+def evaluate_command(argv):
+    """`python main.py evaluate`: KITTI road measures of a run's model; returns score_road's dict."""
+    parser = argparse.ArgumentParser(
+        prog='main.py evaluate',
+        description='Score a trained run with the KITTI road measures (MaxF, AP, PRE, REC, FPR, FNR at the MaxF '
+                    'threshold, and IoU at 0.5), in perspective space at full resolution, per category and '
+                    'overall. By default on the validation images the run held out (its split.json).')
+    parser.add_argument('--run', required=True, help='run folder written by training, e.g. runs/<timestamp>')
+    parser.add_argument('--images', metavar='DIR', help='score these <cat>_NNNNNN.png images instead ...')
+    parser.add_argument('--labels', metavar='DIR', help='... with their <cat>_road_NNNNNN.png KITTI labels from DIR')
+    arguments = parser.parse_args(argv)
+    if (arguments.images is None) != (arguments.labels is None):
+        parser.error('--images and --labels go together')
+    config = load_run_config(arguments.run)
+    try:
+        if arguments.images:
+            pairs = helper.list_labelled_images(arguments.images, arguments.labels)
+        else:
+            with open(os.path.join(arguments.run, 'split.json')) as split_file:
+                val_names = set(json.load(split_file)['val'])
+            training_folder = os.path.join(dataset_root(config), 'data_road', 'training')
+            pairs = [pair for pair in helper.list_training_pairs(training_folder)
+                     if os.path.basename(pair[0]) in val_names]
+    except (OSError, ValueError) as error:
+        sys.exit(f'error: {error}')
+    if not pairs:
+        sys.exit(f'error: {arguments.run} held out no validation images (val_count 0): give --images and --labels')
+    with tf.Graph().as_default(), tf.Session() as sess:
+        predict = restore_run_predictor(sess, arguments.run, config.image_shape)
+        counts = helper.evaluate_road(predict, pairs)
+    scores = helper.score_road(counts)
+    print(f'{len(pairs)} images, KITTI road measures in %:\n{format_scores(scores)}')
+    return scores
+
+
 # `python main.py COMMAND ...` runs COMMANDS[COMMAND] with the remaining arguments.
-COMMANDS = {'build-vgg': build_vgg_command}
+COMMANDS = {'build-vgg': build_vgg_command, 'evaluate': evaluate_command}
 
 
 def run(argv=None):

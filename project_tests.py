@@ -3,7 +3,9 @@ tests of the VGG16 builder, label decoding, the masked loss, downloads and a sho
 
     python project_tests.py            (or)            python -m pytest project_tests.py
 """
+import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from unittest import mock
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
@@ -31,6 +34,12 @@ def fresh_graph():
     """Every test builds its graph from scratch."""
     with tf.Graph().as_default():
         yield
+
+
+@pytest.fixture(autouse=True)
+def keras_cache_in_tmp(tmp_path_factory, monkeypatch):
+    """Keras's cache ($KERAS_HOME) is a fresh folder in every test: no test reads or fills the user's ~/.keras."""
+    monkeypatch.setenv('KERAS_HOME', str(tmp_path_factory.mktemp('keras_home')))
 
 
 @pytest.fixture(scope='module')
@@ -249,6 +258,147 @@ def test_l2_term_is_in_the_loss():
     assert loss_value - cross_entropy_value == pytest.approx(expected_l2, rel=1e-5)
 
 
+# ---------------------------------------------------------------- VGG16 from ImageNet weights
+
+# Run by a separate Python, since Keras 3 needs TensorFlow's eager mode and this process is in graph mode.
+# Arguments: image .npy ([1, 224, 224, 3] float32 RGB 0..255), weights .h5 and activations .npz to write.
+# It writes a random Keras VGG16's weights in the layout of Keras's published weights file, loads that file
+# into a fresh VGG16 the way Keras loads the published one, and saves pool3, pool4 and fc2 of the image.
+KERAS_VGG16_SCRIPT = '''
+import sys
+
+import h5py
+import keras
+import numpy as np
+
+image_path, weights_path, activations_path = sys.argv[1:]
+keras.utils.set_random_seed(0)
+random_model = keras.applications.VGG16(weights=None)
+bias_rng = np.random.default_rng(0)  # Keras's biases start at zero: random ones let the test check them too
+with h5py.File(weights_path, 'w') as weights_file:
+    weights_file.attrs['layer_names'] = [layer.name.encode() for layer in random_model.layers]
+    for layer in random_model.layers:
+        values = layer.get_weights()
+        if values:
+            values[1] = bias_rng.normal(0, 0.1, values[1].shape).astype(np.float32)
+        weight_names = [f'{layer.name}_{kind}_1:0'.encode() for kind in 'Wb'[:len(values)]]
+        group = weights_file.create_group(layer.name)
+        group.attrs['weight_names'] = weight_names
+        for weight_name, value in zip(weight_names, values):
+            group.create_dataset(weight_name, data=value)
+model = keras.applications.VGG16(weights=weights_path)
+probe = keras.Model(model.input, [model.get_layer(name).output for name in ('block3_pool', 'block4_pool', 'fc2')])
+pool3, pool4, fc2 = probe.predict(keras.applications.vgg16.preprocess_input(np.load(image_path)), verbose=0)
+np.savez(activations_path, pool3=pool3, pool4=pool4, fc2=fc2)
+'''
+
+
+@pytest.fixture(scope='module')
+def keras_vgg16(tmp_path_factory):
+    """(weights .h5 path, image [1, 224, 224, 3] float32 RGB 0..255, {pool3, pool4, fc2}: Keras's activations on it).
+
+    A full-size Keras VGG16 with random weights (138M parameters, a 553 MB file; about 10 s).
+    """
+    folder = tmp_path_factory.mktemp('keras_vgg16')
+    image_path, weights_path, activations_path = (
+        str(folder / name) for name in ('image.npy', helper.KERAS_VGG16_WEIGHTS_FILE, 'activations.npz'))
+    image = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype(np.float32)
+    np.save(image_path, image)
+    completed = subprocess.run([sys.executable, '-c', KERAS_VGG16_SCRIPT, image_path, weights_path, activations_path],
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    return weights_path, image, dict(np.load(activations_path))
+
+
+def assert_close_to_keras(actual, expected, name):
+    """Equal within 1e-4 relative, where values near 0 may differ by 1e-4 of the largest activation.
+
+    fc6 sums its 25088 products in another order than Keras's dense fc1: measured errors are ~1e-6 of the
+    activations' scale, while a wrong mapping errs by ~1 (fc1 flattened c, h, w: 0.8) or 1e-2 (one zeroed bias).
+    """
+    assert (expected > 0).mean() > 0.3, f"{name}: Keras's activations are mostly zero, so they prove little"
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max(), err_msg=name)
+
+
+def test_build_vgg_from_keras_weights_gives_keras_activations(keras_vgg16, tmp_path):
+    weights_path, image, keras_activations = keras_vgg16
+    vgg_path = main.run(['build-vgg', '--keras-weights', weights_path, '--out', str(tmp_path / 'vgg')])
+    with tf.Session() as sess:
+        image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, vgg_path)
+        pool3, pool4, fc7 = sess.run([layer3_out, layer4_out, layer7_out], {image_input: image, keep_prob: 1.0})
+    assert fc7.shape == (1, 7, 7, 4096)
+    assert_close_to_keras(pool3, keras_activations['pool3'], 'layer3_out vs block3_pool')
+    assert_close_to_keras(pool4, keras_activations['pool4'], 'layer4_out vs block4_pool')
+    # pool5 is 7x7, so at fc7's centre, fc6's 7x7 SAME convolution sees exactly the window that the dense fc1 sees.
+    assert_close_to_keras(fc7[0, 3, 3], keras_activations['fc2'][0], 'layer7_out[0, 3, 3] vs fc2')
+
+
+def test_vgg_is_built_from_keras_weights_when_the_zip_is_unreachable(keras_vgg16, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(helper.urllib.request, 'urlopen', unreachable)
+    monkeypatch.setattr(helper, 'fetch_keras_vgg16_weights', lambda: keras_vgg16[0])
+    vgg_path = helper.maybe_download_pretrained_vgg(str(tmp_path))
+    assert vgg_path == str(tmp_path / 'vgg')
+    assert all(os.path.exists(os.path.join(vgg_path, name)) for name in helper.VGG_FILES)
+    assert sorted(os.listdir(tmp_path)) == ['vgg']
+    printed = capsys.readouterr().out
+    assert helper.VGG_URL in printed and "from Keras's ImageNet VGG16 weights instead" in printed
+
+
+def test_offline_vgg_fails_naming_both_routes(tmp_path, monkeypatch):
+    monkeypatch.setattr(helper.urllib.request, 'urlopen', unreachable)  # the classic zip and Keras's weights alike
+    with pytest.raises(helper.DataUnavailableError) as raised:
+        helper.maybe_download_pretrained_vgg(str(tmp_path))
+    message = str(raised.value)
+    for expected in (helper.VGG_URL, helper.KERAS_VGG16_WEIGHTS_URL, 'python main.py build-vgg --keras-weights',
+                     'python main.py --demo'):
+        assert expected in message
+    assert os.listdir(tmp_path) == []
+
+
+def test_keras_weights_download_into_keras_cache_and_are_checked(monkeypatch):
+    payload = b'stand-in for the 553 MB weights file'
+    monkeypatch.setattr(helper, 'KERAS_VGG16_WEIGHTS_BYTES', len(payload))
+    monkeypatch.setattr(helper, 'KERAS_VGG16_WEIGHTS_MD5', hashlib.md5(payload).hexdigest())
+    monkeypatch.setattr(helper.urllib.request, 'urlopen', lambda url, timeout=None: FakeResponse(payload, len(payload)))
+    weights_path = helper.fetch_keras_vgg16_weights()
+    assert weights_path == os.path.join(os.environ['KERAS_HOME'], 'models', helper.KERAS_VGG16_WEIGHTS_FILE)
+    assert open(weights_path, 'rb').read() == payload
+    monkeypatch.setattr(helper, 'KERAS_VGG16_WEIGHTS_MD5', '0' * 32)
+    with pytest.raises(helper.DataUnavailableError, match='it was deleted'):
+        helper.fetch_keras_vgg16_weights()
+    assert not os.path.exists(weights_path)
+
+
+def test_reading_keras_weights_explains_a_wrong_file(tmp_path):
+    not_hdf5 = tmp_path / 'weights.h5'
+    not_hdf5.write_bytes(b'not an HDF5 file')
+    with pytest.raises(ValueError, match='cannot open .*weights.h5 as an HDF5 file'):
+        helper.read_keras_vgg16_weights(str(not_hdf5))
+    keras3_layout = str(tmp_path / 'vgg16.weights.h5')
+    with h5py.File(keras3_layout, 'w') as weights_file:
+        weights_file.create_dataset('layers/block1_conv1/vars/0', data=np.zeros((3, 3, 3, 64), np.float32))
+    with pytest.raises(ValueError, match=r"expected a group block1_conv1 .* among the groups \['layers'\]"):
+        helper.read_keras_vgg16_weights(keras3_layout)
+
+
+def test_converting_keras_weights_refuses_a_wrong_shape():
+    channels_first_kernel = np.zeros((64, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=r'block1_conv1 has a kernel \(64, 3, 3, 3\).*\(3, 3, 3, 64\)'):
+        helper.classic_vgg16_weights({'block1_conv1': (channels_first_kernel, np.zeros(64, np.float32))})
+
+
+def test_build_vgg_command_writes_random_weights_and_refuses_imagenet_at_another_width(tmp_path, capsys):
+    vgg_path = main.run(['build-vgg', '--weights', 'random', '--width', str(TINY_WIDTH),
+                         '--out', str(tmp_path / 'vgg')])
+    with tf.Session() as sess:
+        layer7_out = main.load_vgg(sess, vgg_path)[4]
+    assert layer7_out.shape[-1] == 256
+    with pytest.raises(SystemExit):
+        main.run(['build-vgg', '--width', '0.5', '--out', str(tmp_path / 'other')])
+    assert '--width 0.5 needs --weights random' in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / 'other')
+
+
 # ---------------------------------------------------------------- labels and images
 
 def test_decode_label_by_the_devkit_rule():
@@ -336,6 +486,124 @@ def test_gen_batch_function_names_a_missing_label(tmp_path):
         helper.gen_batch_function(str(tmp_path / 'training'), (64, 192))
 
 
+# ---------------------------------------------------------------- validation split, augmentation and the KITTI metric
+
+def test_split_is_stratified_seeded_and_disjoint():
+    pairs = [(f'image_2/{category}_{index:06d}.png', f'gt_image_2/{category}_road_{index:06d}.png')
+             for category, count in (('um', 95), ('umm', 96), ('uu', 98)) for index in range(count)]
+    train_pairs, val_pairs = helper.split_training_pairs(pairs, 48, seed=7)
+    categories = [os.path.basename(image).split('_')[0] for image, _ in val_pairs]
+    assert len(val_pairs) == 48 and len(train_pairs) == 289 - 48
+    assert {category: categories.count(category) for category in helper.KITTI_CATEGORIES} == {'um': 16, 'umm': 16, 'uu': 16}
+    assert sorted(train_pairs + val_pairs) == sorted(pairs)
+    assert helper.split_training_pairs(pairs, 48, seed=7) == (train_pairs, val_pairs)
+    assert helper.split_training_pairs(pairs, 48, seed=8)[1] != val_pairs
+    assert helper.split_training_pairs(pairs, 0, seed=7) == (pairs, [])
+    with pytest.raises(ValueError, match='--val-count 289'):
+        helper.split_training_pairs(pairs, 289)
+
+
+def marked_pair(height=64, width=96):
+    """An image with a bright green 8x12 block at rows 20..27, columns 10..21, and a label with road there."""
+    image = np.zeros((height, width, 3), np.uint8)
+    label = np.zeros((height, width, 3), np.uint8)
+    label[:] = helper.BACKGROUND_COLOUR
+    image[20:28, 10:22, 1] = 255
+    label[20:28, 10:22] = helper.ROAD_COLOUR
+    label[:4] = helper.INVALID_COLOUR
+    return image, label
+
+
+def test_flip_keeps_image_label_and_valid_area_aligned():
+    image, label = marked_pair()
+    flipped = [helper.augment_pair(image, label, helper.Augmentation(flip=True, color=False, scale=False),
+                                   np.random.default_rng(seed)) for seed in range(6)]
+    assert any(np.array_equal(flipped_image, image[:, ::-1]) for flipped_image, _ in flipped)
+    for flipped_image, flipped_label in flipped:
+        road, valid = helper.decode_label(flipped_label)
+        assert np.array_equal(road & valid, flipped_image[..., 1] == 255)
+        assert not valid[:4].any() and valid[4:].all()
+
+
+def test_scale_and_crop_keeps_image_and_label_aligned():
+    image, label = marked_pair()
+    road_pixel_counts = set()
+    for seed in range(5):
+        zoomed_image, zoomed_label = helper.augment_pair(image, label, helper.Augmentation(flip=False, color=False),
+                                                         np.random.default_rng(seed))
+        road, valid = helper.decode_label(zoomed_label)
+        assert zoomed_image.shape == image.shape and zoomed_label.shape == label.shape
+        assert {tuple(colour) for colour in zoomed_label.reshape(-1, 3).tolist()} <= {
+            helper.ROAD_COLOUR, helper.BACKGROUND_COLOUR, helper.INVALID_COLOUR}
+        assert np.mean((zoomed_image[..., 1] > 127) == (road & valid)) > 0.98
+        road_pixel_counts.add(int(road.sum()))
+    assert len(road_pixel_counts) > 1, 'every zoom gave the same label: scale-and-crop did nothing'
+
+
+def test_colour_jitter_changes_the_image_only():
+    image, label = marked_pair()
+    image[..., 0] = 100
+    jittered_image, jittered_label = helper.augment_pair(image, label, helper.Augmentation(flip=False, scale=False),
+                                                         np.random.default_rng(0))
+    assert np.array_equal(jittered_label, label)
+    assert not np.array_equal(jittered_image, image)
+
+
+def hand_made_case():
+    """4x4 probabilities and labels: road A=0.9, B=0.6, C=0.3; other D=0.7, E=0.2; ten others at 0; one invalid."""
+    road_prob = np.zeros((4, 4))
+    road = np.zeros((4, 4), bool)
+    valid = np.ones((4, 4), bool)
+    road_prob[0, :3], road[0, :3] = (0.9, 0.6, 0.3), True
+    road_prob[1, :2] = (0.7, 0.2)
+    road_prob[3, 3], road[3, 3], valid[3, 3] = 1.0, True, False
+    return road_prob, road, valid
+
+
+def test_metric_on_a_hand_made_case():
+    # Threshold sweep (road when p >= t): t in (0.2, 0.3] gives TP 3, FP 1, FN 0: P 3/4, R 1, F 6/7, the maximum.
+    # 11-point AP: recall levels 0 .. 0.3 see precision 1 (A alone), levels 0.4 .. 1 see at best 3/4.
+    # IoU at p > 0.5: A and B hit, D is a false positive, C is missed: 2 / 4.
+    metrics = helper.road_metrics(helper.count_road_pixels(*hand_made_case()))
+    assert metrics['MaxF'] == pytest.approx(6 / 7)
+    assert metrics['PRE'] == pytest.approx(3 / 4) and metrics['REC'] == pytest.approx(1.0)
+    assert metrics['FPR'] == pytest.approx(1 / 12) and metrics['FNR'] == pytest.approx(0.0)
+    assert metrics['threshold'] == pytest.approx(52 / 255)
+    assert metrics['AP'] == pytest.approx((4 * 1.0 + 7 * 0.75) / 11)
+    assert metrics['IoU'] == pytest.approx(0.5)
+    assert metrics['images'] == 1
+
+
+def test_perfect_prediction_scores_one():
+    road_prob, road, valid = hand_made_case()
+    metrics = helper.road_metrics(helper.count_road_pixels(road.astype(float), road, valid))
+    assert metrics['MaxF'] == pytest.approx(1.0) and metrics['IoU'] == 1.0 and metrics['AP'] == pytest.approx(1.0)
+
+
+def test_invalid_pixels_change_nothing():
+    road_prob, road, valid = hand_made_case()
+    reference = helper.road_metrics(helper.count_road_pixels(road_prob, road, valid))
+    for invalid_prob, invalid_road in ((0.0, False), (0.55, True), (1.0, False)):
+        road_prob[3, 3], road[3, 3] = invalid_prob, invalid_road
+        assert helper.road_metrics(helper.count_road_pixels(road_prob, road, valid)) == reference
+
+
+def test_categories_combine_by_pixel_counts():
+    rng = np.random.default_rng(0)
+    counts = {}
+    for category, size in (('um', (30, 40)), ('umm', (10, 12)), ('uu', (20, 20))):
+        road = rng.random(size) < 0.4
+        road_prob = np.clip(road * 0.3 + rng.random(size) * 0.7, 0, 1)
+        counts[category] = helper.count_road_pixels(road_prob, road, np.ones(size, bool))
+    scores = helper.score_road(counts)
+    summed = counts['um'] + counts['umm'] + counts['uu']
+    assert summed.positives == sum(count.positives for count in counts.values())
+    assert scores['overall'] == helper.road_metrics(summed)
+    assert scores['overall']['images'] == 3
+    mean_of_means = np.mean([scores[category]['MaxF'] for category in helper.KITTI_CATEGORIES])
+    assert scores['overall']['MaxF'] != pytest.approx(mean_of_means, abs=1e-4)
+
+
 # ---------------------------------------------------------------- downloads
 
 def unreachable(url, timeout=None):
@@ -415,14 +683,27 @@ def test_short_demo_run_learns_and_writes_the_run_folder(tmp_path):
     run_dir = main.run(['--demo', '--data-dir', str(tmp_path / 'data'), '--runs-dir', str(tmp_path / 'runs'),
                         '--epochs', '12', '--image-height', '64', '--image-width', '192',
                         '--demo-vgg-width', str(TINY_WIDTH), '--demo-train-per-category', '4',
-                        '--demo-test-per-category', '1'])
-    assert sorted(os.listdir(run_dir)) == ['checkpoint', 'config.json', 'loss.csv', 'loss.png', 'overlays']
+                        '--demo-test-per-category', '1', '--val-count', '3'])
+    assert {'checkpoint', 'config.json', 'loss.csv', 'loss.png', 'overlays', 'split.json', 'metrics.json',
+            'pr_curve.png'} <= set(os.listdir(run_dir))
     assert sorted(os.listdir(os.path.join(run_dir, 'overlays'))) == ['um_000000.png', 'umm_000000.png', 'uu_000000.png']
     rows = np.loadtxt(os.path.join(run_dir, 'loss.csv'), delimiter=',', skiprows=1)
-    assert rows.shape == (12 * 3, 3)
+    assert rows.shape == (12 * 3, 3)  # 9 training images in batches of 4, 4 and 1
     first_epoch, last_epoch = rows[rows[:, 0] == 1, 2].mean(), rows[rows[:, 0] == 12, 2].mean()
     assert last_epoch < 0.8 * first_epoch, f'loss fell only from {first_epoch:.3f} to {last_epoch:.3f}'
     assert Image.open(os.path.join(run_dir, 'loss.png')).size == (800, 450)
+
+    split = json.load(open(os.path.join(run_dir, 'split.json')))
+    assert sorted(name[:name.index('_')] for name in split['val']) == ['um', 'umm', 'uu']
+    assert len(split['train']) == 9 and not set(split['train']) & set(split['val'])
+    metrics = json.load(open(os.path.join(run_dir, 'metrics.json')))
+    assert metrics['epoch'] == 12 and metrics['overall']['images'] == 3
+    assert set(metrics['overall']) == {'MaxF', 'AP', 'PRE', 'REC', 'FPR', 'FNR', 'threshold', 'IoU', 'images'}
+    assert {category: metrics[category]['images'] for category in helper.KITTI_CATEGORIES} == {'um': 1, 'umm': 1, 'uu': 1}
+    assert 0 < metrics['overall']['MaxF'] <= 1
+    with tf.Graph().as_default():
+        scores = main.run(['evaluate', '--run', run_dir])
+    assert scores['overall']['MaxF'] == pytest.approx(metrics['overall']['MaxF'], abs=1e-6)
 
 
 def test_offline_run_exits_with_the_clear_message(tmp_path, monkeypatch, capsys):
