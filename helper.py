@@ -2,12 +2,14 @@
 
 Read top to bottom, this file follows one image: where the files come from (downloads of the VGG16
 SavedModel and KITTI Road, or the offline stand-ins: a synthetic KITTI and a builder-made VGG16),
-how a KITTI label is decoded, how training batches are made, and how a prediction becomes a
-painted overlay.
+how a KITTI label is decoded, how training batches are made, how a prediction becomes a
+painted overlay, and how a trained model is exported and used on image files and videos.
 """
+import collections
 import dataclasses
 import glob
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -21,6 +23,7 @@ import h5py
 import matplotlib
 import numpy as np
 import tensorflow.compat.v1 as tf
+from moviepy import VideoFileClip
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
@@ -59,12 +62,25 @@ RANDOM_VGG_INPUT_STD = 64.0
 
 OVERLAY_COLOUR = (0, 255, 0)
 OVERLAY_ALPHA = 127 / 255
+ROAD_THRESHOLD = 0.5  # a pixel is painted, and masked, as road when its road probability is above this
+
+# The exported model (runs/<timestamp>/model): a SavedModel whose signature maps SERVING_INPUT, float32 RGB 0..255
+# [batch, height, width, 3], to SERVING_OUTPUT, the road probability [batch, height, width].
+SERVING_TAG = 'serve'
+SERVING_SIGNATURE = 'serving_default'
+SERVING_INPUT = 'images'
+SERVING_OUTPUT = 'road_prob'
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')  # what `main.py infer` takes from a folder
 
 IMAGE_NAME = re.compile(r'^(um|umm|uu)_(\d{6})\.png$')
 
 
 class DataUnavailableError(RuntimeError):
     """A dataset or model is missing and could not be fetched; the message says what to do."""
+
+
+class DataError(ValueError):
+    """Data that cannot be used as it is: the message names each bad file, what is wrong and what to do."""
 
 
 # ---------------------------------------------------------------- downloads
@@ -486,7 +502,10 @@ def build_vgg16_from_keras_weights(weights_path, export_dir):
 # ---------------------------------------------------------------- images and labels
 
 def load_image(path, image_shape=None, resample=Image.BILINEAR):
-    """Read an image file as [height, width, 3] uint8 RGB, resized to image_shape (height, width) if given."""
+    """Read an image file as [height, width, 3] uint8 RGB, resized to image_shape (height, width) if given.
+
+    Raises DataError naming the file when it cannot be decoded.
+    """
     try:
         with Image.open(path) as opened:
             image = opened.convert('RGB')
@@ -494,7 +513,7 @@ def load_image(path, image_shape=None, resample=Image.BILINEAR):
                 image = image.resize((image_shape[1], image_shape[0]), resample)
             return np.asarray(image)
     except (OSError, SyntaxError) as error:
-        raise ValueError(f'cannot read image {path}: {error}. Replace or delete the file.') from error
+        raise DataError(f'cannot read image {path}: {error}. Replace or delete the file.') from error
 
 
 def decode_label(label_rgb):
@@ -628,35 +647,125 @@ def gen_batch_function(data_folder, image_shape, pairs=None, augmentation=None):
 
 # ---------------------------------------------------------------- inference and painted outputs
 
-def paint_road(image, road_prob, threshold=0.5):
+def paint_road(image, road_prob, threshold=ROAD_THRESHOLD):
     """Overlay: image [h, w, 3] uint8 with pixels of road_prob [h, w] > threshold tinted translucent green."""
     road = (road_prob > threshold)[..., None]
     tinted = image * (1 - OVERLAY_ALPHA) + np.array(OVERLAY_COLOUR) * OVERLAY_ALPHA
     return np.where(road, tinted, image).round().astype(np.uint8)
 
 
-def resize_prob(road_prob, size):
-    """Bilinear resize of a [h, w] probability map to size (height, width), float32."""
-    return np.asarray(Image.fromarray(road_prob.astype(np.float32)).resize((size[1], size[0]), Image.BILINEAR))
+# A predictor, predict(images) -> road_probs, maps a list of [h, w, 3] uint8 RGB images of any sizes to their
+# [h, w] float32 road probabilities in 0..1. Two make one: session_road_predictor, from a training session, and
+# saved_model_road_predictor, from the exported model. Both run the same TensorFlow ops: resize_bilinear to the
+# network's image_shape, the FCN-8s with keep_prob 1, network_road_prob, road_prob_at_size back to each image's size.
+
+def resize_bilinear(images, size):
+    """[b, h, w, c] float32 resized to size ((height, width) or [2] int32): bilinear, antialiased when shrinking.
+
+    Antialiased like PIL's BILINEAR, which resizes the training images (gen_batch_function).
+    """
+    return tf.compat.v2.image.resize(images, size, method='bilinear', antialias=True)
+
+
+def network_road_prob(logits, image_shape):
+    """[b, height, width] float32 road probability (softmax, class 1) of logits [b * height * width, num_classes].
+
+    (height, width) = image_shape, the network's input size.
+    """
+    return tf.reshape(tf.nn.softmax(logits)[:, 1], [-1, *image_shape])
+
+
+def road_prob_at_size(road_prob, size):
+    """[b, h, w] float32 road probability resized to size ([2] int32 (height, width)): [b, height, width]."""
+    return resize_bilinear(road_prob[..., None], size)[..., 0]
+
+
+def predict_by_size(images, predict_batch):
+    """[h, w] float32 road probability of each of a list of [h, w, 3] uint8 images of any sizes.
+
+    predict_batch maps a batch of one size, [b, h, w, 3] float32 RGB 0..255, to [b, h, w] road
+    probabilities; each run of consecutive images of one size goes through it as one batch.
+    """
+    road_probs = []
+    for _, same_size in itertools.groupby(images, key=lambda image: image.shape):
+        road_probs.extend(predict_batch(np.stack(list(same_size)).astype(np.float32)))
+    return road_probs
 
 
 def session_road_predictor(sess, logits, keep_prob, image_pl, image_shape):
-    """predict(images) -> road probabilities, for a training session's graph.
+    """predict(images) -> road probabilities (see above), for a training session's graph.
 
-    images: a list of [h, w, 3] uint8 RGB images of any sizes. Each is resized to image_shape
-    (height, width) for the network; the road probability (softmax of logits [N * h * w, num_classes],
-    class 1) is resized back, so predict returns a list of [h, w] float32 maps in 0..1.
+    logits: [b * height * width, num_classes] of the network fed through image_pl at image_shape
+    (height, width). The resize ops are added to sess's graph once, here; predict runs them and the
+    network in sess, two calls per batch, so it gives what the exported model gives (export_model).
     """
-    road_prob_op = tf.nn.softmax(logits)[:, 1]
+    with sess.graph.as_default():
+        images = tf.placeholder(tf.float32, [None, None, None, 3], name='predict_images')
+        network_input = resize_bilinear(images, image_shape)
+        output_size = tf.placeholder(tf.int32, [2], name='predict_output_size')
+        road_prob = road_prob_at_size(network_road_prob(logits, image_shape), output_size)
 
-    def predict(images):
-        network_input = np.stack([np.asarray(Image.fromarray(image).resize((image_shape[1], image_shape[0]), Image.BILINEAR))
-                                  for image in images]).astype(np.float32)
-        road_probs = sess.run(road_prob_op, {keep_prob: 1.0, image_pl: network_input})
-        road_probs = road_probs.reshape(len(images), image_shape[0], image_shape[1])
-        return [resize_prob(road_prob, image.shape[:2]) for image, road_prob in zip(images, road_probs)]
+    def predict_batch(batch):
+        resized = sess.run(network_input, {images: batch})
+        return sess.run(road_prob, {image_pl: resized, keep_prob: 1.0, output_size: batch.shape[1:3]})
 
-    return predict
+    return lambda images_list: predict_by_size(images_list, predict_batch)
+
+
+def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir):
+    """Write the FCN-8s trained in sess as a SavedModel for tf.saved_model.load and TF Serving; returns export_dir.
+
+    Tag 'serve', signature 'serving_default': images [batch, height, width, 3] float32 RGB 0..255 of
+    any size -> road_prob [batch, height, width] float32 in 0..1. Inside the graph the images are
+    resized to image_shape (height, width), run through VGG16 and the decoder with keep_prob fixed
+    to 1, and their road probability is resized back. The trained weights are frozen into constants:
+    the graph holds the forward pass only (no optimizer state; the checkpoint keeps that).
+    The folder is written whole or not at all.
+    """
+    frozen_fcn = tf.graph_util.convert_variables_to_constants(sess, sess.graph.as_graph_def(), [logits.op.name])
+    staging_dir = export_dir + '.partial'
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    with tf.Graph().as_default(), tf.Session() as serving_sess:
+        images = tf.placeholder(tf.float32, [None, None, None, 3], name=SERVING_INPUT)
+        network_logits, = tf.import_graph_def(
+            frozen_fcn, input_map={input_image.name: resize_bilinear(images, image_shape), keep_prob.name: tf.constant(1.0)},
+            return_elements=[logits.name], name='fcn8s')
+        road_prob = tf.identity(road_prob_at_size(network_road_prob(network_logits, image_shape), tf.shape(images)[1:3]),
+                                name=SERVING_OUTPUT)
+        builder = tf.saved_model.Builder(staging_dir)
+        builder.add_meta_graph_and_variables(serving_sess, [SERVING_TAG], signature_def_map={
+            SERVING_SIGNATURE: tf.saved_model.predict_signature_def({SERVING_INPUT: images}, {SERVING_OUTPUT: road_prob})})
+        builder.save()
+    os.replace(staging_dir, export_dir)
+    return export_dir
+
+
+def saved_model_road_predictor(model_dir):
+    """predict(images) -> road probabilities (see above), from the SavedModel that export_model wrote to model_dir.
+
+    The model is loaded into a graph and session of its own, which live as long as predict does.
+    Raises ValueError naming model_dir when it holds no such model.
+    """
+    sess = tf.Session(graph=tf.Graph())
+    try:
+        signature = tf.saved_model.loader.load(sess, [SERVING_TAG], model_dir).signature_def[SERVING_SIGNATURE]
+        images = sess.graph.get_tensor_by_name(signature.inputs[SERVING_INPUT].name)
+        road_prob = sess.graph.get_tensor_by_name(signature.outputs[SERVING_OUTPUT].name)
+    except (OSError, RuntimeError, KeyError) as error:
+        sess.close()
+        raise ValueError(
+            f'cannot load a road model from {model_dir}: {error}. Expected the SavedModel that every training run '
+            f'exports to runs/<timestamp>/model/ (tag "{SERVING_TAG}", signature "{SERVING_SIGNATURE}" mapping '
+            f'"{SERVING_INPUT}" to "{SERVING_OUTPUT}").') from error
+    return lambda images_list: predict_by_size(images_list, lambda batch: sess.run(road_prob, {images: batch}))
+
+
+def predict_image_files(predict, image_paths, batch_size=8):
+    """Yield (path, image [h, w, 3] uint8 RGB, road_prob [h, w] float32) of each image file, batch_size per predict call."""
+    for start in range(0, len(image_paths), batch_size):
+        batch_paths = image_paths[start:start + batch_size]
+        images = [load_image(path) for path in batch_paths]
+        yield from zip(batch_paths, images, predict(images))
 
 
 def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape, batch_size=8):
@@ -666,11 +775,8 @@ def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape,
     """
     predict = session_road_predictor(sess, logits, keep_prob, image_pl, image_shape)
     image_paths = sorted(glob.glob(os.path.join(data_folder, 'image_2', '*.png')))
-    for start in range(0, len(image_paths), batch_size):
-        batch_paths = image_paths[start:start + batch_size]
-        originals = [load_image(path) for path in batch_paths]
-        for path, original, road_prob in zip(batch_paths, originals, predict(originals)):
-            yield os.path.basename(path), paint_road(original, road_prob)
+    for path, image, road_prob in predict_image_files(predict, image_paths, batch_size):
+        yield os.path.basename(path), paint_road(image, road_prob)
 
 
 def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_prob, input_image, output_dir=None):
@@ -686,6 +792,107 @@ def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_p
     for name, overlay in tqdm(outputs, total=num_images, desc='Painting test images', unit='image'):
         Image.fromarray(overlay).save(os.path.join(output_dir, name))
     return output_dir
+
+
+# ---------------------------------------------------------------- using a trained model: image files and videos
+
+def list_image_files(paths):
+    """The image files that paths name: each file as given, and each folder's PNG and JPEG files in name order.
+
+    Raises FileNotFoundError naming a path that does not exist or a folder that holds no such image.
+    """
+    image_paths = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(os.path.join(path, name) for name in os.listdir(path) if name.lower().endswith(IMAGE_EXTENSIONS))
+            if not found:
+                raise FileNotFoundError(f'{path} holds no image ({", ".join(IMAGE_EXTENSIONS)})')
+            image_paths += found
+        elif os.path.isfile(path):
+            image_paths.append(path)
+        else:
+            raise FileNotFoundError(f'{path} does not exist: give PNG or JPEG images, or folders of them')
+    return image_paths
+
+
+def kitti_result_name(image_path):
+    """um_000000.png -> um_road_000000.png: the KITTI Road benchmark's file name for an image's road result."""
+    match = IMAGE_NAME.match(os.path.basename(image_path))
+    if match is None:
+        raise ValueError(f'{image_path} is not named like a KITTI Road image (<um|umm|uu>_NNNNNN.png), so the '
+                         'benchmark has no name for its result; give the images of data_road/testing/image_2.')
+    return f'{match[1]}_road_{match[2]}.png'
+
+
+def save_road_images(predict, image_paths, output_dir, masks=False, kitti_submission=False, batch_size=8):
+    """Write each image's road prediction, at the image's own size, under output_dir; returns the paths written.
+
+    By default overlays/<name>.png, the image with its road painted (paint_road), and with masks also
+    masks/<name>.png, grayscale 255 on road (probability > ROAD_THRESHOLD) and 0 elsewhere; <name> is
+    the image's file name without its extension. With kitti_submission only <cat>_road_<NNNNNN>.png
+    (kitti_result_name): the road probability as grayscale uint8 (probability * 255, rounded), the
+    KITTI Road benchmark's perspective-space result, which its devkit transforms to the bird's-eye view.
+    Raises ValueError before predicting anything when two images would write one file.
+    """
+    if kitti_submission:
+        result_names = [kitti_result_name(path) for path in image_paths]
+    else:
+        result_names = [os.path.splitext(os.path.basename(path))[0] + '.png' for path in image_paths]
+    clashes = sorted(name for name, count in collections.Counter(result_names).items() if count > 1)
+    if clashes:
+        raise ValueError(f'several input images would write {", ".join(clashes)}: give images with distinct names')
+    written_paths = []
+    predictions = predict_image_files(predict, image_paths, batch_size)
+    for result_name, (_, image, road_prob) in tqdm(zip(result_names, predictions), total=len(image_paths),
+                                                     desc='Predicting road', unit='image'):
+        if kitti_submission:
+            pictures = {result_name: np.clip(road_prob * 255, 0, 255).round().astype(np.uint8)}
+        else:
+            pictures = {os.path.join('overlays', result_name): paint_road(image, road_prob)}
+            if masks:
+                pictures[os.path.join('masks', result_name)] = np.where(road_prob > ROAD_THRESHOLD, 255, 0).astype(np.uint8)
+        for relative_path, picture in pictures.items():
+            written_path = os.path.join(output_dir, relative_path)
+            os.makedirs(os.path.dirname(written_path), exist_ok=True)
+            Image.fromarray(picture).save(written_path)
+            written_paths.append(written_path)
+    return written_paths
+
+
+def open_video(path):
+    """The video file at path as a moviepy VideoFileClip; raises ValueError naming path when ffmpeg cannot read it."""
+    try:
+        return VideoFileClip(path)
+    except (OSError, KeyError) as error:
+        raise ValueError(f'cannot read video {path}: {str(error).strip()}\n'
+                         'Give a video file that ffmpeg reads, such as an MP4.') from error
+
+
+def paint_video(predict, clip, output_path, batch_size=8):
+    """Write clip (open_video) to output_path with the road painted on every frame; returns the frame count.
+
+    fps, frame size and audio stay as they are; the codec follows output_path's extension (moviepy's
+    write_videofile: H.264 for .mp4). moviepy asks for the frames in order, one at a time: the first
+    request past the painted frames reads that frame and the next batch_size - 1, and paints them all
+    with one predict call.
+    """
+    frame_count = int(clip.duration * clip.fps)  # as many frames as write_videofile writes
+    painted = {}
+    with tqdm(total=frame_count, desc='Painting video frames', unit='frame') as bar:
+
+        def painted_frame(get_frame, time_s):
+            frame_index = round(time_s * clip.fps)
+            if frame_index not in painted:
+                batch_indices = range(frame_index, max(frame_index + 1, min(frame_index + batch_size, frame_count)))
+                frames = [get_frame(index / clip.fps) for index in batch_indices]
+                painted.clear()
+                painted.update(zip(batch_indices, map(paint_road, frames, predict(frames))))
+                bar.update(len(frames))
+            return painted[frame_index]
+
+        clip.transform(painted_frame).write_videofile(
+            output_path, fps=clip.fps, temp_audiofile_path=os.path.dirname(os.path.abspath(output_path)), logger=None)
+    return frame_count
 
 
 # ---------------------------------------------------------------- validation: the KITTI road metric

@@ -5,8 +5,13 @@
   python main.py build-vgg [--weights imagenet|random]
                           write data/vgg, the classic VGG16 SavedModel, from Keras's ImageNet weights
                           (or random ones); `python main.py build-vgg --help` for its options
+  python main.py infer IMAGE_OR_DIR... --run runs/<timestamp> --out DIR [--masks | --kitti-submission]
+                          paint the road on images of any size with a trained model
+  python main.py video IN.mp4 OUT.mp4 --run runs/<timestamp>
+                          paint the road on every frame of a video
 
-Every run writes runs/<timestamp>/: config.json, loss.csv, loss.png, checkpoint/ and overlays/.
+Every run writes runs/<timestamp>/: config.json, loss.csv, loss.png, checkpoint/, model/ (the exported
+SavedModel that infer and video use) and overlays/.
 """
 import argparse
 import csv
@@ -414,6 +419,7 @@ def train(config):
         write_loss_csv(loss_rows, os.path.join(run_dir, 'loss.csv'))
         helper.save_loss_curve(loss_rows, os.path.join(run_dir, 'loss.png'))
         tf.train.Saver().save(sess, os.path.join(run_dir, 'checkpoint', 'model'))
+        helper.export_model(sess, input_image, keep_prob, logits, config.image_shape, os.path.join(run_dir, 'model'))
         helper.save_inference_samples(config.runs_dir, data_dir, sess, config.image_shape, logits, keep_prob,
                                       input_image, output_dir=os.path.join(run_dir, 'overlays'))
     print(f'Done in {time.perf_counter() - started:.0f} s: {run_dir}')
@@ -517,8 +523,99 @@ def evaluate_command(argv):
     return scores
 
 
+def positive_int(text):
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
+
+
+def add_model_arguments(parser):
+    """--run or --model (one is required), and --batch-size: where and how infer and video use the model."""
+    model_source = parser.add_mutually_exclusive_group(required=True)
+    model_source.add_argument('--run', help='run folder written by training, e.g. runs/<timestamp>: its model/ is used')
+    model_source.add_argument('--model', metavar='DIR', help='an exported model folder (a runs/<timestamp>/model) instead')
+    parser.add_argument('--batch-size', type=positive_int, default=8,
+                        help='images or video frames per pass through the model (default: 8)')
+
+
+def load_road_predictor(arguments):
+    """helper.saved_model_road_predictor of --model, or of --run's model/; exits saying what to do when it cannot."""
+    model_dir = arguments.model or os.path.join(arguments.run, 'model')
+    if arguments.run and not os.path.isdir(model_dir):
+        sys.exit(f'error: {arguments.run} has no model/ folder: expected {model_dir}, the SavedModel that training '
+                 'exports at the end of every run. Give a finished run of this version of main.py, or an exported '
+                 'model folder with --model DIR.')
+    try:
+        return helper.saved_model_road_predictor(model_dir)
+    except ValueError as error:
+        sys.exit(f'error: {error}')
+
+
+def infer_command(argv):
+    """`python main.py infer`: the road on images, painted or as masks or KITTI results; returns the paths written."""
+    parser = argparse.ArgumentParser(
+        prog='main.py infer',
+        description='Predict the road on images of any size (PNG or JPEG; RGB, RGBA or grayscale) with a trained '
+                    "model, and write the results at each image's own size: OUT/overlays/<name>.png, the image with "
+                    'its road tinted green, and with --masks also OUT/masks/<name>.png.')
+    parser.add_argument('inputs', nargs='*', metavar='IMAGE_OR_DIR', help='image files, or folders of them')
+    add_model_arguments(parser)
+    parser.add_argument('--out', required=True, metavar='DIR', help='folder for the results, created when missing')
+    parser.add_argument('--masks', action='store_true',
+                        help='also write OUT/masks/<name>.png: grayscale, 255 on road (probability > 0.5), 0 elsewhere')
+    parser.add_argument('--kitti-submission', action='store_true',
+                        help='write only OUT/<cat>_road_<NNNNNN>.png for each <cat>_<NNNNNN>.png: the road probability '
+                             'as grayscale 0..255 (probability * 255), as the KITTI Road benchmark and its devkit '
+                             "expect; without IMAGE_OR_DIR, for the --run's testing/image_2 images")
+    arguments = parser.parse_args(argv)
+    if arguments.masks and arguments.kitti_submission:
+        parser.error('--masks goes without --kitti-submission, which writes probability maps only')
+    if not arguments.inputs:
+        if not (arguments.kitti_submission and arguments.run):
+            parser.error("give IMAGE_OR_DIR (only --kitti-submission --run defaults to the run's testing images)")
+        config = load_run_config(arguments.run)
+        arguments.inputs = [os.path.join(dataset_root(config), 'data_road', 'testing', 'image_2')]
+    try:
+        image_paths = helper.list_image_files(arguments.inputs)
+    except FileNotFoundError as error:
+        sys.exit(f'error: {error}')
+    predict = load_road_predictor(arguments)
+    try:
+        written_paths = helper.save_road_images(predict, image_paths, arguments.out, masks=arguments.masks,
+                                                kitti_submission=arguments.kitti_submission,
+                                                batch_size=arguments.batch_size)
+    except ValueError as error:
+        sys.exit(f'error: {error}')
+    print(f'Wrote {len(written_paths)} files for {len(image_paths)} images to {arguments.out}')
+    return written_paths
+
+
+def video_command(argv):
+    """`python main.py video`: a video with the road painted on every frame; returns the output path."""
+    parser = argparse.ArgumentParser(
+        prog='main.py video',
+        description='Paint the road on every frame of a video with a trained model. Frame rate, frame size (any) '
+                    'and audio are kept; the output format follows its extension (.mp4: H.264).')
+    parser.add_argument('input', metavar='IN_VIDEO', help='a video file that ffmpeg reads, e.g. IN.mp4')
+    parser.add_argument('output', metavar='OUT_VIDEO', help='the painted video to write, e.g. OUT.mp4')
+    add_model_arguments(parser)
+    arguments = parser.parse_args(argv)
+    try:
+        clip = helper.open_video(arguments.input)
+    except ValueError as error:
+        sys.exit(f'error: {error}')
+    with clip:
+        predict = load_road_predictor(arguments)
+        frame_count = helper.paint_video(predict, clip, arguments.output, batch_size=arguments.batch_size)
+    print(f'Wrote {arguments.output}: {frame_count} frames at {clip.fps:g} fps')
+    return arguments.output
+
+
 # `python main.py COMMAND ...` runs COMMANDS[COMMAND] with the remaining arguments.
-COMMANDS = {'build-vgg': build_vgg_command, 'evaluate': evaluate_command}
+COMMANDS = {'build-vgg': build_vgg_command, 'evaluate': evaluate_command, 'infer': infer_command,
+            'video': video_command}
 
 
 def run(argv=None):

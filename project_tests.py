@@ -3,6 +3,7 @@ tests of the VGG16 builder, label decoding, the masked loss, downloads and a sho
 
     python project_tests.py            (or)            python -m pytest project_tests.py
 """
+import dataclasses
 import hashlib
 import io
 import json
@@ -16,6 +17,8 @@ from unittest import mock
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import h5py  # noqa: E402
+import imageio_ffmpeg  # noqa: E402
+import moviepy  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
@@ -305,7 +308,8 @@ def keras_vgg16(tmp_path_factory):
     image = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype(np.float32)
     np.save(image_path, image)
     completed = subprocess.run([sys.executable, '-c', KERAS_VGG16_SCRIPT, image_path, weights_path, activations_path],
-                               capture_output=True, text=True, timeout=300)
+                               capture_output=True, text=True, timeout=300,
+                               env={**os.environ, 'KERAS_HOME': str(folder / 'keras_home')})
     assert completed.returncode == 0, completed.stderr
     return weights_path, image, dict(np.load(activations_path))
 
@@ -684,7 +688,7 @@ def test_short_demo_run_learns_and_writes_the_run_folder(tmp_path):
                         '--epochs', '12', '--image-height', '64', '--image-width', '192',
                         '--demo-vgg-width', str(TINY_WIDTH), '--demo-train-per-category', '4',
                         '--demo-test-per-category', '1', '--val-count', '3'])
-    assert {'checkpoint', 'config.json', 'loss.csv', 'loss.png', 'overlays', 'split.json', 'metrics.json',
+    assert {'checkpoint', 'model', 'config.json', 'loss.csv', 'loss.png', 'overlays', 'split.json', 'metrics.json',
             'pr_curve.png'} <= set(os.listdir(run_dir))
     assert sorted(os.listdir(os.path.join(run_dir, 'overlays'))) == ['um_000000.png', 'umm_000000.png', 'uu_000000.png']
     rows = np.loadtxt(os.path.join(run_dir, 'loss.csv'), delimiter=',', skiprows=1)
@@ -727,6 +731,142 @@ def test_importing_main_prints_nothing_and_trains_nothing():
                                env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == ''
+
+
+# ---------------------------------------------------------------- using a trained model
+
+TINY_IMAGE_SHAPE = (64, 192)
+
+# Run by a separate Python: plain TensorFlow 2 in eager mode, as a user of the exported model would load it.
+# Arguments: the model folder, images .npy ([batch, height, width, 3] float32 RGB 0..255) and the .npy to write.
+RELOAD_EXPORTED_MODEL_SCRIPT = '''
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+model_dir, images_path, road_prob_path = sys.argv[1:]
+serving = tf.saved_model.load(model_dir).signatures['serving_default']
+np.save(road_prob_path, serving(images=tf.constant(np.load(images_path)))['road_prob'].numpy())
+'''
+
+
+@pytest.fixture(scope='module')
+def exported_run(tmp_path_factory, tiny_vgg_path):
+    """(run folder, test image [37, 61, 3] uint8, its [37, 61] road probability from the training session).
+
+    The run folder holds config.json, model/ (export_model of the tiny FCN-8s at TINY_IMAGE_SHAPE) and,
+    as its data, one testing image data_road/testing/image_2/uu_000007.png of 50x130 pixels. The score
+    kernels start at stddev 0.5, so that the road probabilities spread over 0..1 (not all about 0.5).
+    """
+    run_dir = tmp_path_factory.mktemp('run')
+    rng = np.random.default_rng(7)
+    testing_dir = run_dir / 'data' / 'data_road' / 'testing' / 'image_2'
+    testing_dir.mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (50, 130, 3), dtype=np.uint8)).save(testing_dir / 'uu_000007.png')
+    config = main.TrainConfig(data_dir=str(run_dir / 'data'), image_height=TINY_IMAGE_SHAPE[0],
+                              image_width=TINY_IMAGE_SHAPE[1])
+    (run_dir / 'config.json').write_text(json.dumps(dataclasses.asdict(config)))
+    image = rng.integers(0, 256, (37, 61, 3), dtype=np.uint8)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, tiny_vgg_path)
+        logits = tf.reshape(main.layers(layer3_out, layer4_out, layer7_out, 2, init_stddev=0.5), (-1, 2))
+        main.initialize_new_variables(sess)
+        helper.export_model(sess, image_input, keep_prob, logits, TINY_IMAGE_SHAPE, str(run_dir / 'model'))
+        predict = helper.session_road_predictor(sess, logits, keep_prob, image_input, TINY_IMAGE_SHAPE)
+        session_road_prob, = predict([image])
+    return str(run_dir), image, session_road_prob
+
+
+def test_exported_model_reloads_in_plain_tensorflow_with_the_sessions_probabilities(exported_run, tmp_path):
+    run_dir, image, session_road_prob = exported_run
+    assert session_road_prob.shape == (37, 61) and session_road_prob.std() > 0.05, 'probabilities too flat to compare'
+    images_path, road_prob_path = str(tmp_path / 'images.npy'), str(tmp_path / 'road_prob.npy')
+    np.save(images_path, image[None].astype(np.float32))
+    completed = subprocess.run([sys.executable, '-c', RELOAD_EXPORTED_MODEL_SCRIPT, os.path.join(run_dir, 'model'),
+                                images_path, road_prob_path], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    np.testing.assert_allclose(np.load(road_prob_path)[0], session_road_prob, atol=1e-5)
+    loaded_road_prob, = helper.saved_model_road_predictor(os.path.join(run_dir, 'model'))([image])
+    np.testing.assert_allclose(loaded_road_prob, session_road_prob, atol=1e-5)
+
+
+def test_infer_writes_overlays_and_masks_at_each_images_own_size(exported_run, tmp_path):
+    run_dir = exported_run[0]
+    rng = np.random.default_rng(8)
+    Image.fromarray(rng.integers(0, 256, (37, 61), dtype=np.uint8), 'L').save(tmp_path / 'gray.png')
+    folder = tmp_path / 'folder'
+    folder.mkdir()
+    Image.fromarray(rng.integers(0, 256, (375, 1242, 4), dtype=np.uint8), 'RGBA').save(folder / 'rgba.png')
+    Image.fromarray(rng.integers(0, 256, (50, 80, 3), dtype=np.uint8)).save(folder / 'photo.jpg')
+    out_dir = tmp_path / 'out'
+    main.run(['infer', str(tmp_path / 'gray.png'), str(folder), '--run', run_dir, '--out', str(out_dir), '--masks'])
+    predict = helper.saved_model_road_predictor(os.path.join(run_dir, 'model'))
+    for input_path, name in ((tmp_path / 'gray.png', 'gray.png'), (folder / 'rgba.png', 'rgba.png'),
+                             (folder / 'photo.jpg', 'photo.png')):
+        overlay, mask = Image.open(out_dir / 'overlays' / name), Image.open(out_dir / 'masks' / name)
+        assert overlay.mode == 'RGB' and mask.mode == 'L'
+        assert overlay.size == mask.size == Image.open(input_path).size, name
+        road_prob, = predict([helper.load_image(str(input_path))])
+        np.testing.assert_array_equal(np.asarray(mask), np.where(road_prob > 0.5, 255, 0), err_msg=name)
+
+
+def test_kitti_submission_writes_probability_maps_named_for_the_benchmark(exported_run, tmp_path):
+    run_dir = exported_run[0]
+    image = np.random.default_rng(9).integers(0, 256, (41, 150, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / 'um_000000.png')
+    main.run(['infer', str(tmp_path / 'um_000000.png'), '--model', os.path.join(run_dir, 'model'),
+              '--out', str(tmp_path / 'given'), '--kitti-submission'])
+    assert os.listdir(tmp_path / 'given') == ['um_road_000000.png']
+    result = Image.open(tmp_path / 'given' / 'um_road_000000.png')
+    assert result.mode == 'L' and result.size == (150, 41)
+    road_prob, = helper.saved_model_road_predictor(os.path.join(run_dir, 'model'))([image])
+    np.testing.assert_array_equal(np.asarray(result), np.round(road_prob * 255))
+    main.run(['infer', '--run', run_dir, '--out', str(tmp_path / 'testing'), '--kitti-submission'])
+    assert os.listdir(tmp_path / 'testing') == ['uu_road_000007.png']  # the run's data_road/testing/image_2
+    assert Image.open(tmp_path / 'testing' / 'uu_road_000007.png').size == (130, 50)
+
+
+def test_video_paints_every_frame_in_batches_and_keeps_fps_size_and_audio(exported_run, tmp_path, monkeypatch):
+    run_dir = exported_run[0]
+    rng = np.random.default_rng(10)
+    frames = [rng.integers(0, 256, (60, 90, 3), dtype=np.uint8) for _ in range(20)]  # 90x60: not a multiple of 32
+    tone = moviepy.AudioClip(lambda time_s: np.sin(2 * np.pi * 440 * time_s), duration=2, fps=22050)
+    input_path, output_path = str(tmp_path / 'in.mp4'), str(tmp_path / 'out.mp4')
+    moviepy.ImageSequenceClip(frames, fps=10).with_audio(tone).write_videofile(input_path, logger=None)
+    batch_sizes = []
+
+    def recording_predictor(model_dir):
+        predict = helper.saved_model_road_predictor(model_dir)
+        return lambda images: batch_sizes.append(len(images)) or predict(images)
+
+    monkeypatch.setattr(helper, 'saved_model_road_predictor', recording_predictor)
+    main.run(['video', input_path, output_path, '--run', run_dir, '--batch-size', '8'])
+    assert batch_sizes == [8, 8, 4]
+    assert imageio_ffmpeg.count_frames_and_secs(output_path) == imageio_ffmpeg.count_frames_and_secs(input_path) == (20, 2.0)
+    with moviepy.VideoFileClip(output_path) as painted:
+        assert painted.size == [90, 60] and painted.fps == 10 and painted.audio is not None
+
+
+def test_missing_model_unreadable_image_or_video_exit_naming_the_path(exported_run, tmp_path, capsys):
+    image_path = tmp_path / 'um_000000.png'
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(image_path)
+    (tmp_path / 'old_run').mkdir()
+    broken_image, broken_video = tmp_path / 'broken.png', tmp_path / 'broken.mp4'
+    broken_image.write_bytes(b'\x89PNG\r\n\x1a\n not really a png')
+    broken_video.write_bytes(b'not really a video')
+    model_dir = os.path.join(exported_run[0], 'model')
+    for argv, named_path in (
+            (['infer', str(image_path), '--run', str(tmp_path / 'old_run'), '--out', str(tmp_path / 'out')],
+             os.path.join(str(tmp_path / 'old_run'), 'model')),
+            (['infer', str(image_path), '--model', str(tmp_path / 'no_model'), '--out', str(tmp_path / 'out')],
+             str(tmp_path / 'no_model')),
+            (['infer', str(broken_image), '--model', model_dir, '--out', str(tmp_path / 'out')], str(broken_image)),
+            (['video', str(broken_video), str(tmp_path / 'out.mp4'), '--model', model_dir], str(broken_video))):
+        with pytest.raises(SystemExit) as exited:
+            main.run(argv)
+        assert str(exited.value.code).startswith('error: ') and named_path in str(exited.value.code), argv
+    assert not os.path.exists(tmp_path / 'out.mp4')
 
 
 if __name__ == '__main__':
