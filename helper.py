@@ -11,9 +11,11 @@ import glob
 import hashlib
 import itertools
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -63,6 +65,9 @@ RANDOM_VGG_INPUT_STD = 64.0
 OVERLAY_COLOUR = (0, 255, 0)
 OVERLAY_ALPHA = 127 / 255
 ROAD_THRESHOLD = 0.5  # a pixel is painted, and masked, as road when its road probability is above this
+# Training batches a background thread prepares ahead of the model (gen_batch_function): two keep it busy
+# while a step runs, and hold about 2 x 4 x 160 x 576 x 5 float32 values (15 MB) at the classic size.
+PREFETCH_BATCHES = 2
 
 # The exported model (runs/<timestamp>/model): a SavedModel whose signature maps SERVING_INPUT, float32 RGB 0..255
 # [batch, height, width, 3], to SERVING_OUTPUT, the road probability [batch, height, width].
@@ -561,6 +566,220 @@ def list_labelled_images(image_dir, label_dir):
     return pairs
 
 
+# ---------------------------------------------------------------- checking a KITTI folder
+
+LABEL_NAME = re.compile(r'^(um|umm|uu)_road_(\d{6})\.png$')
+LANE_LABEL_NAME = re.compile(r'^(um|umm|uu)_lane_(\d{6})\.png$')  # KITTI's lane labels, not used here
+LABEL_COLOUR_NAMES = {ROAD_COLOUR: 'road', BACKGROUND_COLOUR: 'background', INVALID_COLOUR: 'not evaluated'}
+FILES_NAMED = 3  # how many file names a message about many files quotes
+
+
+@dataclasses.dataclass
+class DataCheck:
+    """What check_kitti_folder found in road_path.
+
+    errors stop training, warnings do not; each is one message naming its files and what to do.
+    summary holds collections.Counters: 'training images', 'road labels' and 'testing images' per
+    category ('testing images' is None when the folder is missing), 'image sizes'
+    {(width, height): images} and 'label colours' {(r, g, b): pixels}.
+    """
+    road_path: str
+    errors: list = dataclasses.field(default_factory=list)
+    warnings: list = dataclasses.field(default_factory=list)
+    summary: dict = dataclasses.field(default_factory=dict)
+
+    def report(self):
+        """The summary, every warning and every error, as lines of text for a person."""
+        lines = [f'KITTI folder {self.road_path}']
+        for name in ('training images', 'road labels', 'testing images'):
+            counts = self.summary.get(name)
+            by_category = ', '.join(f'{category} {counts[category]}' for category in KITTI_CATEGORIES) if counts else ''
+            lines.append(f'  {name:16}' + ('missing' if counts is None else f'{sum(counts.values())} ({by_category})'))
+        sizes = self.summary.get('image sizes') or collections.Counter()
+        lines.append(f"  {'image sizes':16}" + ', '.join(
+            f'{width}x{height} {count}' for (width, height), count in sizes.most_common()))
+        colours = self.summary.get('label colours') or collections.Counter()
+        colour_counts = ', '.join(f"{LABEL_COLOUR_NAMES.get(colour, 'other')} {colour} {pixels:,} px"
+                                  for colour, pixels in colours.most_common())
+        lines.append(f"  {'label colours':16}{colour_counts}")
+        lines += [f'warning: {warning}' for warning in self.warnings]
+        lines += [f'error: {error}' for error in self.errors]
+        lines.append(f'errors: {len(self.errors)}, warnings: {len(self.warnings)}')
+        return '\n'.join(lines)
+
+    def raise_errors(self):
+        """Raise a DataError that lists every error, if there is one."""
+        if self.errors:
+            raise DataError(f'the KITTI folder {self.road_path} cannot be trained on as it is '
+                            f'(errors: {len(self.errors)}):\n' + '\n'.join(f'  - {error}' for error in self.errors))
+
+
+def quote_files(paths):
+    """'a.png, b.png, c.png and 4 more': the first FILES_NAMED file names of a list of paths."""
+    names = ', '.join(os.path.basename(path) for path in paths[:FILES_NAMED])
+    return names + (f' and {len(paths) - FILES_NAMED} more' if len(paths) > FILES_NAMED else '')
+
+
+def kitti_files(folder, name_pattern, name_form, check):
+    """{(category, number): path} of folder's files named by name_pattern; warns in check about the others.
+
+    KITTI's lane labels (<cat>_lane_NNNNNN.png) are skipped without a warning.
+    """
+    found, ignored = {}, []
+    for name in sorted(os.listdir(folder)):
+        match = name_pattern.match(name)
+        if match:
+            found[match[1], match[2]] = os.path.join(folder, name)
+        elif not LANE_LABEL_NAME.match(name):
+            ignored.append(name)
+    if ignored:
+        check.warnings.append(f'ignored in {folder}, not named {name_form}: {quote_files(ignored)}.')
+    return found
+
+
+def verify_image(path):
+    """((width, height), mode) of an image file, read from its header after checking every PNG chunk's checksum.
+
+    Nothing is decoded, so it costs about 2 ms for a KITTI image. Raises DataError naming a file that
+    cannot be opened, or is truncated or damaged.
+    """
+    try:
+        with Image.open(path) as opened:
+            size, mode = opened.size, opened.mode
+            opened.verify()
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DataError(f'{path} cannot be read as an image ({error}): it is truncated, damaged or not a PNG. '
+                        'Replace it with a good copy from data_road.zip, or remove it (and its label).') from error
+    return size, mode
+
+
+def label_colours(label_rgb):
+    """collections.Counter {(r, g, b): pixels} of a [h, w, 3] uint8 label image."""
+    red, green, blue = (label_rgb[..., channel].astype(np.uint32) for channel in range(3))
+    values, pixels = np.unique(red << 16 | green << 8 | blue, return_counts=True)
+    return collections.Counter({(int(value) >> 16, int(value) >> 8 & 255, int(value) & 255): int(count)
+                                for value, count in zip(values, pixels)})
+
+
+def check_kitti_folder(road_path, image_shape=None, require_testing=True):
+    """Check a KITTI Road folder before training on it; returns a DataCheck with every problem found.
+
+    road_path holds training/image_2 (<cat>_NNNNNN.png), training/gt_image_2 (<cat>_road_NNNNNN.png) and
+    testing/image_2. Errors: a missing folder, or no training pair at all; an image without its label or
+    a label without its image; a file that cannot be read; a label whose size differs from its image's
+    or that has no valid pixel (red > 0); an image smaller than image_shape (height, width), the network
+    input. A missing testing/image_2 is an error when require_testing (training paints its images), else
+    a warning. Warnings: images that are not RGB (converted when read), label colours other than KITTI's three
+    (decoded by the devkit rule, as the 21 real labels with pure-blue pixels are), ignored file names.
+    Labels are decoded (8 ms each); images are only verified (verify_image), so training decodes them once.
+    """
+    check = DataCheck(road_path)
+    image_dir, label_dir, test_dir = (os.path.join(road_path, folder) for folder in KITTI_FOLDERS)
+    images, labels, tests = {}, {}, {}
+    for folder, what in ((image_dir, 'training images <um|umm|uu>_NNNNNN.png'),
+                         (label_dir, 'training labels <um|umm|uu>_road_NNNNNN.png')):
+        if not os.path.isdir(folder):
+            check.errors.append(f"{folder} is missing: expected KITTI Road's {what} there. Unpack data_road.zip so "
+                                f'that {road_path} holds training/ and testing/, or point to the folder that does.')
+    if not check.errors:
+        images = kitti_files(image_dir, IMAGE_NAME, '<um|umm|uu>_NNNNNN.png', check)
+        labels = kitti_files(label_dir, LABEL_NAME, '<um|umm|uu>_road_NNNNNN.png', check)
+        if not images and not labels:
+            check.errors.append(f'{image_dir} and {label_dir} hold no training pair: expected images '
+                                '<um|umm|uu>_NNNNNN.png and their labels <um|umm|uu>_road_NNNNNN.png.')
+    if os.path.isdir(test_dir):
+        tests = kitti_files(test_dir, IMAGE_NAME, '<um|umm|uu>_NNNNNN.png', check)
+    else:
+        (check.errors if require_testing else check.warnings).append(
+            f"{test_dir} is missing: training paints its images into the run's overlays/ and stops without it. "
+            "Unpack data_road.zip's testing/ folder there.")
+    for category, number in sorted(images.keys() - labels.keys()):
+        expected_label = os.path.join(label_dir, f'{category}_road_{number}.png')
+        check.errors.append(f'{images[category, number]} has no label: expected {expected_label}. '
+                            'Add the label or remove the image.')
+    for category, number in sorted(labels.keys() - images.keys()):
+        expected_image = os.path.join(image_dir, f'{category}_{number}.png')
+        check.errors.append(f'{labels[category, number]} has no image: expected {expected_image}. '
+                            'Add the image or remove the label.')
+    check.summary['training images'] = collections.Counter(category for category, _ in images)
+    check.summary['road labels'] = collections.Counter(category for category, _ in labels)
+    check.summary['testing images'] = (collections.Counter(category for category, _ in tests)
+                                       if os.path.isdir(test_dir) else None)
+    image_sizes = check_images(check, [images[key] for key in sorted(images)] + [tests[key] for key in sorted(tests)],
+                               image_shape)
+    check_labels(check, [(images[key], labels[key]) for key in sorted(images.keys() & labels.keys())], image_sizes)
+    return check
+
+
+def check_images(check, image_paths, image_shape=None):
+    """Verify each image file (verify_image) and compare its size with image_shape (height, width), if given.
+
+    Adds to check: an error per unreadable or too small image, a warning about images that are not RGB,
+    and summary['image sizes']. Returns {path: (width, height)} of the readable images.
+    """
+    image_sizes, not_rgb = {}, collections.defaultdict(list)
+    for image_path in tqdm(image_paths, desc='Checking images', unit='image', leave=False):
+        try:
+            (width, height), mode = verify_image(image_path)
+        except DataError as error:
+            check.errors.append(str(error))
+            continue
+        image_sizes[image_path] = width, height
+        if mode != 'RGB':
+            not_rgb[mode].append(image_path)
+        if image_shape is not None and (height < image_shape[0] or width < image_shape[1]):
+            check.errors.append(f'{image_path} is {width}x{height} pixels, smaller than the network input '
+                                f'{image_shape[1]}x{image_shape[0]}. Remove it (and its label), or train with a '
+                                'smaller --image-width and --image-height.')
+    if not_rgb:
+        paths = [path for mode_paths in not_rgb.values() for path in mode_paths]
+        modes = ', '.join(f'{mode} {len(mode_paths)}' for mode, mode_paths in sorted(not_rgb.items()))
+        check.warnings.append(f'images that are not RGB ({modes}): {quote_files(paths)}. '
+                              'They are converted to RGB when read; an alpha channel is dropped.')
+    check.summary['image sizes'] = collections.Counter(image_sizes.values())
+    return image_sizes
+
+
+def check_labels(check, pairs, image_sizes):
+    """Decode the label of each (image path, label path) pair; compare its size with image_sizes[image path].
+
+    Adds to check: an error per unreadable label, label of another size than its image, or label
+    without a valid pixel; a warning about colours other than KITTI's three, with their pixel
+    counts; and summary['label colours'].
+    """
+    colours, labels_by_odd_colour = collections.Counter(), collections.defaultdict(list)
+    for image_path, label_path in tqdm(pairs, desc='Checking labels', unit='label', leave=False):
+        try:
+            verify_image(label_path)
+            label = load_image(label_path)
+        except DataError as error:
+            check.errors.append(str(error))
+            continue
+        (label_width, label_height), image_size = (label.shape[1], label.shape[0]), image_sizes.get(image_path)
+        if image_size is not None and (label_width, label_height) != image_size:
+            check.errors.append(f'{label_path} is {label_width}x{label_height} pixels but its image {image_path} is '
+                                f"{image_size[0]}x{image_size[1]}: a label must have its image's size. Replace the "
+                                'label with the one made for this image.')
+        colours_here = label_colours(label)
+        colours.update(colours_here)
+        for colour in colours_here.keys() - LABEL_COLOUR_NAMES.keys():
+            labels_by_odd_colour[colour].append(label_path)
+        if not any(red > 0 for red, _, _ in colours_here):
+            check.errors.append(f'{label_path} has no valid pixel (none with red > 0): all of it lies outside the '
+                                'evaluated area, so its image can neither be learned nor scored. Fix the label '
+                                '(road magenta, background red) or remove the pair.')
+    if labels_by_odd_colour:
+        odd_labels = {path for paths in labels_by_odd_colour.values() for path in paths}
+        odd_colours = '; '.join(f'{colour} {colours[colour]:,} pixels in {quote_files(paths)}' for colour, paths
+                                in sorted(labels_by_odd_colour.items(), key=lambda item: -colours[item[0]]))
+        check.warnings.append(
+            f'{len(odd_labels)} of {len(pairs)} labels hold colours other than road {ROAD_COLOUR}, background '
+            f'{BACKGROUND_COLOUR} and not evaluated {INVALID_COLOUR}: {odd_colours}. They are decoded by the KITTI '
+            'devkit rule, road = blue > 0 and valid = red > 0: pixels with red = 0 (such as pure blue) lie outside '
+            'the evaluated area and are ignored like black.')
+    check.summary['label colours'] = colours
+
+
 # ---------------------------------------------------------------- training batches
 
 def split_training_pairs(pairs, val_count, seed=0):
@@ -613,6 +832,50 @@ def augment_pair(image, label, augmentation, rng):
     return image, label
 
 
+def prefetched(items, depth=PREFETCH_BATCHES):
+    """Yield what the iterable `items` yields, while a background thread prepares up to `depth` items ahead.
+
+    The thread's exception, if any, is raised here, where the item would have come. When the consumer
+    stops early (break, an exception, close()), the thread stops too, after the item it is making.
+    """
+    ready = queue.Queue(maxsize=depth)  # ('item', value), ('error', exception) or ('end', None)
+    consumer_gone = threading.Event()
+
+    def offer(message):
+        """Put message in the queue, waiting for room; False when the consumer has gone instead."""
+        while not consumer_gone.is_set():
+            try:
+                ready.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not offer(('item', item)):
+                    return
+        except Exception as error:  # handed to the consumer, which raises it
+            offer(('error', error))
+            return
+        offer(('end', None))
+
+    producer = threading.Thread(target=produce, name='prefetch', daemon=True)
+    producer.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == 'end':
+                return
+            if kind == 'error':
+                raise value
+            yield value
+    finally:
+        consumer_gone.set()
+        producer.join()
+
+
 def gen_batch_function(data_folder, image_shape, pairs=None, augmentation=None):
     """Make get_batches_fn(batch_size) for the KITTI training folder data_folder.
 
@@ -621,6 +884,10 @@ def gen_batch_function(data_folder, image_shape, pairs=None, augmentation=None):
     Every image and label is decoded and resized to image_shape (height, width) once, here, and
     kept in memory as uint8. Each call of get_batches_fn yields one shuffled epoch of
     (images [b, h, w, 3] float32 RGB 0..255, labels [b, h, w, 2] float32 one-hot, invalid = 0).
+    A background thread makes the batches (augmentation, one-hot labels) PREFETCH_BATCHES ahead of
+    the consumer (prefetched), so that a training step does not wait for its batch; the shuffle and
+    the augmentation's seed are drawn from np.random in the consumer's thread, as before, so a run
+    seeded with np.random.seed gets the same batches.
     get_batches_fn.num_images is the number of training images.
     """
     pairs = list_training_pairs(data_folder) if pairs is None else pairs
@@ -630,9 +897,8 @@ def gen_batch_function(data_folder, image_shape, pairs=None, augmentation=None):
         labels.append(load_image(label_path, image_shape, Image.NEAREST))
     images, labels = np.stack(images), np.stack(labels)
 
-    def get_batches_fn(batch_size):
-        order = np.random.permutation(len(pairs))
-        rng = np.random.default_rng(np.random.randint(2 ** 31))
+    def epoch_batches(order, batch_size, rng):
+        """The (images, labels) batches of one epoch: images in `order`, augmented with the Generator rng."""
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             batch_images, batch_labels = images[batch], labels[batch]
@@ -640,6 +906,11 @@ def gen_batch_function(data_folder, image_shape, pairs=None, augmentation=None):
                 batch_images, batch_labels = (np.stack(arrays) for arrays in zip(*(
                     augment_pair(image, label, augmentation, rng) for image, label in zip(batch_images, batch_labels))))
             yield batch_images.astype(np.float32), label_to_one_hot(batch_labels)
+
+    def get_batches_fn(batch_size):
+        order = np.random.permutation(len(pairs))
+        rng = np.random.default_rng(np.random.randint(2 ** 31))
+        yield from prefetched(epoch_batches(order, batch_size, rng))
 
     get_batches_fn.num_images = len(pairs)
     return get_batches_fn
@@ -655,8 +926,8 @@ def paint_road(image, road_prob, threshold=ROAD_THRESHOLD):
 
 
 # A predictor, predict(images) -> road_probs, maps a list of [h, w, 3] uint8 RGB images of any sizes to their
-# [h, w] float32 road probabilities in 0..1. Two make one: session_road_predictor, from a training session, and
-# saved_model_road_predictor, from the exported model. Both run the same TensorFlow ops: resize_bilinear to the
+# [h, w] float32 road probabilities in 0..1. session_road_predictor makes one from a training session,
+# saved_model_road_predictor from the exported model. Both run the same TensorFlow ops: resize_bilinear to the
 # network's image_shape, the FCN-8s with keep_prob 1, network_road_prob, road_prob_at_size back to each image's size.
 
 def resize_bilinear(images, size):
@@ -700,64 +971,90 @@ def session_road_predictor(sess, logits, keep_prob, image_pl, image_shape):
     network in sess, two calls per batch, so it gives what the exported model gives (export_model).
     """
     with sess.graph.as_default():
-        images = tf.placeholder(tf.float32, [None, None, None, 3], name='predict_images')
-        network_input = resize_bilinear(images, image_shape)
-        output_size = tf.placeholder(tf.int32, [2], name='predict_output_size')
-        road_prob = road_prob_at_size(network_road_prob(logits, image_shape), output_size)
+        original_images = tf.placeholder(tf.float32, [None, None, None, 3], name='predict_images')
+        network_input = resize_bilinear(original_images, image_shape)
+        original_size = tf.placeholder(tf.int32, [2], name='predict_original_size')
+        road_prob = road_prob_at_size(network_road_prob(logits, image_shape), original_size)
 
     def predict_batch(batch):
-        resized = sess.run(network_input, {images: batch})
-        return sess.run(road_prob, {image_pl: resized, keep_prob: 1.0, output_size: batch.shape[1:3]})
+        resized = sess.run(network_input, {original_images: batch})
+        return sess.run(road_prob, {image_pl: resized, keep_prob: 1.0, original_size: batch.shape[1:3]})
 
-    return lambda images_list: predict_by_size(images_list, predict_batch)
+    return lambda images: predict_by_size(images, predict_batch)
+
+
+def forward_pass(sess, logits):
+    """(GraphDef of the ops that compute logits in sess's graph, {variable name: trained value numpy array}).
+
+    Only the forward pass: no loss, optimizer or initializers. Its (TF1 reference) variables are left
+    out of the GraphDef, and with them the ops' colocation hints, so that an import can map each
+    'name:0' to a variable of its own (export_model).
+    """
+    graph_def = tf.graph_util.extract_sub_graph(sess.graph.as_graph_def(), [logits.op.name])
+    variable_names = [node.name for node in graph_def.node if node.op in ('Variable', 'VariableV2')]
+    trained_values = dict(zip(variable_names, sess.run([name + ':0' for name in variable_names])))
+    operations = [node for node in graph_def.node if node.name not in trained_values]
+    for node in operations:
+        node.attr.pop('_class', None)
+    del graph_def.node[:]
+    graph_def.node.extend(operations)
+    return graph_def, trained_values
 
 
 def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir):
     """Write the FCN-8s trained in sess as a SavedModel for tf.saved_model.load and TF Serving; returns export_dir.
 
     Tag 'serve', signature 'serving_default': images [batch, height, width, 3] float32 RGB 0..255 of
-    any size -> road_prob [batch, height, width] float32 in 0..1. Inside the graph the images are
-    resized to image_shape (height, width), run through VGG16 and the decoder with keep_prob fixed
-    to 1, and their road probability is resized back. The trained weights are frozen into constants:
-    the graph holds the forward pass only (no optimizer state; the checkpoint keeps that).
+    any size -> road_prob [batch, height, width] float32 in 0..1. The serving graph resizes the images
+    to image_shape (height, width), runs a copy of the training graph's forward pass (VGG16 and the
+    decoder, imported with keep_prob fixed to 1) and resizes the road probability back. Its variables
+    keep the training names and get the trained values; the optimizer state stays in the checkpoint.
     The folder is written whole or not at all.
     """
-    frozen_fcn = tf.graph_util.convert_variables_to_constants(sess, sess.graph.as_graph_def(), [logits.op.name])
+    graph_def, trained_values = forward_pass(sess, logits)
     staging_dir = export_dir + '.partial'
     shutil.rmtree(staging_dir, ignore_errors=True)
     with tf.Graph().as_default(), tf.Session() as serving_sess:
-        images = tf.placeholder(tf.float32, [None, None, None, 3], name=SERVING_INPUT)
+        variables = {name: tf.get_variable(name, value.shape, tf.as_dtype(value.dtype), tf.zeros_initializer(),
+                                           use_resource=True)
+                     for name, value in trained_values.items()}
+        original_images = tf.placeholder(tf.float32, [None, None, None, 3], name=SERVING_INPUT)
+        network_input = resize_bilinear(original_images, image_shape)
         network_logits, = tf.import_graph_def(
-            frozen_fcn, input_map={input_image.name: resize_bilinear(images, image_shape), keep_prob.name: tf.constant(1.0)},
+            graph_def, input_map={input_image.name: network_input, keep_prob.name: tf.constant(1.0),
+                                  **{name + ':0': variable.value() for name, variable in variables.items()}},
             return_elements=[logits.name], name='fcn8s')
-        road_prob = tf.identity(road_prob_at_size(network_road_prob(network_logits, image_shape), tf.shape(images)[1:3]),
-                                name=SERVING_OUTPUT)
+        road_prob = road_prob_at_size(network_road_prob(network_logits, image_shape), tf.shape(original_images)[1:3])
+        road_prob = tf.identity(road_prob, name=SERVING_OUTPUT)
+        for name, variable in variables.items():
+            variable.load(trained_values[name], serving_sess)
+        signature = tf.saved_model.predict_signature_def({SERVING_INPUT: original_images}, {SERVING_OUTPUT: road_prob})
         builder = tf.saved_model.Builder(staging_dir)
-        builder.add_meta_graph_and_variables(serving_sess, [SERVING_TAG], signature_def_map={
-            SERVING_SIGNATURE: tf.saved_model.predict_signature_def({SERVING_INPUT: images}, {SERVING_OUTPUT: road_prob})})
+        builder.add_meta_graph_and_variables(serving_sess, [SERVING_TAG], signature_def_map={SERVING_SIGNATURE: signature})
         builder.save()
     os.replace(staging_dir, export_dir)
     return export_dir
 
 
-def saved_model_road_predictor(model_dir):
+def saved_model_road_predictor(model_dir, session_config=None):
     """predict(images) -> road probabilities (see above), from the SavedModel that export_model wrote to model_dir.
 
-    The model is loaded into a graph and session of its own, which live as long as predict does.
+    The model is loaded into a graph and session of its own, which live as long as predict does; the
+    session gets session_config, a tf.ConfigProto (main.session_config: the precision), if given.
     Raises ValueError naming model_dir when it holds no such model.
     """
-    sess = tf.Session(graph=tf.Graph())
+    sess = tf.Session(graph=tf.Graph(), config=session_config)
     try:
         signature = tf.saved_model.loader.load(sess, [SERVING_TAG], model_dir).signature_def[SERVING_SIGNATURE]
-        images = sess.graph.get_tensor_by_name(signature.inputs[SERVING_INPUT].name)
-        road_prob = sess.graph.get_tensor_by_name(signature.outputs[SERVING_OUTPUT].name)
+        images_input = sess.graph.get_tensor_by_name(signature.inputs[SERVING_INPUT].name)
+        road_prob_output = sess.graph.get_tensor_by_name(signature.outputs[SERVING_OUTPUT].name)
     except (OSError, RuntimeError, KeyError) as error:
         sess.close()
         raise ValueError(
             f'cannot load a road model from {model_dir}: {error}. Expected the SavedModel that every training run '
             f'exports to runs/<timestamp>/model/ (tag "{SERVING_TAG}", signature "{SERVING_SIGNATURE}" mapping '
             f'"{SERVING_INPUT}" to "{SERVING_OUTPUT}").') from error
-    return lambda images_list: predict_by_size(images_list, lambda batch: sess.run(road_prob, {images: batch}))
+    return lambda images: predict_by_size(images, lambda batch: sess.run(road_prob_output, {images_input: batch}))
 
 
 def predict_image_files(predict, image_paths, batch_size=8):
