@@ -1,7 +1,7 @@
 """FCN-8s road segmentation on KITTI Road, in TensorFlow 1.x style (graph, session, placeholders).
 
   python main.py          train with the classic hyperparameters (fetches data/vgg and data/data_road)
-  python main.py --demo   the same job offline: synthetic KITTI and a small random VGG16, about 2 minutes
+  python main.py --demo   the same job offline: synthetic KITTI and a small random VGG16, under 2 minutes
   python main.py --resume runs/<timestamp>
                           go on with a stopped run (Ctrl-C, SIGTERM, a crash) after its last finished epoch
   python main.py check-data [--data DIR]
@@ -9,6 +9,8 @@
   python main.py build-vgg [--weights imagenet|random]
                           write data/vgg, the classic VGG16 SavedModel, from Keras's ImageNet weights
                           (or random ones); `python main.py build-vgg --help` for its options
+  python main.py evaluate --run runs/<timestamp> [--images DIR --labels DIR]
+                          KITTI road measures (MaxF, AP, IoU, ...) of a trained run, per category and overall
   python main.py infer IMAGE_OR_DIR... --run runs/<timestamp> --out DIR [--masks | --kitti-submission]
                           paint the road on images of any size with a trained model
   python main.py video IN.mp4 OUT.mp4 --run runs/<timestamp>
@@ -16,8 +18,9 @@
   python main.py bench [--out bench.json]
                           training and inference speed of the classic loop and of this project, side by side
 
-Every run writes runs/<timestamp>/: config.json, loss.csv, loss.png, checkpoint/ (one folder per kept epoch),
-tensorboard/, model/ (the exported SavedModel that infer and video use) and overlays/.
+Every run writes runs/<timestamp>/: config.json, loss.csv, loss.png, split.json, metrics.json and pr_curve.png
+(validation), checkpoint/ (one folder per kept epoch), tensorboard/, model/ (the exported SavedModel that
+infer and video use) and overlays/.
 """
 import argparse
 import contextlib
