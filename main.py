@@ -9,7 +9,7 @@
   python main.py build-vgg [--weights imagenet|random]
                           write data/vgg, the classic VGG16 SavedModel, from Keras's ImageNet weights
                           (or random ones); `python main.py build-vgg --help` for its options
-  python main.py evaluate --run runs/<timestamp> [--images DIR --labels DIR]
+  python main.py evaluate --run runs/<timestamp> [--images DIR --labels DIR]   (or --model DIR --images ...)
                           KITTI road measures (MaxF, AP, IoU, ...) of a trained run, per category and overall
   python main.py infer IMAGE_OR_DIR... --run runs/<timestamp> --out DIR [--masks | --kitti-submission]
                           paint the road on images of any size with a trained model
@@ -1264,52 +1264,6 @@ def load_run_config(run_dir):
                  'give a run folder written by `python main.py`, such as runs/<timestamp>.')
 
 
-def restore_run_predictor(sess, run_dir, image_shape):
-    """helper.session_road_predictor of the newest checkpoint in run_dir/checkpoint/, restored into sess."""
-    checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoint'))
-    if checkpoint is None:
-        sys.exit(f'error: {run_dir}/checkpoint/ holds no checkpoint; was the run interrupted before its first save?')
-    tf.train.import_meta_graph(checkpoint + '.meta').restore(sess, checkpoint)
-    logits, keep_prob, image_input = (sess.graph.get_tensor_by_name(name) for name in ('logits:0', 'keep_prob:0', 'image_input:0'))
-    return helper.session_road_predictor(sess, logits, keep_prob, image_input, image_shape)
-
-
-def evaluate_command(argv):
-    """`python main.py evaluate`: KITTI road measures of a run's model; returns score_road's dict."""
-    parser = argparse.ArgumentParser(
-        prog='main.py evaluate',
-        description='Score a trained run with the KITTI road measures (MaxF, AP, PRE, REC, FPR, FNR at the MaxF '
-                    'threshold, and IoU at 0.5), in perspective space at full resolution, per category and '
-                    'overall. By default on the validation images the run held out (its split.json).')
-    parser.add_argument('--run', required=True, help='run folder written by training, e.g. runs/<timestamp>')
-    parser.add_argument('--images', metavar='DIR', help='score these <cat>_NNNNNN.png images instead ...')
-    parser.add_argument('--labels', metavar='DIR', help='... with their <cat>_road_NNNNNN.png KITTI labels from DIR')
-    add_precision_argument(parser)
-    arguments = parser.parse_args(argv)
-    if (arguments.images is None) != (arguments.labels is None):
-        parser.error('--images and --labels go together')
-    config = load_run_config(arguments.run)
-    try:
-        if arguments.images:
-            pairs = helper.list_labelled_images(arguments.images, arguments.labels)
-        else:
-            with open(os.path.join(arguments.run, 'split.json')) as split_file:
-                val_names = set(json.load(split_file)['val'])
-            training_folder = os.path.join(dataset_root(config), 'data_road', 'training')
-            pairs = [pair for pair in helper.list_training_pairs(training_folder)
-                     if os.path.basename(pair[0]) in val_names]
-    except (OSError, ValueError) as error:
-        sys.exit(f'error: {error}')
-    if not pairs:
-        sys.exit(f'error: {arguments.run} held out no validation images (val_count 0): give --images and --labels')
-    with tf.Graph().as_default(), tf.Session(config=session_config(chosen_precision(arguments.precision))) as sess:
-        predict = restore_run_predictor(sess, arguments.run, config.image_shape)
-        counts = helper.evaluate_road(predict, pairs)
-    scores = helper.score_road(counts)
-    print(f'{len(pairs)} images, KITTI road measures in %:\n{format_scores(scores)}')
-    return scores
-
-
 def positive_int(text):
     """argparse type: an integer of at least 1."""
     value = int(text)
@@ -1319,7 +1273,7 @@ def positive_int(text):
 
 
 def add_model_arguments(parser):
-    """--run or --model (one is required), --batch-size and --precision: where and how infer and video use the model."""
+    """--run or --model (one is required), --batch-size and --precision: where and how a command uses the model."""
     model_source = parser.add_mutually_exclusive_group(required=True)
     model_source.add_argument('--run', help='run folder written by training, e.g. runs/<timestamp>: its model/ is used')
     model_source.add_argument('--model', metavar='DIR', help='an exported model folder (a runs/<timestamp>/model) instead')
@@ -1339,6 +1293,40 @@ def load_road_predictor(arguments):
         return helper.saved_model_road_predictor(model_dir, session_config(chosen_precision(arguments.precision)))
     except ValueError as error:
         sys.exit(f'error: {error}')
+
+
+def evaluate_command(argv):
+    """`python main.py evaluate`: KITTI road measures of a trained model; returns score_road's dict."""
+    parser = argparse.ArgumentParser(
+        prog='main.py evaluate',
+        description='Score a trained model with the KITTI road measures (MaxF, AP, PRE, REC, FPR, FNR at the MaxF '
+                    'threshold, and IoU at 0.5), in perspective space at full resolution, per category and '
+                    'overall. With --run, by default on the validation images the run held out (its split.json).')
+    add_model_arguments(parser)
+    parser.add_argument('--images', metavar='DIR', help='score these <cat>_NNNNNN.png images instead ...')
+    parser.add_argument('--labels', metavar='DIR', help='... with their <cat>_road_NNNNNN.png KITTI labels from DIR')
+    arguments = parser.parse_args(argv)
+    if (arguments.images is None) != (arguments.labels is None):
+        parser.error('--images and --labels go together')
+    if arguments.model and not arguments.images:
+        parser.error('--model has no validation split of its own: give --images and --labels, or --run')
+    try:
+        if arguments.images:
+            pairs = helper.list_labelled_images(arguments.images, arguments.labels)
+        else:
+            with open(os.path.join(arguments.run, 'split.json')) as split_file:
+                val_names = set(json.load(split_file)['val'])
+            training_folder = os.path.join(dataset_root(load_run_config(arguments.run)), 'data_road', 'training')
+            pairs = [pair for pair in helper.list_training_pairs(training_folder)
+                     if os.path.basename(pair[0]) in val_names]
+    except (OSError, ValueError) as error:
+        sys.exit(f'error: {error}')
+    if not pairs:
+        sys.exit(f'error: {arguments.run} held out no validation images (val_count 0): give --images and --labels')
+    counts = helper.evaluate_road(load_road_predictor(arguments), pairs, arguments.batch_size)
+    scores = helper.score_road(counts)
+    print(f'{len(pairs)} images, KITTI road measures in %:\n{format_scores(scores)}')
+    return scores
 
 
 def infer_command(argv):

@@ -714,6 +714,13 @@ def test_short_demo_run_learns_and_writes_the_run_folder(tmp_path):
     with tf.Graph().as_default():
         scores = main.run(['evaluate', '--run', run_dir])
     assert scores['overall']['MaxF'] == pytest.approx(metrics['overall']['MaxF'], abs=1e-6)
+    training = tmp_path / 'data' / 'demo' / 'data_road' / 'training'
+    with tf.Graph().as_default():
+        all_scores = main.run(['evaluate', '--model', os.path.join(run_dir, 'model'),
+                               '--images', str(training / 'image_2'), '--labels', str(training / 'gt_image_2')])
+    assert all_scores['overall']['images'] == 12
+    with pytest.raises(SystemExit):
+        main.run(['evaluate', '--model', os.path.join(run_dir, 'model')])
 
 
 def test_offline_run_exits_with_the_clear_message(tmp_path, monkeypatch, capsys):
