@@ -1277,18 +1277,16 @@ def evaluate_road(predict, pairs, batch_size=8):
     """{'um', 'umm', 'uu': RoadCounts} of predict on the (image path, label path) pairs.
 
     Scored in perspective space at each image's own size, as the devkit does: predict maps a list of
-    [h, w, 3] uint8 images to their [h, w] road probabilities (session_road_predictor).
+    [h, w, 3] uint8 images to their [h, w] road probabilities (see predict_by_size), batch_size at a time.
     """
     counts = {category: RoadCounts() for category in KITTI_CATEGORIES}
-    batches = [pairs[start:start + batch_size] for start in range(0, len(pairs), batch_size)]
-    with tqdm(total=len(pairs), desc='Scoring validation images', unit='image', leave=False) as bar:
-        for batch in batches:
-            images = [load_image(image_path) for image_path, _ in batch]
-            for (image_path, label_path), road_prob in zip(batch, predict(images)):
-                category = IMAGE_NAME.match(os.path.basename(image_path))[1]
-                road, valid = decode_label(load_image(label_path))
-                counts[category] = counts[category] + count_road_pixels(road_prob, road, valid)
-                bar.update()
+    label_paths = dict(pairs)
+    predictions = predict_image_files(predict, [image_path for image_path, _ in pairs], batch_size)
+    for image_path, _, road_prob in tqdm(predictions, total=len(pairs), desc='Scoring validation images',
+                                         unit='image', leave=False):
+        category = IMAGE_NAME.match(os.path.basename(image_path))[1]
+        road, valid = decode_label(load_image(label_paths[image_path]))
+        counts[category] = counts[category] + count_road_pixels(road_prob, road, valid)
     return counts
 
 
