@@ -1310,6 +1310,7 @@ def evaluate_command(argv):
         parser.error('--images and --labels go together')
     if arguments.model and not arguments.images:
         parser.error('--model has no validation split of its own: give --images and --labels, or --run')
+    predict = load_road_predictor(arguments)
     try:
         if arguments.images:
             pairs = helper.list_labelled_images(arguments.images, arguments.labels)
@@ -1323,7 +1324,7 @@ def evaluate_command(argv):
         sys.exit(f'error: {error}')
     if not pairs:
         sys.exit(f'error: {arguments.run} held out no validation images (val_count 0): give --images and --labels')
-    counts = helper.evaluate_road(load_road_predictor(arguments), pairs, arguments.batch_size)
+    counts = helper.evaluate_road(predict, pairs, arguments.batch_size)
     scores = helper.score_road(counts)
     print(f'{len(pairs)} images, KITTI road measures in %:\n{format_scores(scores)}')
     return scores
