@@ -1,0 +1,153 @@
+"""Checkpoints of finished epochs, kept whole, and the signals (Ctrl-C, SIGTERM) that ask training to stop."""
+import json
+import os
+import re
+import shutil
+import signal
+import threading
+
+from fcn8s.errors import TrainingDiverged
+from fcn8s.files import write_atomically, written_whole
+from fcn8s.tf1 import tf
+
+CHECKPOINTS_KEPT = 3  # the last epochs whose checkpoints are kept, besides the one of the best validation MaxF
+EPOCH_FOLDER = re.compile(r'^epoch-(\d+)$')
+
+
+class StopSignal:
+    """A context in which Ctrl-C (SIGINT) or SIGTERM, what a spot instance's shutdown sends, asks training to stop.
+
+    The first such signal only records itself (signal_number); train_nn, given stop_requested=self.requested,
+    then stops before its next step, so that what was trained can be saved. Within the context a second
+    signal acts as usual: Ctrl-C raises KeyboardInterrupt, SIGTERM ends the process. Signals can only be
+    caught in the main thread; elsewhere the context changes nothing.
+    """
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signal_number = None
+        self.previous_handlers = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous_handlers = {number: signal.signal(number, self.record) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info):
+        self.restore_handlers()
+
+    def record(self, signal_number, frame):
+        """Signal handler: remember the signal, hand later ones back to the previous handlers, and say so."""
+        self.signal_number = signal_number
+        self.restore_handlers()
+        os.write(2, f'\n{signal.Signals(signal_number).name}: stopping before the next step to save the weights; '
+                    'send it again to stop at once.\n'.encode())
+
+    def restore_handlers(self):
+        """Give SIGINT and SIGTERM back to the handlers they had before the context."""
+        for number, handler in self.previous_handlers.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        self.previous_handlers = {}
+
+    def requested(self):
+        """Whether a stop was asked for."""
+        return self.signal_number is not None
+
+
+
+class EpochCheckpoints:
+    """A run's checkpoint/ folder: the checkpoint of each finished epoch in epoch-NNN/, kept as training goes on.
+
+    Each epoch-NNN/ holds a whole TensorFlow checkpoint (model.index, model.data-*, model.meta) and
+    epoch.json ({"epoch": N, "val_maxf": its validation MaxF or null}). It is written in full into a
+    hidden .partial folder and then renamed, so it is complete or absent. TensorFlow's `checkpoint` file,
+    replaced the same way, names the newest: tf.train.latest_checkpoint(folder) returns it. The last
+    `keep` epochs are kept, and the one with the best validation MaxF. The weights of an interrupted
+    epoch go to epoch-NNN-step-SSSS/, the newest until the next finished epoch replaces it; resuming
+    starts from the last finished epoch.
+    """
+
+    def __init__(self, folder, trained_variables, keep=CHECKPOINTS_KEPT):
+        self.folder, self.keep = folder, keep
+        self.saver = tf.train.Saver(max_to_keep=None)  # pruning is done here, by epoch
+        self.weights_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(variable)) for variable in trained_variables])
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.startswith('.partial-'):
+                shutil.rmtree(os.path.join(folder, name))
+
+    def model_path(self, name):
+        """The checkpoint prefix inside the folder `name`, as Saver.restore and tf.train.latest_checkpoint use it."""
+        return os.path.join(self.folder, name, 'model')
+
+    def finished_epochs(self):
+        """{epoch: validation MaxF or None} of the epoch-NNN/ folders present."""
+        finished = {}
+        for name in os.listdir(self.folder):
+            if EPOCH_FOLDER.match(name):
+                with open(os.path.join(self.folder, name, 'epoch.json')) as epoch_file:
+                    saved = json.load(epoch_file)
+                finished[saved['epoch']] = saved['val_maxf']
+        return finished
+
+    def last_finished(self):
+        """(epoch, checkpoint prefix) of the last finished epoch, or None when no epoch has finished."""
+        finished = self.finished_epochs()
+        return (max(finished), self.model_path(f'epoch-{max(finished):03d}')) if finished else None
+
+    def describe_last(self):
+        """A sentence for a person: which epoch is the last one checkpointed, and where."""
+        last = self.last_finished()
+        if last is None:
+            return 'No epoch had finished, so none is checkpointed.'
+        return f'The last finished epoch, {last[0]}, is checkpointed in {os.path.dirname(last[1])}.'
+
+    def restore_last(self, sess):
+        """Restore the last finished epoch's weights and optimizer state into sess; returns the epoch, 0 for none."""
+        last = self.last_finished()
+        if last is None:
+            return 0
+        self.saver.restore(sess, last[1])
+        return last[0]
+
+    def save(self, sess, epoch, val_maxf=None):
+        """Checkpoint the finished epoch (val_maxf: its overall validation MaxF, if scored); prune the others.
+
+        Raises TrainingDiverged, saving nothing, when a trained weight is NaN or infinite.
+        """
+        if not sess.run(self.weights_finite):
+            raise TrainingDiverged(f'a trained weight became NaN or infinite in epoch {epoch}')
+        self.write(sess, f'epoch-{epoch:03d}', {'epoch': epoch, 'val_maxf': val_maxf})
+        finished = self.finished_epochs()
+        kept_epochs = set(sorted(finished)[-self.keep:])
+        scored = sorted(number for number, maxf in finished.items() if maxf is not None)
+        if scored:
+            kept_epochs.add(max(scored, key=finished.get))  # the earliest of equals
+        kept = [f'epoch-{number:03d}' for number in sorted(kept_epochs)]
+        self.write_index(kept)
+        for name in os.listdir(self.folder):
+            if name.startswith('epoch-') and name not in kept:
+                shutil.rmtree(os.path.join(self.folder, name))
+
+    def save_interrupted(self, sess, epoch, steps_done):
+        """Checkpoint the weights after the first steps_done steps of an unfinished epoch; returns its folder."""
+        name = f'epoch-{epoch:03d}-step-{steps_done:04d}'
+        self.write(sess, name, {'epoch': epoch, 'steps_done': steps_done})
+        self.write_index([f'epoch-{number:03d}' for number in sorted(self.finished_epochs())] + [name])
+        return os.path.join(self.folder, name)
+
+    def write(self, sess, name, description):
+        """Write the checkpoint and its epoch.json into .partial-<name>/, then rename that to <name>/.
+
+        A folder <name>/ that is there already (an interrupted epoch's earlier stop at the same step) is replaced.
+        """
+        with written_whole(os.path.join(self.folder, name), os.path.join(self.folder, f'.partial-{name}')) as partial:
+            self.saver.save(sess, os.path.join(partial, 'model'), write_state=False)
+            with open(os.path.join(partial, 'epoch.json'), 'w') as description_file:
+                json.dump(description, description_file)
+
+    def write_index(self, names):
+        """Replace TensorFlow's `checkpoint` file: all the given folders' checkpoints, the last one the newest."""
+        lines = [f'model_checkpoint_path: "{names[-1]}/model"'] + [
+            f'all_model_checkpoint_paths: "{name}/model"' for name in names]
+        write_atomically(os.path.join(self.folder, 'checkpoint'), '\n'.join(lines) + '\n')

@@ -1,0 +1,287 @@
+"""The commands of `python main.py COMMAND`, other than training: check-data, build-vgg, evaluate, infer, video, bench.
+
+Each parses its own options, calls the package, and turns a failure into one message and exit status 1.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+from fcn8s import bench, datacheck, downloads, kitti, vgg
+from fcn8s.config import TrainConfig, image_side, load_run_config, positive_int
+from fcn8s.errors import DataUnavailableError
+from fcn8s.files import write_atomically
+from fcn8s.images import list_image_files, open_video, paint_video, save_road_images
+from fcn8s.metric import evaluate_road, format_scores, score_road
+from fcn8s.precision import PRECISION_NOTES, PRECISIONS, available_precisions, resolve_precision, session_config
+from fcn8s.predict import saved_model_road_predictor
+from fcn8s.run_folder import read_split
+
+
+def chosen_precision(requested):
+    """resolve_precision(requested), printed with what it means; exits with the reason when it is not available."""
+    try:
+        precision = resolve_precision(requested)
+    except ValueError as error:
+        sys.exit(f'error: {error}')
+    how = ', chosen by --precision auto' if requested == 'auto' else ''
+    print(f'Precision {precision}{how}: {PRECISION_NOTES[precision]}')
+    return precision
+
+
+def add_precision_argument(parser):
+    """--precision of the commands that run a trained model (evaluate, infer, video), default auto."""
+    parser.add_argument('--precision', choices=('auto', *PRECISIONS), default='auto',
+                        help='arithmetic of inference (see `python main.py --help`); default: auto, the fastest '
+                             'this machine has')
+
+
+def add_image_size_arguments(parser, what):
+    """--image-height and --image-width (image_side), with the classic defaults; `what` says what they are for."""
+    defaults = TrainConfig()
+    parser.add_argument('--image-height', type=image_side, default=defaults.image_height,
+                        help=f'network input height, a multiple of 32{what} (default: %(default)s)')
+    parser.add_argument('--image-width', type=image_side, default=defaults.image_width,
+                        help=f'network input width, a multiple of 32{what} (default: %(default)s)')
+
+
+def run_config(run_dir):
+    """load_run_config(run_dir); exits with its message when run_dir holds no run's config.json."""
+    try:
+        return load_run_config(run_dir)
+    except ValueError as error:
+        sys.exit(f'error: {error}')
+
+
+def build_vgg_command(argv):
+    """`python main.py build-vgg`: write the classic VGG16 SavedModel, ImageNet or random weights; returns its path."""
+    parser = argparse.ArgumentParser(
+        prog='main.py build-vgg',
+        description="Write a VGG16 SavedModel with the classic interface of the course's vgg.zip (tag vgg16; "
+                    'image_input, keep_prob, layer3_out, layer4_out, layer7_out), for when that zip cannot be '
+                    "downloaded. ImageNet weights come from Keras's VGG16 weights file "
+                    f'({downloads.KERAS_VGG16_WEIGHTS_BYTES:,} bytes, downloaded into Keras\'s cache when missing).')
+    parser.add_argument('--weights', choices=('imagenet', 'random'), default='imagenet',
+                        help="imagenet: Keras's ImageNet VGG16 weights, converted; random: He-normal weights, "
+                             'seeded (default: imagenet)')
+    parser.add_argument('--width', type=float, default=1.0,
+                        help='channel width multiplier, 1.0 = the real VGG16; other widths need --weights random '
+                             '(default: 1.0)')
+    parser.add_argument('--out', default=os.path.join('data', 'vgg'),
+                        help='SavedModel folder to create; it must not exist yet (default: data/vgg)')
+    parser.add_argument('--keras-weights', metavar='PATH',
+                        help=f'a local copy of {downloads.KERAS_VGG16_WEIGHTS_FILE} to convert instead of '
+                             f"Keras's cached or downloaded one ({downloads.KERAS_VGG16_WEIGHTS_URL})")
+    arguments = parser.parse_args(argv)
+    if arguments.weights == 'imagenet' and arguments.width != 1.0:
+        parser.error(f'--width {arguments.width:g} needs --weights random: '
+                     'the ImageNet weights exist only for the real VGG16 (width 1.0)')
+    if arguments.weights == 'random' and arguments.keras_weights:
+        parser.error('--keras-weights goes with --weights imagenet, not random')
+    if arguments.width <= 0:
+        parser.error(f'--width must be positive, got {arguments.width:g}')
+    if os.path.exists(arguments.out):
+        parser.error(f'{arguments.out} already exists; delete it or choose another --out')
+    try:
+        if arguments.weights == 'imagenet':
+            weights_path = arguments.keras_weights or downloads.fetch_keras_vgg16_weights()
+            vgg.build_vgg16_from_keras_weights(weights_path, arguments.out)
+        else:
+            vgg.build_vgg16_savedmodel(arguments.out, width=arguments.width)
+    except (DataUnavailableError, ValueError) as error:
+        sys.exit(f'error: {error}')
+    print(f'Wrote the VGG16 SavedModel ({arguments.weights} weights, width {arguments.width:g}) to {arguments.out}')
+    return arguments.out
+
+
+
+def add_model_arguments(parser):
+    """--run or --model (one is required), --batch-size and --precision: where and how a command uses the model."""
+    model_source = parser.add_mutually_exclusive_group(required=True)
+    model_source.add_argument('--run', help='run folder written by training, e.g. runs/<timestamp>: its model/ is used')
+    model_source.add_argument('--model', metavar='DIR', help='an exported model folder (a runs/<timestamp>/model) instead')
+    parser.add_argument('--batch-size', type=positive_int, default=8,
+                        help='images or video frames per pass through the model (default: 8)')
+    add_precision_argument(parser)
+
+
+def load_road_predictor(arguments):
+    """saved_model_road_predictor of --model, or of --run's model/; exits saying what to do when it cannot."""
+    model_dir = arguments.model or os.path.join(arguments.run, 'model')
+    if arguments.run and not os.path.isdir(model_dir):
+        sys.exit(f'error: {arguments.run} has no model/ folder: expected {model_dir}, the SavedModel that training '
+                 'exports at the end of every run. Give a finished run of this version of main.py, or an exported '
+                 'model folder with --model DIR.')
+    try:
+        return saved_model_road_predictor(model_dir, session_config(chosen_precision(arguments.precision)))
+    except ValueError as error:
+        sys.exit(f'error: {error}')
+
+
+def evaluate_command(argv):
+    """`python main.py evaluate`: KITTI road measures of a trained model; returns score_road's dict."""
+    parser = argparse.ArgumentParser(
+        prog='main.py evaluate',
+        description='Score a trained model with the KITTI road measures (MaxF, AP, PRE, REC, FPR, FNR at the MaxF '
+                    'threshold, and IoU at 0.5), in perspective space at full resolution, per category and '
+                    'overall. With --run, by default on the validation images the run held out (its split.json).')
+    add_model_arguments(parser)
+    parser.add_argument('--images', metavar='DIR', help='score these <cat>_NNNNNN.png images instead ...')
+    parser.add_argument('--labels', metavar='DIR', help='... with their <cat>_road_NNNNNN.png KITTI labels from DIR')
+    arguments = parser.parse_args(argv)
+    if (arguments.images is None) != (arguments.labels is None):
+        parser.error('--images and --labels go together')
+    if arguments.model and not arguments.images:
+        parser.error('--model has no validation split of its own: give --images and --labels, or --run')
+    predict = load_road_predictor(arguments)
+    try:
+        if arguments.images:
+            pairs = kitti.list_labelled_images(arguments.images, arguments.labels)
+        else:
+            training_folder = os.path.join(kitti.road_path(run_config(arguments.run).dataset_dir), 'training')
+            pairs = kitti.list_training_pairs(training_folder, set(read_split(arguments.run)['val']))
+    except (OSError, ValueError) as error:
+        sys.exit(f'error: {error}')
+    if not pairs:
+        sys.exit(f'error: {arguments.run} held out no validation images (val_count 0): give --images and --labels')
+    counts = evaluate_road(predict, pairs, arguments.batch_size)
+    scores = score_road(counts)
+    print(f'{len(pairs)} images, KITTI road measures in %:\n{format_scores(scores)}')
+    return scores
+
+
+def infer_command(argv):
+    """`python main.py infer`: the road on images, painted or as masks or KITTI results; returns the paths written."""
+    parser = argparse.ArgumentParser(
+        prog='main.py infer',
+        description='Predict the road on images of any size (PNG or JPEG; RGB, RGBA or grayscale) with a trained '
+                    "model, and write the results at each image's own size: OUT/overlays/<name>.png, the image with "
+                    'its road tinted green, and with --masks also OUT/masks/<name>.png.')
+    parser.add_argument('inputs', nargs='*', metavar='IMAGE_OR_DIR', help='image files, or folders of them')
+    add_model_arguments(parser)
+    parser.add_argument('--out', required=True, metavar='DIR', help='folder for the results, created when missing')
+    parser.add_argument('--masks', action='store_true',
+                        help='also write OUT/masks/<name>.png: grayscale, 255 on road (probability > 0.5), 0 elsewhere')
+    parser.add_argument('--kitti-submission', action='store_true',
+                        help='write only OUT/<cat>_road_<NNNNNN>.png for each <cat>_<NNNNNN>.png: the road probability '
+                             'as grayscale 0..255 (probability * 255), as the KITTI Road benchmark and its devkit '
+                             "expect; without IMAGE_OR_DIR, for the --run's testing/image_2 images")
+    arguments = parser.parse_args(argv)
+    if arguments.masks and arguments.kitti_submission:
+        parser.error('--masks goes without --kitti-submission, which writes probability maps only')
+    if not arguments.inputs:
+        if not (arguments.kitti_submission and arguments.run):
+            parser.error("give IMAGE_OR_DIR (only --kitti-submission --run defaults to the run's testing images)")
+        road_path = kitti.road_path(run_config(arguments.run).dataset_dir)
+        arguments.inputs = [os.path.join(road_path, 'testing', 'image_2')]
+    try:
+        image_paths = list_image_files(arguments.inputs)
+    except FileNotFoundError as error:
+        sys.exit(f'error: {error}')
+    predict = load_road_predictor(arguments)
+    try:
+        written_paths = save_road_images(predict, image_paths, arguments.out, masks=arguments.masks,
+                                         kitti_submission=arguments.kitti_submission, batch_size=arguments.batch_size)
+    except ValueError as error:
+        sys.exit(f'error: {error}')
+    print(f'Wrote {len(written_paths)} files for {len(image_paths)} images to {arguments.out}')
+    return written_paths
+
+
+def video_command(argv):
+    """`python main.py video`: a video with the road painted on every frame; returns the output path."""
+    parser = argparse.ArgumentParser(
+        prog='main.py video',
+        description='Paint the road on every frame of a video with a trained model. Frame rate, frame size (any) '
+                    'and audio are kept; the output format follows its extension (.mp4: H.264).')
+    parser.add_argument('input', metavar='IN_VIDEO', help='a video file that ffmpeg reads, e.g. IN.mp4')
+    parser.add_argument('output', metavar='OUT_VIDEO', help='the painted video to write, e.g. OUT.mp4')
+    add_model_arguments(parser)
+    arguments = parser.parse_args(argv)
+    try:
+        clip = open_video(arguments.input)
+    except ValueError as error:
+        sys.exit(f'error: {error}')
+    with clip:
+        predict = load_road_predictor(arguments)
+        frame_count = paint_video(predict, clip, arguments.output, batch_size=arguments.batch_size)
+    print(f'Wrote {arguments.output}: {frame_count} frames at {clip.fps:g} fps')
+    return arguments.output
+
+
+def check_data_command(argv):
+    """`python main.py check-data`: check a KITTI Road folder and print what it holds and every problem.
+
+    Returns the datacheck.DataCheck; exits with status 1 when it holds an error.
+    """
+    parser = argparse.ArgumentParser(
+        prog='main.py check-data',
+        description='Check a folder in KITTI Road\'s layout as training checks it before it starts: the folders, '
+                    'image and label pairs, that every file can be read, label sizes and colours, image sizes '
+                    'against the network input. Prints what the folder holds, every warning and every error; '
+                    'exits with status 1 when there is an error.')
+    parser.add_argument('--data', metavar='DIR', default=kitti.road_path(TrainConfig().data_dir),
+                        help='the KITTI Road folder (data_road/) holding training/image_2, training/gt_image_2 and '
+                             'testing/image_2 (default: %(default)s)')
+    add_image_size_arguments(parser, ': smaller images are errors')
+    parser.add_argument('--require-testing', action='store_true',
+                        help='a missing testing/image_2 is an error, as it is for training (by default a warning, '
+                             'so that a folder of training pairs alone can be checked)')
+    arguments = parser.parse_args(argv)
+    data_check = datacheck.check_kitti_folder(arguments.data, (arguments.image_height, arguments.image_width),
+                                              require_testing=arguments.require_testing)
+    print(data_check.report())
+    if data_check.errors:
+        sys.exit(f'error: errors in {arguments.data}: {len(data_check.errors)}, listed above; '
+                 'training would stop on them.')
+    return data_check
+
+
+
+def bench_command(argv, build_graph):
+    """`python main.py bench`: the classic loop and this project side by side on this machine; returns bench's dict.
+
+    build_graph(sess, vgg_path, config, precision) builds the FCN-8s that each mode trains (main.build_graph).
+    """
+    parser = argparse.ArgumentParser(
+        prog='main.py bench',
+        description='Measure, in one run on this machine, training images/s and ms/step and inference images/s at '
+                    'batch 1 and 8 of FCN-8s on a random VGG16: (a) the classic loop, which decodes and resizes '
+                    'each batch\'s PNG files in Python while the model waits and computes in float32, and (b) this '
+                    "project's pipeline (images decoded once, batches augmented and prefetched by a background "
+                    'thread) at each precision. Prints the ratios b/a and the share of the measured matmul peak '
+                    'each reaches. A benchmark, not a test: its figures depend on the machine and its load.')
+    add_image_size_arguments(parser, '')
+    parser.add_argument('--batch-size', type=positive_int, default=TrainConfig().batch_size,
+                        help='images per training step (default: %(default)s)')
+    parser.add_argument('--width', type=float, default=1.0,
+                        help='channel width of the random VGG16, 1.0 = the real VGG16 (default: %(default)s)')
+    parser.add_argument('--warmup-steps', type=int, default=1,
+                        help='untimed steps before each measurement (default: %(default)s)')
+    parser.add_argument('--steps', type=positive_int, default=4,
+                        help='timed steps (training) or calls (inference) per measurement (default: %(default)s)')
+    parser.add_argument('--precision', nargs='+', choices=('auto', *PRECISIONS), metavar='PRECISION',
+                        help=f"precisions of this project to measure, of auto and {', '.join(PRECISIONS)} "
+                             '(default: every one this machine has)')
+    parser.add_argument('--cache-dir', default=os.path.join(tempfile.gettempdir(), 'fcn8s-bench'),
+                        help='folder that keeps the random VGG16 between benches (default: %(default)s)')
+    parser.add_argument('--out', metavar='FILE', help='also write the results as JSON to FILE')
+    arguments = parser.parse_args(argv)
+    problems = [f'--width must be positive, got {arguments.width:g}'] if arguments.width <= 0 else []
+    if arguments.warmup_steps < 0:
+        problems.append(f'--warmup-steps must not be negative, got {arguments.warmup_steps}')
+    try:
+        precisions = [resolve_precision(requested) for requested in arguments.precision or available_precisions()]
+    except ValueError as error:
+        problems.append(str(error))
+    if problems:
+        parser.error('; '.join(problems))
+    arguments.precisions = tuple(dict.fromkeys(precisions))
+    result = bench.bench(arguments, build_graph)
+    print(bench.format_bench(result))
+    if arguments.out:
+        os.makedirs(os.path.dirname(os.path.abspath(arguments.out)), exist_ok=True)
+        write_atomically(arguments.out, json.dumps(result, indent=2))
+        print(f'Wrote {arguments.out}')
+    return result

@@ -1,0 +1,151 @@
+"""A run's settings: the TrainConfig dataclass, its command line, and the config.json that each run keeps."""
+import argparse
+import dataclasses
+import json
+import os
+
+from fcn8s.batches import Augmentation
+from fcn8s.files import write_atomically
+from fcn8s.precision import PRECISIONS
+
+
+def image_side(text):
+    """argparse type of --image-height and --image-width: a positive multiple of 32, as FCN-8s's strides need."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f'must be positive, got {value}')
+    if value % 32:
+        raise argparse.ArgumentTypeError(f'{value} is not a multiple of 32')
+    return value
+
+
+def positive_int(text):
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
+
+
+def setting(default, help_text, choices=None, parse=None):
+    """A TrainConfig field with its command-line help, the values it may take and its argparse type, if given."""
+    return dataclasses.field(default=default, metadata={'help': help_text, 'choices': choices, 'parse': parse})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a run, with the classic project's values as defaults; saved as config.json."""
+    epochs: int = setting(40, 'passes over the training images')
+    batch_size: int = setting(4, 'images per training step')
+    learning_rate: float = setting(5e-4, 'Adam learning rate')
+    keep_prob: float = setting(0.5, 'dropout keep probability of fc6 and fc7 while training')
+    image_height: int = setting(160, 'network input height in pixels, a multiple of 32', parse=image_side)
+    image_width: int = setting(576, 'network input width in pixels, a multiple of 32', parse=image_side)
+    l2_scale: float = setting(1e-3, 'L2 weight decay on the decoder kernels: scale * sum(w**2) / 2')
+    init_stddev: float = setting(1e-3, 'standard deviation of the 1x1 score kernels at initialisation')
+    pool_scaling: bool = setting(True, 'scale pool4 by 1e-2 and pool3 by 1e-4 before scoring them')
+    train_encoder: bool = setting(True, 'fine-tune the VGG16 weights too (the classic project did); '
+                                        'otherwise train the decoder only')
+    val_count: int = setting(48, 'training images held out for validation, stratified over um/umm/uu (0: none)')
+    eval_every: int = setting(0, 'also score the validation images every N epochs (0: only after the last)')
+    augment_flip: bool = setting(True, 'augment: mirror training images left-right at random')
+    augment_color: bool = setting(True, 'augment: jitter brightness and contrast')
+    augment_scale: bool = setting(True, 'augment: zoom in by up to 1.25 about a random point')
+    precision: str = setting('auto', 'arithmetic of training and inference: fp32; bf16, mixed bfloat16 on CPUs '
+                                     'with AVX-512 BF16; fp16, mixed float16 on NVIDIA GPUs; auto, the fastest '
+                                     'this machine has', choices=('auto', *PRECISIONS))
+    seed: int = setting(0, 'seed of weight initialisation, shuffling, the split and the synthetic data')
+    data_dir: str = setting('data', 'data folder holding vgg/ and data_road/ (with --demo: its demo/ subfolder)')
+    runs_dir: str = setting('runs', 'folder that receives runs/<timestamp>/')
+    demo: bool = setting(False, 'offline: synthetic KITTI and a builder-made random VGG16 under DATA_DIR/demo')
+    demo_vgg_width: float = setting(0.25, 'channel width of the demo VGG16 (1.0 = real VGG16)')
+    demo_train_per_category: int = setting(20, 'synthetic training images per category (um, umm, uu)')
+    demo_test_per_category: int = setting(4, 'synthetic testing images per category')
+
+    @property
+    def image_shape(self):
+        """(height, width) of the network input."""
+        return self.image_height, self.image_width
+
+    @property
+    def dataset_dir(self):
+        """The data folder this run uses, holding data_road/: data_dir, or its demo/ subfolder for demo runs."""
+        return os.path.join(self.data_dir, 'demo') if self.demo else self.data_dir
+
+    @property
+    def augmentation(self):
+        """The batches.Augmentation of these settings, or None when all are off."""
+        augmentation = Augmentation(self.augment_flip, self.augment_color, self.augment_scale)
+        return augmentation if any(dataclasses.astuple(augmentation)) else None
+
+
+
+# The demo's VGG16 is random, not pre-trained, and the demo trains for about a minute. Measured on the
+# synthetic set: fine-tuning a random VGG16 with Adam diverged after 4 to 6 epochs at every learning rate
+# tried (5e-4 down to 5e-5), so the demo trains the decoder on the encoder's fixed random features; and with
+# pool scaling the skip scores, whose inputs are 1e-2 and 1e-4 times smaller while Adam's steps are not,
+# stayed too weak to paint anything finer than fc7's 32-pixel cells in that time.
+DEMO_CONFIG = TrainConfig(demo=True, epochs=30, train_encoder=False, pool_scaling=False, val_count=12)
+
+
+def parse_config(argv=None, description=None):
+    """(TrainConfig, run folder to resume or None) from the training command line.
+
+    --demo switches to DEMO_CONFIG's defaults. --resume RUN_DIR takes the run's own settings from
+    its config.json; only --epochs may be given with it, to train for longer. Exits as argparse does,
+    with the problem, on a bad value.
+    """
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--resume', metavar='RUN_DIR',
+                        help='go on with the run in RUN_DIR (runs/<timestamp>) after its last finished epoch, with '
+                             'the settings of its config.json; only --epochs may be given with it')
+    for field in dataclasses.fields(TrainConfig):
+        flag = '--' + field.name.replace('_', '-')
+        demo_default = getattr(DEMO_CONFIG, field.name)
+        demo_note = f'; with --demo: {demo_default}' if demo_default != field.default and field.name != 'demo' else ''
+        help_text = f"{field.metadata['help']} (default: {field.default}{demo_note})"
+        if field.type is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            choices = field.metadata['choices']
+            parser.add_argument(flag, type=field.metadata['parse'] or field.type, default=None, choices=choices,
+                                metavar=None if choices else field.name.upper(), help=help_text)
+    arguments = parser.parse_args(argv)
+    chosen = {name: value for name, value in vars(arguments).items() if value is not None}
+    resume_dir = chosen.pop('resume', None)
+    if resume_dir is None:
+        config = dataclasses.replace(DEMO_CONFIG if arguments.demo else TrainConfig(), **chosen)
+    elif chosen.keys() - {'epochs'}:
+        others = ', '.join('--' + name.replace('_', '-') for name in sorted(chosen.keys() - {'epochs'}))
+        parser.error(f'--resume goes on with the settings in {resume_dir}/config.json; give no option but --epochs '
+                     f'with it (found {others})')
+    else:
+        try:
+            config = dataclasses.replace(load_run_config(resume_dir), **chosen)
+        except ValueError as error:
+            parser.exit(1, f'error: {error}\n')
+    problems = [f'--{name.replace("_", "-")} must be at least 1, got {getattr(config, name)}'
+                for name in ('epochs', 'batch_size') if getattr(config, name) < 1]
+    problems += [f'--{name.replace("_", "-")} must not be negative, got {getattr(config, name)}'
+                 for name in ('val_count', 'eval_every') if getattr(config, name) < 0]
+    if not 0 < config.keep_prob <= 1:
+        problems.append(f'--keep-prob must lie in (0, 1], got {config.keep_prob}')
+    if problems:
+        parser.error('; '.join(problems))
+    return config, resume_dir
+
+
+def save_config(config, run_dir):
+    """Write config as run_dir/config.json."""
+    write_atomically(os.path.join(run_dir, 'config.json'), json.dumps(dataclasses.asdict(config), indent=2))
+
+
+def load_run_config(run_dir):
+    """The TrainConfig saved in run_dir/config.json; raises ValueError naming the file when it holds none."""
+    config_path = os.path.join(run_dir, 'config.json')
+    try:
+        with open(config_path) as config_file:
+            return TrainConfig(**json.load(config_file))
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError(f'{config_path} is not the config.json of a run ({error}); '
+                         'give a run folder written by `python main.py`, such as runs/<timestamp>.') from error

@@ -1,0 +1,21 @@
+"""The exceptions whose messages tell a user what went wrong and what to do."""
+
+
+class DataUnavailableError(RuntimeError):
+    """A dataset or model is missing and could not be fetched; the message says what to do."""
+
+
+class DataError(ValueError):
+    """Data that cannot be used as it is: the message names each bad file, what is wrong and what to do."""
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or a trained weight became NaN or infinite; the message names the epoch and step."""
+
+
+class TrainingInterrupted(Exception):
+    """Training was asked to stop (StopSignal) in `epoch`, after its first `steps_done` steps (0: none of them)."""
+
+    def __init__(self, epoch, steps_done):
+        super().__init__(f'stopped in epoch {epoch} after {steps_done} steps')
+        self.epoch, self.steps_done = epoch, steps_done

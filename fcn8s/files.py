@@ -1,0 +1,41 @@
+"""Files and folders that appear whole or not at all: written under a temporary name, then renamed."""
+import contextlib
+import os
+import shutil
+
+
+def remove_path(path):
+    """Delete the file or folder at path, if there is one."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+@contextlib.contextmanager
+def written_whole(path, partial_path=None, discard_partial_on_error=False):
+    """Yield a temporary path to write a file or folder into; when the block ends normally, rename it to path.
+
+    partial_path defaults to path + '.partial'. A leftover of an earlier write that was killed is deleted
+    first, and whatever stood at path is replaced at the end. When the block raises, path keeps what it
+    had; the partial write stays (the next write deletes it), or is deleted with discard_partial_on_error.
+    """
+    partial_path = partial_path or path + '.partial'
+    remove_path(partial_path)
+    try:
+        yield partial_path
+    except BaseException:
+        if discard_partial_on_error:
+            remove_path(partial_path)
+        raise
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    os.replace(partial_path, path)
+
+
+def write_atomically(path, text):
+    """Write text to path, synced to disk before the rename: path holds its old text or all the new."""
+    with written_whole(path) as partial_path, open(partial_path, 'w', newline='') as partial_file:
+        partial_file.write(text)
+        partial_file.flush()
+        os.fsync(partial_file.fileno())

@@ -1,0 +1,139 @@
+"""Image files and videos: reading them, painting the predicted road on them, and writing the results."""
+import collections
+import os
+
+import numpy as np
+from moviepy import VideoFileClip
+from PIL import Image
+from tqdm import tqdm
+
+from fcn8s import kitti
+from fcn8s.errors import DataError
+
+OVERLAY_COLOUR = (0, 255, 0)
+OVERLAY_ALPHA = 127 / 255
+ROAD_THRESHOLD = 0.5  # a pixel is painted, and masked, as road when its road probability is above this
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')  # what `main.py infer` takes from a folder
+
+
+def load_image(path, image_shape=None, resample=Image.BILINEAR):
+    """Read an image file as [height, width, 3] uint8 RGB, resized to image_shape (height, width) if given.
+
+    Raises DataError naming the file when it cannot be decoded.
+    """
+    try:
+        with Image.open(path) as opened:
+            image = opened.convert('RGB')
+            if image_shape is not None:
+                image = image.resize((image_shape[1], image_shape[0]), resample)
+            return np.asarray(image)
+    except (OSError, SyntaxError) as error:
+        raise DataError(f'cannot read image {path}: {error}. Replace or delete the file.') from error
+
+
+def paint_road(image, road_prob, threshold=ROAD_THRESHOLD):
+    """Overlay: image [h, w, 3] uint8 with pixels of road_prob [h, w] > threshold tinted translucent green."""
+    road = (road_prob > threshold)[..., None]
+    tinted = image * (1 - OVERLAY_ALPHA) + np.array(OVERLAY_COLOUR) * OVERLAY_ALPHA
+    return np.where(road, tinted, image).round().astype(np.uint8)
+
+
+def list_image_files(paths):
+    """The image files that paths name: each file as given, and each folder's PNG and JPEG files in name order.
+
+    Raises FileNotFoundError naming a path that does not exist or a folder that holds no such image.
+    """
+    image_paths = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(os.path.join(path, name) for name in os.listdir(path) if name.lower().endswith(IMAGE_EXTENSIONS))
+            if not found:
+                raise FileNotFoundError(f'{path} holds no image ({", ".join(IMAGE_EXTENSIONS)})')
+            image_paths += found
+        elif os.path.isfile(path):
+            image_paths.append(path)
+        else:
+            raise FileNotFoundError(f'{path} does not exist: give PNG or JPEG images, or folders of them')
+    return image_paths
+
+
+def predict_image_files(predict, image_paths, batch_size=8):
+    """Yield (path, image [h, w, 3] uint8 RGB, road_prob [h, w] float32) of each image file, batch_size per predict call.
+
+    predict is a road predictor (fcn8s.predict): a list of images of any sizes -> their road probabilities.
+    """
+    for start in range(0, len(image_paths), batch_size):
+        batch_paths = image_paths[start:start + batch_size]
+        images = [load_image(path) for path in batch_paths]
+        yield from zip(batch_paths, images, predict(images))
+
+
+def save_road_images(predict, image_paths, output_dir, masks=False, kitti_submission=False, batch_size=8):
+    """Write each image's road prediction, at the image's own size, under output_dir; returns the paths written.
+
+    By default overlays/<name>.png, the image with its road painted (paint_road), and with masks also
+    masks/<name>.png, grayscale 255 on road (probability > ROAD_THRESHOLD) and 0 elsewhere; <name> is
+    the image's file name without its extension. With kitti_submission only <cat>_road_<NNNNNN>.png
+    (kitti.result_name): the road probability as grayscale uint8 (probability * 255, rounded), the
+    KITTI Road benchmark's perspective-space result, which its devkit transforms to the bird's-eye view.
+    Raises ValueError before predicting anything when two images would write one file.
+    """
+    if kitti_submission:
+        result_names = [kitti.result_name(path) for path in image_paths]
+    else:
+        result_names = [os.path.splitext(os.path.basename(path))[0] + '.png' for path in image_paths]
+    clashes = sorted(name for name, count in collections.Counter(result_names).items() if count > 1)
+    if clashes:
+        raise ValueError(f'several input images would write {", ".join(clashes)}: give images with distinct names')
+    written_paths = []
+    predictions = predict_image_files(predict, image_paths, batch_size)
+    for result_name, (_, image, road_prob) in tqdm(zip(result_names, predictions), total=len(image_paths),
+                                                     desc='Predicting road', unit='image'):
+        if kitti_submission:
+            pictures = {result_name: np.clip(road_prob * 255, 0, 255).round().astype(np.uint8)}
+        else:
+            pictures = {os.path.join('overlays', result_name): paint_road(image, road_prob)}
+            if masks:
+                pictures[os.path.join('masks', result_name)] = np.where(road_prob > ROAD_THRESHOLD, 255, 0).astype(np.uint8)
+        for relative_path, picture in pictures.items():
+            written_path = os.path.join(output_dir, relative_path)
+            os.makedirs(os.path.dirname(written_path), exist_ok=True)
+            Image.fromarray(picture).save(written_path)
+            written_paths.append(written_path)
+    return written_paths
+
+
+def open_video(path):
+    """The video file at path as a moviepy VideoFileClip; raises ValueError naming path when ffmpeg cannot read it."""
+    try:
+        return VideoFileClip(path)
+    except (OSError, KeyError) as error:
+        raise ValueError(f'cannot read video {path}: {str(error).strip()}\n'
+                         'Give a video file that ffmpeg reads, such as an MP4.') from error
+
+
+def paint_video(predict, clip, output_path, batch_size=8):
+    """Write clip (open_video) to output_path with the road painted on every frame; returns the frame count.
+
+    fps, frame size and audio stay as they are; the codec follows output_path's extension (moviepy's
+    write_videofile: H.264 for .mp4). moviepy asks for the frames in order, one at a time: the first
+    request past the painted frames reads that frame and the next batch_size - 1, and paints them all
+    with one predict call.
+    """
+    frame_count = int(clip.duration * clip.fps)  # as many frames as write_videofile writes
+    painted = {}
+    with tqdm(total=frame_count, desc='Painting video frames', unit='frame') as bar:
+
+        def painted_frame(get_frame, time_s):
+            frame_index = round(time_s * clip.fps)
+            if frame_index not in painted:
+                batch_indices = range(frame_index, max(frame_index + 1, min(frame_index + batch_size, frame_count)))
+                frames = [get_frame(index / clip.fps) for index in batch_indices]
+                painted.clear()
+                painted.update(zip(batch_indices, map(paint_road, frames, predict(frames))))
+                bar.update(len(frames))
+            return painted[frame_index]
+
+        clip.transform(painted_frame).write_videofile(
+            output_path, fps=clip.fps, temp_audiofile_path=os.path.dirname(os.path.abspath(output_path)), logger=None)
+    return frame_count

@@ -1,0 +1,126 @@
+"""The KITTI road metric, as the devkit computes it: pixel counts over 256 thresholds, MaxF, AP, PRE, REC, IoU."""
+import dataclasses
+
+import numpy as np
+from tqdm import tqdm
+
+from fcn8s import kitti
+from fcn8s.images import load_image, predict_image_files
+
+# The devkit sweeps these 256 thresholds: a pixel counts as road when its probability >= threshold.
+EVAL_THRESHOLDS = np.arange(256) / 255.0
+TABLE_COLUMNS = ('MaxF', 'AP', 'PRE', 'REC', 'FPR', 'FNR', 'IoU')
+
+
+@dataclasses.dataclass
+class RoadCounts:
+    """Valid-pixel counts of the KITTI road evaluation, summed over images as the devkit sums them."""
+    false_negatives: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(256, np.int64))  # [256] per threshold
+    false_positives: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(256, np.int64))  # [256] per threshold
+    positives: int = 0          # valid road pixels
+    negatives: int = 0          # valid non-road pixels
+    true_positives_05: int = 0  # road pixels with probability > 0.5, for IoU
+    false_positives_05: int = 0
+    images: int = 0
+
+    def __add__(self, other):
+        return RoadCounts(*(getattr(self, field.name) + getattr(other, field.name)
+                            for field in dataclasses.fields(self)))
+
+
+def count_road_pixels(road_prob, road, valid):
+    """RoadCounts of one image: road_prob [h, w] float in 0..1; road, valid [h, w] bool from decode_label.
+
+    One histogram of the probabilities per class (devkit evalExp): no pass per threshold.
+    """
+    bins = np.searchsorted(EVAL_THRESHOLDS, road_prob, side='right')  # 0..256: thresholds <= probability
+    road_hist = np.bincount(bins[road & valid], minlength=257)
+    other_hist = np.bincount(bins[~road & valid], minlength=257)
+    painted = road_prob > 0.5
+    return RoadCounts(
+        false_negatives=np.cumsum(road_hist)[:256],
+        false_positives=np.cumsum(other_hist[::-1])[::-1][1:],
+        positives=int(road_hist.sum()), negatives=int(other_hist.sum()),
+        true_positives_05=int((painted & road & valid).sum()), false_positives_05=int((painted & ~road & valid).sum()),
+        images=1)
+
+
+def precision_recall(counts):
+    """(precision, recall, kept) [256] over EVAL_THRESHOLDS, without the points with neither TP nor recall (devkit)."""
+    true_positives = counts.positives - counts.false_negatives
+    recall = true_positives / max(counts.positives, 1)
+    precision = true_positives / (true_positives + counts.false_positives + 1e-10)
+    kept = ~((recall == 0) & (precision == 0))
+    return precision, recall, kept
+
+
+def road_metrics(counts):
+    """The KITTI road benchmark's numbers from RoadCounts, as the devkit's pxEval_maximizeFMeasure computes them.
+
+    MaxF: the largest F1 over the 256 thresholds; PRE, REC, FPR, FNR and threshold at that point.
+    AP: the devkit's 11-point interpolated average precision (Pascal VOC 2007): the mean over recall
+    levels 0, 0.1, ..., 1 of the best precision at a recall at least that level.
+    IoU: road intersection over union at probability > 0.5. All as plain floats, plus the image count.
+    """
+    precision, recall, kept = precision_recall(counts)
+    if counts.positives == 0 or not kept.any():
+        raise ValueError(f'no valid road pixel was predicted or labelled in {counts.images} images: nothing to score')
+    precision, recall, thresholds = precision[kept], recall[kept], EVAL_THRESHOLDS[kept]
+    f_measure = 2 * precision * recall / (precision + recall + 1e-10)
+    best = int(f_measure.argmax())
+    average_precision = np.mean([precision[recall >= level].max() for level in np.arange(0, 1.1, 0.1)])
+    false_negatives = counts.false_negatives[kept][best]
+    false_positives = counts.false_positives[kept][best]
+    true_positives = counts.positives - false_negatives
+    true_negatives = counts.negatives - false_positives
+    false_negatives_05 = counts.positives - counts.true_positives_05
+    return {
+        'MaxF': float(f_measure[best]),
+        'AP': float(average_precision),
+        'PRE': float(precision[best]),
+        'REC': float(recall[best]),
+        'FPR': float(false_positives / max(false_positives + true_negatives, 1)),
+        'FNR': float(false_negatives / max(true_positives + false_negatives, 1)),
+        'threshold': float(thresholds[best]),
+        'IoU': float(counts.true_positives_05 / max(counts.true_positives_05 + counts.false_positives_05 + false_negatives_05, 1)),
+        'images': counts.images,
+    }
+
+
+def evaluate_road(predict, pairs, batch_size=8):
+    """{'um', 'umm', 'uu': RoadCounts} of predict on the (image path, label path) pairs.
+
+    Scored in perspective space at each image's own size, as the devkit does: predict maps a list of
+    [h, w, 3] uint8 images to their [h, w] road probabilities (fcn8s.predict), batch_size at a time.
+    """
+    counts = {category: RoadCounts() for category in kitti.KITTI_CATEGORIES}
+    label_paths = dict(pairs)
+    predictions = predict_image_files(predict, [image_path for image_path, _ in pairs], batch_size)
+    for image_path, _, road_prob in tqdm(predictions, total=len(pairs), desc='Scoring validation images',
+                                         unit='image', leave=False):
+        category, _ = kitti.parse_image_name(image_path)
+        road, valid = kitti.decode_label(load_image(label_paths[image_path]))
+        counts[category] = counts[category] + count_road_pixels(road_prob, road, valid)
+    return counts
+
+
+def score_road(counts_by_category):
+    """{'overall': metrics, 'um': ..., 'umm': ..., 'uu': ...} (road_metrics) of evaluate_road's counts.
+
+    The overall numbers come from the pixel counts summed over all images, not from a mean of the
+    categories' numbers; a category without images is left out.
+    """
+    overall = sum(counts_by_category.values(), RoadCounts())
+    scores = {'overall': road_metrics(overall)}
+    scores.update({category: road_metrics(counts) for category, counts in counts_by_category.items() if counts.images})
+    return scores
+
+
+
+def format_scores(scores):
+    """A text table of score_road's results: one row per category, the KITTI road measures in percent."""
+    lines = [f"{'':8}" + ''.join(f'{column:>8}' for column in TABLE_COLUMNS) + f"{'thresh':>8}{'images':>8}"]
+    for name, measures in scores.items():
+        lines.append(f'{name:8}' + ''.join(f'{100 * measures[column]:8.2f}' for column in TABLE_COLUMNS)
+                     + f"{measures['threshold']:8.3f}{measures['images']:8d}")
+    return '\n'.join(lines)

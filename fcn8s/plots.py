@@ -1,0 +1,48 @@
+"""Pictures of a run's numbers: the loss curve and the precision-recall curves of validation."""
+import matplotlib
+import numpy as np
+
+from fcn8s.metric import RoadCounts, precision_recall, road_metrics
+
+matplotlib.use('Agg')
+from matplotlib import pyplot  # noqa: E402  (the Agg backend must be chosen first)
+
+
+def save_pr_curve(counts_by_category, png_path):
+    """Plot the precision-recall curve of each category with images, and overall; write a PNG."""
+    figure, axes = pyplot.subplots(figsize=(6, 5), dpi=100)
+    overall = sum(counts_by_category.values(), RoadCounts())
+    for name, counts in [*counts_by_category.items(), ('overall', overall)]:
+        if counts.images and counts.positives:
+            precision, recall, kept = precision_recall(counts)
+            axes.plot(recall[kept], precision[kept], linewidth=2 if name == 'overall' else 1.2,
+                      label=f"{name} (MaxF {road_metrics(counts)['MaxF']:.3f}, {counts.images} images)")
+    axes.set_xlabel('recall')
+    axes.set_ylabel('precision')
+    axes.set_xlim(0, 1.01)
+    axes.set_ylim(0, 1.01)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc='lower left')
+    figure.tight_layout()
+    figure.savefig(png_path)
+    pyplot.close(figure)
+
+
+def save_loss_curve(loss_rows, png_path):
+    """Plot [(epoch, step, loss)] as the per-step loss and the per-epoch mean; write a PNG."""
+    epochs, _, losses = (np.array(column) for column in zip(*loss_rows))
+    global_steps = np.arange(1, len(losses) + 1)
+    epoch_numbers = np.unique(epochs)
+    epoch_ends = [global_steps[epochs == epoch][-1] for epoch in epoch_numbers]
+    epoch_means = [losses[epochs == epoch].mean() for epoch in epoch_numbers]
+    figure, axes = pyplot.subplots(figsize=(8, 4.5), dpi=100)
+    axes.plot(global_steps, losses, color='tab:blue', alpha=0.35, linewidth=1, label='per step')
+    axes.plot(epoch_ends, epoch_means, color='tab:blue', marker='o', linewidth=2, label='epoch mean')
+    axes.set_xlabel('training step')
+    axes.set_ylabel('loss (cross-entropy + L2)')
+    axes.set_yscale('log')
+    axes.grid(True, which='both', alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(png_path)
+    pyplot.close(figure)

@@ -1,0 +1,153 @@
+"""Road predictors from a training session or an exported model, and the export of a trained FCN-8s.
+
+A predictor, predict(images) -> road_probs, maps a list of [h, w, 3] uint8 RGB images of any sizes to their
+[h, w] float32 road probabilities in 0..1. session_road_predictor makes one from a training session,
+saved_model_road_predictor from the exported model. Both run the same TensorFlow ops: resize_bilinear to the
+network's image_shape, the FCN-8s with keep_prob 1, network_road_prob, road_prob_at_size back to each image's size.
+"""
+import itertools
+
+import numpy as np
+
+from fcn8s.files import written_whole
+from fcn8s.tf1 import tf
+
+# The exported model (runs/<timestamp>/model): a SavedModel whose signature maps SERVING_INPUT, float32 RGB 0..255
+# [batch, height, width, 3], to SERVING_OUTPUT, the road probability [batch, height, width].
+SERVING_TAG = 'serve'
+SERVING_SIGNATURE = 'serving_default'
+SERVING_INPUT = 'images'
+SERVING_OUTPUT = 'road_prob'
+
+
+def resize_bilinear(images, size):
+    """[b, h, w, c] float32 resized to size ((height, width) or [2] int32): bilinear, antialiased when shrinking.
+
+    Antialiased like PIL's BILINEAR, which resizes the training images (fcn8s.batches).
+    """
+    return tf.compat.v2.image.resize(images, size, method='bilinear', antialias=True)
+
+
+def network_road_prob(logits, image_shape):
+    """[b, height, width] float32 road probability (softmax, class 1) of logits [b * height * width, num_classes].
+
+    (height, width) = image_shape, the network's input size.
+    """
+    return tf.reshape(tf.nn.softmax(logits)[:, 1], [-1, *image_shape])
+
+
+def road_prob_at_size(road_prob, size):
+    """[b, h, w] float32 road probability resized to size ([2] int32 (height, width)): [b, height, width]."""
+    return resize_bilinear(road_prob[..., None], size)[..., 0]
+
+
+def predict_by_size(images, predict_batch):
+    """[h, w] float32 road probability of each of a list of [h, w, 3] uint8 images of any sizes.
+
+    predict_batch maps a batch of one size, [b, h, w, 3] float32 RGB 0..255, to [b, h, w] road
+    probabilities; each run of consecutive images of one size goes through it as one batch.
+    """
+    road_probs = []
+    for _, same_size in itertools.groupby(images, key=lambda image: image.shape):
+        road_probs.extend(predict_batch(np.stack(list(same_size)).astype(np.float32)))
+    return road_probs
+
+
+def session_road_predictor(sess, logits, keep_prob, image_pl, image_shape):
+    """predict(images) -> road probabilities (see above), for a training session's graph.
+
+    logits: [b * height * width, num_classes] of the network fed through image_pl at image_shape
+    (height, width). The resize ops are added to sess's graph by the first call for these logits, in the
+    name scope road_predictor/<logits' name>, and found there by later calls, so a graph holds one
+    predictor. predict runs them and the network in sess, two calls per batch, so it gives what the
+    exported model gives (export_model).
+    """
+    scope = f'road_predictor/{logits.op.name}/'
+    tensor_names = ('original_images', 'network_input', 'original_size', 'road_prob')
+    try:
+        original_images, network_input, original_size, road_prob = (
+            sess.graph.get_tensor_by_name(f'{scope}{name}:0') for name in tensor_names)
+    except KeyError:
+        with sess.graph.as_default(), tf.name_scope(scope):
+            original_images = tf.placeholder(tf.float32, [None, None, None, 3], name='original_images')
+            network_input = tf.identity(resize_bilinear(original_images, image_shape), name='network_input')
+            original_size = tf.placeholder(tf.int32, [2], name='original_size')
+            road_prob = tf.identity(road_prob_at_size(network_road_prob(logits, image_shape), original_size),
+                                    name='road_prob')
+
+    def predict_batch(batch):
+        resized = sess.run(network_input, {original_images: batch})
+        return sess.run(road_prob, {image_pl: resized, keep_prob: 1.0, original_size: batch.shape[1:3]})
+
+    return lambda images: predict_by_size(images, predict_batch)
+
+
+def forward_pass(sess, logits):
+    """(GraphDef of the ops that compute logits in sess's graph, {variable name: trained value numpy array}).
+
+    Only the forward pass: no loss, optimizer or initializers. Its (TF1 reference) variables are left
+    out of the GraphDef, and with them the ops' colocation hints, so that an import can map each
+    'name:0' to a variable of its own (export_model).
+    """
+    graph_def = tf.graph_util.extract_sub_graph(sess.graph.as_graph_def(), [logits.op.name])
+    variable_names = [node.name for node in graph_def.node if node.op in ('Variable', 'VariableV2')]
+    trained_values = dict(zip(variable_names, sess.run([name + ':0' for name in variable_names])))
+    operations = [node for node in graph_def.node if node.name not in trained_values]
+    for node in operations:
+        node.attr.pop('_class', None)
+    del graph_def.node[:]
+    graph_def.node.extend(operations)
+    return graph_def, trained_values
+
+
+def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir):
+    """Write the FCN-8s trained in sess as a SavedModel for tf.saved_model.load and TF Serving; returns export_dir.
+
+    Tag 'serve', signature 'serving_default': images [batch, height, width, 3] float32 RGB 0..255 of
+    any size -> road_prob [batch, height, width] float32 in 0..1. The serving graph resizes the images
+    to image_shape (height, width), runs a copy of the training graph's forward pass (VGG16 and the
+    decoder, imported with keep_prob fixed to 1) and resizes the road probability back. Its variables
+    keep the training names and get the trained values; the optimizer state stays in the checkpoint.
+    The folder is written whole or not at all, replacing an earlier export.
+    """
+    graph_def, trained_values = forward_pass(sess, logits)
+    with tf.Graph().as_default(), tf.Session() as serving_sess, written_whole(export_dir) as partial_dir:
+        variables = {name: tf.get_variable(name, value.shape, tf.as_dtype(value.dtype), tf.zeros_initializer(),
+                                           use_resource=True)
+                     for name, value in trained_values.items()}
+        original_images = tf.placeholder(tf.float32, [None, None, None, 3], name=SERVING_INPUT)
+        network_input = resize_bilinear(original_images, image_shape)
+        network_logits, = tf.import_graph_def(
+            graph_def, input_map={input_image.name: network_input, keep_prob.name: tf.constant(1.0),
+                                  **{name + ':0': variable.value() for name, variable in variables.items()}},
+            return_elements=[logits.name], name='fcn8s')
+        road_prob = road_prob_at_size(network_road_prob(network_logits, image_shape), tf.shape(original_images)[1:3])
+        road_prob = tf.identity(road_prob, name=SERVING_OUTPUT)
+        for name, variable in variables.items():
+            variable.load(trained_values[name], serving_sess)
+        signature = tf.saved_model.predict_signature_def({SERVING_INPUT: original_images}, {SERVING_OUTPUT: road_prob})
+        builder = tf.saved_model.Builder(partial_dir)
+        builder.add_meta_graph_and_variables(serving_sess, [SERVING_TAG], signature_def_map={SERVING_SIGNATURE: signature})
+        builder.save()
+    return export_dir
+
+
+def saved_model_road_predictor(model_dir, session_config=None):
+    """predict(images) -> road probabilities (see above), from the SavedModel that export_model wrote to model_dir.
+
+    The model is loaded into a graph and session of its own, which live as long as predict does; the
+    session gets session_config, a tf.ConfigProto (fcn8s.precision.session_config), if given.
+    Raises ValueError naming model_dir when it holds no such model.
+    """
+    sess = tf.Session(graph=tf.Graph(), config=session_config)
+    try:
+        signature = tf.saved_model.loader.load(sess, [SERVING_TAG], model_dir).signature_def[SERVING_SIGNATURE]
+        images_input = sess.graph.get_tensor_by_name(signature.inputs[SERVING_INPUT].name)
+        road_prob_output = sess.graph.get_tensor_by_name(signature.outputs[SERVING_OUTPUT].name)
+    except (OSError, RuntimeError, KeyError) as error:
+        sess.close()
+        raise ValueError(
+            f'cannot load a road model from {model_dir}: {error}. Expected the SavedModel that every training run '
+            f'exports to runs/<timestamp>/model/ (tag "{SERVING_TAG}", signature "{SERVING_SIGNATURE}" mapping '
+            f'"{SERVING_INPUT}" to "{SERVING_OUTPUT}").') from error
+    return lambda images: predict_by_size(images, lambda batch: sess.run(road_prob_output, {images_input: batch}))

@@ -1,0 +1,122 @@
+"""A run's folder, runs/<timestamp>/: its creation, loss.csv, split.json, and metrics.json with the PR curve."""
+import csv
+import io
+import json
+import os
+import time
+
+from tqdm import tqdm
+
+from fcn8s import kitti
+from fcn8s.batches import split_training_pairs
+from fcn8s.config import save_config
+from fcn8s.files import write_atomically
+from fcn8s.metric import evaluate_road, format_scores, score_road
+from fcn8s.plots import save_pr_curve
+
+
+def new_run_dir(config):
+    """Create config.runs_dir/<YYYYmmdd-HHMMSS>/ (with a suffix if that name is taken) holding config.json.
+
+    Raises OSError naming the folder, and what to do, when it cannot be written.
+    """
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    try:
+        for attempt in range(100):
+            run_dir = os.path.join(config.runs_dir, stamp if attempt == 0 else f'{stamp}-{attempt}')
+            try:
+                os.makedirs(run_dir)
+            except FileExistsError:
+                continue
+            save_config(config, run_dir)
+            return run_dir
+        raise FileExistsError(f'could not create a new run folder under {config.runs_dir}')
+    except OSError as error:
+        raise OSError(f'cannot write a run folder in {config.runs_dir} ({error}). Make it writable, or choose '
+                      'another folder with --runs-dir.') from error
+
+
+def split_for_run(training_folder, config, run_dir):
+    """(train_pairs, val_pairs) of training_folder by config.val_count and config.seed; writes run_dir/split.json.
+
+    split.json lists the file names of the training and the held-out validation images. Raises
+    ValueError when config.val_count leaves no image to train on.
+    """
+    train_pairs, val_pairs = split_training_pairs(kitti.list_training_pairs(training_folder), config.val_count,
+                                                  config.seed)
+    write_atomically(os.path.join(run_dir, 'split.json'), json.dumps(
+        {'train': kitti.image_names_of(train_pairs), 'val': kitti.image_names_of(val_pairs)}, indent=1))
+    print(f'{len(train_pairs)} training images, {len(val_pairs)} held out for validation')
+    return train_pairs, val_pairs
+
+
+def read_split(run_dir):
+    """{'train': [image file names], 'val': [...]} of run_dir/split.json."""
+    with open(os.path.join(run_dir, 'split.json')) as split_file:
+        return json.load(split_file)
+
+
+def write_loss_csv(loss_rows, csv_path):
+    """Write [(epoch, step, loss)] as a CSV with a header row, replacing csv_path whole (write_atomically)."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(('epoch', 'step', 'loss'))
+    writer.writerows(loss_rows)
+    write_atomically(csv_path, text.getvalue())
+
+
+def append_loss_rows(loss_rows, csv_path):
+    """Append [(epoch, step, loss)] to the CSV at csv_path and sync them to disk."""
+    with open(csv_path, 'a', newline='') as csv_file:
+        csv.writer(csv_file).writerows(loss_rows)
+        csv_file.flush()
+        os.fsync(csv_file.fileno())
+
+
+def read_loss_csv(csv_path):
+    """[(epoch, step, loss)] of a loss.csv ([] when there is none), skipping a row torn by a kill mid-write."""
+    if not os.path.exists(csv_path):
+        return []
+    loss_rows = []
+    with open(csv_path, newline='') as csv_file:
+        for fields in list(csv.reader(csv_file))[1:]:
+            try:
+                loss_rows.append((int(fields[0]), int(fields[1]), float(fields[2])))
+            except (ValueError, IndexError):
+                continue
+    return loss_rows
+
+
+def restart_loss_csv(csv_path, start_epoch):
+    """Rewrite csv_path keeping the rows of the epochs before start_epoch: a new run's header, a resumed run's past."""
+    write_loss_csv([row for row in read_loss_csv(csv_path) if row[0] < start_epoch], csv_path)
+
+
+def validator(predict, val_pairs, config, run_dir, start_epoch=1):
+    """on_epoch_end hook for train_nn: scores val_pairs after the last epoch and every config.eval_every epochs.
+
+    Each evaluation prints the table and rewrites run_dir/metrics.json (the latest scores per category,
+    with the overall MaxF and IoU of every evaluated epoch under 'history') and run_dir/pr_curve.png.
+    A resumed run (start_epoch > 1) keeps the history of the epochs before start_epoch.
+    """
+    metrics_path = os.path.join(run_dir, 'metrics.json')
+    history = []
+    if start_epoch > 1 and os.path.exists(metrics_path):
+        with open(metrics_path) as metrics_file:
+            history = [entry for entry in json.load(metrics_file)['history'] if entry['epoch'] < start_epoch]
+
+    def validate(epoch, epoch_loss_rows):
+        due = epoch == config.epochs or (config.eval_every and epoch % config.eval_every == 0)
+        if not val_pairs or not due:
+            return None
+        counts = evaluate_road(predict, val_pairs)
+        scores = score_road(counts)
+        history.append({'epoch': epoch, 'MaxF': scores['overall']['MaxF'], 'IoU': scores['overall']['IoU']})
+        tqdm.write(f'Validation after epoch {epoch} ({len(val_pairs)} images, KITTI road measures in %):\n'
+                   + format_scores(scores))
+        write_atomically(metrics_path, json.dumps({'epoch': epoch, **scores, 'history': history}, indent=2))
+        save_pr_curve(counts, os.path.join(run_dir, 'pr_curve.png'))
+        return scores
+
+    return validate
+
