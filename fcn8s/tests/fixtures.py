@@ -1,0 +1,161 @@
+"""Shared fixtures and helpers of the tests: tiny VGG16 and data made by the tests themselves, all offline."""
+import dataclasses
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.error
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import main
+from fcn8s.config import TrainConfig
+from fcn8s.downloads import KERAS_VGG16_WEIGHTS_FILE
+from fcn8s.predict import export_model, session_road_predictor
+from fcn8s.synthetic import make_synthetic_kitti
+from fcn8s.tf1 import tf
+from fcn8s.vgg import build_vgg16_savedmodel
+
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED_SAMPLES = os.path.join(PROJECT_DIR, '..', 'shared', 'kitti_samples', 'training')
+TINY_WIDTH = 1 / 16  # VGG16 channels scaled to 4 ... 256: fast enough for CPU tests
+
+
+@pytest.fixture(autouse=True)
+def fresh_graph():
+    """Every test builds its graph from scratch."""
+    with tf.Graph().as_default():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def keras_cache_in_tmp(tmp_path_factory, monkeypatch):
+    """Keras's cache ($KERAS_HOME) is a fresh folder in every test: no test reads or fills the user's ~/.keras."""
+    monkeypatch.setenv('KERAS_HOME', str(tmp_path_factory.mktemp('keras_home')))
+
+
+@pytest.fixture(scope='session')
+def tiny_vgg_path(tmp_path_factory):
+    """A builder-made VGG16 SavedModel of width 1/16 with random weights."""
+    return build_vgg16_savedmodel(str(tmp_path_factory.mktemp('vgg') / 'vgg'), width=TINY_WIDTH, seed=1)
+
+
+def assert_tensor_shape(tensor, expected_shape, name):
+    """The static shape of tensor equals expected_shape (None for unknown dimensions)."""
+    assert tensor.shape.as_list() == expected_shape, f'{name} has shape {tensor.shape}, expected {expected_shape}'
+
+
+# Run by a separate Python, since Keras 3 needs TensorFlow's eager mode and this process is in graph mode.
+# Arguments: image .npy ([1, 224, 224, 3] float32 RGB 0..255), weights .h5 and activations .npz to write.
+# It writes a random Keras VGG16's weights in the layout of Keras's published weights file, loads that file
+# into a fresh VGG16 the way Keras loads the published one, and saves pool3, pool4 and fc2 of the image.
+KERAS_VGG16_SCRIPT = '''
+import sys
+
+import h5py
+import keras
+import numpy as np
+
+image_path, weights_path, activations_path = sys.argv[1:]
+keras.utils.set_random_seed(0)
+random_model = keras.applications.VGG16(weights=None)
+bias_rng = np.random.default_rng(0)  # Keras's biases start at zero: random ones let the test check them too
+with h5py.File(weights_path, 'w') as weights_file:
+    weights_file.attrs['layer_names'] = [layer.name.encode() for layer in random_model.layers]
+    for layer in random_model.layers:
+        values = layer.get_weights()
+        if values:
+            values[1] = bias_rng.normal(0, 0.1, values[1].shape).astype(np.float32)
+        weight_names = [f'{layer.name}_{kind}_1:0'.encode() for kind in 'Wb'[:len(values)]]
+        group = weights_file.create_group(layer.name)
+        group.attrs['weight_names'] = weight_names
+        for weight_name, value in zip(weight_names, values):
+            group.create_dataset(weight_name, data=value)
+model = keras.applications.VGG16(weights=weights_path)
+probe = keras.Model(model.input, [model.get_layer(name).output for name in ('block3_pool', 'block4_pool', 'fc2')])
+pool3, pool4, fc2 = probe.predict(keras.applications.vgg16.preprocess_input(np.load(image_path)), verbose=0)
+np.savez(activations_path, pool3=pool3, pool4=pool4, fc2=fc2)
+'''
+
+
+@pytest.fixture(scope='session')
+def keras_vgg16(tmp_path_factory):
+    """(weights .h5 path, image [1, 224, 224, 3] float32 RGB 0..255, {pool3, pool4, fc2}: Keras's activations on it).
+
+    A full-size Keras VGG16 with random weights (138M parameters, a 553 MB file; about 10 s).
+    """
+    folder = tmp_path_factory.mktemp('keras_vgg16')
+    image_path, weights_path, activations_path = (
+        str(folder / name) for name in ('image.npy', KERAS_VGG16_WEIGHTS_FILE, 'activations.npz'))
+    image = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype(np.float32)
+    np.save(image_path, image)
+    completed = subprocess.run([sys.executable, '-c', KERAS_VGG16_SCRIPT, image_path, weights_path, activations_path],
+                               capture_output=True, text=True, timeout=300,
+                               env={**os.environ, 'KERAS_HOME': str(folder / 'keras_home')})
+    assert completed.returncode == 0, completed.stderr
+    return weights_path, image, dict(np.load(activations_path))
+
+
+def unreachable(url, timeout=None):
+    raise urllib.error.URLError('Name or service not known')
+
+
+class FakeResponse(io.BytesIO):
+    """A urlopen response: the given bytes, and a Content-Length that may promise more."""
+
+    def __init__(self, payload, content_length):
+        super().__init__(payload)
+        self.headers = {'Content-Length': str(content_length)}
+
+
+TINY_INPUT_SHAPE = (64, 192)
+
+
+@pytest.fixture(scope='session')
+def exported_run(tmp_path_factory, tiny_vgg_path):
+    """(run folder, test image [37, 61, 3] uint8, its [37, 61] road probability from the training session).
+
+    The run folder holds config.json, model/ (export_model of the tiny FCN-8s at TINY_INPUT_SHAPE) and,
+    as its data, one testing image data_road/testing/image_2/uu_000007.png of 50x130 pixels. Without pool
+    scaling and with score kernels of stddev 0.5, the road probabilities vary across the image: with the
+    defaults they would be nearly uniform, and agreeing on them would prove little.
+    """
+    run_dir = tmp_path_factory.mktemp('run')
+    rng = np.random.default_rng(7)
+    testing_dir = run_dir / 'data' / 'data_road' / 'testing' / 'image_2'
+    testing_dir.mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (50, 130, 3), dtype=np.uint8)).save(testing_dir / 'uu_000007.png')
+    config = TrainConfig(data_dir=str(run_dir / 'data'), image_height=TINY_INPUT_SHAPE[0],
+                              image_width=TINY_INPUT_SHAPE[1])
+    (run_dir / 'config.json').write_text(json.dumps(dataclasses.asdict(config)))
+    image = rng.integers(0, 256, (37, 61, 3), dtype=np.uint8)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        tf.set_random_seed(2)  # its test image comes out 69% road, with probabilities from 0.004 to 1
+        image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, tiny_vgg_path)
+        nn_last_layer = main.layers(layer3_out, layer4_out, layer7_out, 2, pool_scaling=False, init_stddev=0.5)
+        logits, _, _ = main.optimize(nn_last_layer, tf.placeholder(tf.float32, [None, None, None, 2]), 1e-3, 2)
+        main.initialize_new_variables(sess)
+        export_model(sess, image_input, keep_prob, logits, TINY_INPUT_SHAPE, str(run_dir / 'model'))
+        predict = session_road_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE)
+        session_road_prob, = predict([image])
+    return str(run_dir), image, session_road_prob
+
+
+@pytest.fixture(scope='session')
+def tiny_demo_data(tmp_path_factory, tiny_vgg_path):
+    """A --data-dir holding what TINY_RUN uses in its demo/: a synthetic KITTI of 6 + 3 images and the tiny VGG16."""
+    data_dir = tmp_path_factory.mktemp('demo_data')
+    make_synthetic_kitti(str(data_dir / 'demo' / 'data_road'), train_per_category=2, test_per_category=1)
+    shutil.copytree(tiny_vgg_path, data_dir / 'demo' / f'vgg_width_{TINY_WIDTH:g}')
+    return data_dir
+
+
+@pytest.fixture
+def kitti_copy(tiny_demo_data, tmp_path):
+    """A copy of the tiny synthetic KITTI folder (training/, testing/) that a test may break."""
+    return shutil.copytree(tiny_demo_data / 'demo' / 'data_road', tmp_path / 'data_road')

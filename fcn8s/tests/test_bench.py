@@ -1,0 +1,55 @@
+"""Tests of fcn8s/bench.py: the benchmark runs on a tiny configuration and reports every figure."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import main
+from fcn8s.commands import bench_command
+from fcn8s.precision import available_precisions
+from fcn8s.tests.fixtures import TINY_WIDTH
+from fcn8s.vgg import vgg16_layer_shapes
+
+
+def forward_gflop_by_hand(vgg_width, height, width):
+    """GFLOP (2 x multiply-adds) of FCN-8s's convolutions for one height x width image, from the layer shapes."""
+    multiply_adds = 0
+    for name, kernel_shape in vgg16_layer_shapes(vgg_width):
+        stride = 32 if name.startswith('fc') else 2 ** (int(name[len('conv')]) - 1)  # conv3_1: block 3, stride 4
+        multiply_adds += (height // stride) * (width // stride) * np.prod(kernel_shape)
+    channels = {name: kernel_shape[3] for name, kernel_shape in vgg16_layer_shapes(vgg_width)}
+    for stride, in_channels in ((32, channels['fc7']), (16, channels['conv4_3']), (8, channels['conv3_3'])):
+        multiply_adds += (height // stride) * (width // stride) * in_channels * 2          # score_fr, _pool4, _pool3
+    for stride, kernel_size in ((32, 4), (16, 4), (8, 16)):
+        multiply_adds += (height // stride) * (width // stride) * kernel_size ** 2 * 2 * 2  # upscore2, _pool4, 8
+    return 2 * multiply_adds / 1e9
+
+
+def test_bench_runs_on_a_tiny_configuration_and_writes_its_json(tmp_path):
+    # A benchmark, not a test of speed: only that it runs and reports every figure, with no timing assertion.
+    out_path = tmp_path / 'out' / 'bench.json'
+    returned = bench_command(['--image-height', '64', '--image-width', '192', '--width', str(TINY_WIDTH),
+                                       '--warmup-steps', '1', '--steps', '2', '--cache-dir', str(tmp_path / 'cache'),
+                                       '--out', str(out_path)], main.build_graph)
+    result = json.loads(out_path.read_text())
+    assert result == json.loads(json.dumps(returned))
+    for key in ('train_speedup', 'infer_speedup_b8', 'peak_gflops'):
+        assert result[key] > 0, key
+    best = available_precisions()[0]
+    assert set(result['modes']) == {'classic_fp32', *(f'project_{precision}' for precision in available_precisions())}
+    for name, speed in result['modes'].items():
+        for figure in ('train_images_per_s', 'train_ms_per_step', 'train_input_wait_ms_per_step', 'train_share_of_peak',
+                       'infer_b1_images_per_s', 'infer_b8_images_per_s', 'infer_b8_share_of_peak'):
+            assert speed[figure] >= 0, (name, figure)
+    assert result['modes'][f'project_{best}']['train_files_over_memory'] > 0
+    assert set(result['speedups'][f'project_{best}']) == {'train', 'infer_b1', 'infer_b8'}
+    assert result['gflop_per_image']['inference'] == pytest.approx(forward_gflop_by_hand(TINY_WIDTH, 64, 192))
+    assert result['gflop_per_image']['training'] == pytest.approx(3 * result['gflop_per_image']['inference'])
+    assert os.listdir(tmp_path / 'cache') == [f'vgg_width_{TINY_WIDTH:g}']
+
+
+def test_bench_refuses_a_size_that_is_not_a_multiple_of_32(capsys):
+    with pytest.raises(SystemExit):
+        bench_command(['--image-height', '100'], main.build_graph)
+    assert 'not a multiple of 32' in capsys.readouterr().err

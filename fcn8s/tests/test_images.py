@@ -1,0 +1,36 @@
+"""Tests of fcn8s/images.py: reading image files and painting the road."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcn8s.images import load_image, paint_road
+from fcn8s.kitti import BACKGROUND_COLOUR, INVALID_COLOUR, ROAD_COLOUR
+
+
+def test_nearest_resize_keeps_only_the_three_colours(tmp_path):
+    label = np.zeros((37, 61, 3), np.uint8)
+    label[:, :20] = BACKGROUND_COLOUR
+    label[10:30, 20:50] = ROAD_COLOUR
+    label_path = str(tmp_path / 'um_road_000000.png')
+    Image.fromarray(label).save(label_path)
+    allowed = {ROAD_COLOUR, BACKGROUND_COLOUR, INVALID_COLOUR}
+    resized = load_image(label_path, (16, 48), Image.NEAREST)
+    assert resized.shape == (16, 48, 3)
+    assert {tuple(colour) for colour in resized.reshape(-1, 3).tolist()} == allowed
+    smoothed = load_image(label_path, (16, 48), Image.BILINEAR)
+    assert {tuple(colour) for colour in smoothed.reshape(-1, 3).tolist()} - allowed, 'bilinear should invent colours'
+
+
+def test_load_image_names_a_corrupt_file(tmp_path):
+    broken = tmp_path / 'um_000000.png'
+    broken.write_bytes(b'\x89PNG\r\n\x1a\n not really a png')
+    with pytest.raises(ValueError, match='um_000000.png'):
+        load_image(str(broken))
+
+
+def test_paint_road_tints_only_road_pixels():
+    image = np.full((2, 2, 3), 100, np.uint8)
+    overlay = paint_road(image, np.array([[0.9, 0.1], [0.5, 0.51]]))
+    tinted = np.round(np.array([100, 100, 100]) * (1 - 127 / 255) + np.array([0, 255, 0]) * 127 / 255)
+    assert overlay[0, 0].tolist() == tinted.tolist() and overlay[1, 1].tolist() == tinted.tolist()
+    assert overlay[0, 1].tolist() == [100, 100, 100] and overlay[1, 0].tolist() == [100, 100, 100]
