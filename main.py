@@ -33,6 +33,7 @@ from tqdm import tqdm
 import helper
 from fcn8s import commands, datacheck, kitti, run_folder, synthetic, vgg
 from fcn8s.checkpoints import EpochCheckpoints, StopSignal
+from fcn8s.commands import chosen_precision, exits_on
 from fcn8s.config import parse_config, save_config
 from fcn8s.errors import DataError, DataUnavailableError, TrainingDiverged, TrainingInterrupted
 from fcn8s.plots import save_loss_curve
@@ -274,24 +275,20 @@ def train(config, resume_dir=None):
     restores its last finished epoch (weights and optimizer state) and trains the epochs after it.
     """
     started = time.perf_counter()
-    precision = commands.chosen_precision(config.precision)
-    try:
+    precision = chosen_precision(config.precision)
+    with exits_on(DataUnavailableError, DataError):
         data_dir, vgg_path = prepare_data(config)
         data_check = datacheck.check_kitti_folder(kitti.road_path(data_dir), config.image_shape)
         for warning in data_check.warnings:
             print(f'warning: {warning}')
         data_check.raise_errors()
-    except (DataUnavailableError, DataError) as error:
-        sys.exit(f'error: {error}')
     np.random.seed(config.seed)
 
     with tf.Graph().as_default(), tf.Session(config=session_config(precision)) as sess:
         tf.set_random_seed(config.seed)
-        try:
+        with exits_on(ValueError, OSError):
             fcn = build_graph(sess, vgg_path, config, precision)
             run_dir = resume_dir or run_folder.new_run_dir(config)
-        except (ValueError, OSError) as error:
-            sys.exit(f'error: {error}')
         checkpoints = EpochCheckpoints(os.path.join(run_dir, 'checkpoint'), fcn.trained_variables)
         start_epoch = checkpoints.restore_last(sess) + 1
         if start_epoch > config.epochs + 1:
@@ -305,10 +302,8 @@ def train(config, resume_dir=None):
             print(f'Run folder: {run_dir}')
 
         training_folder = os.path.join(kitti.road_path(data_dir), 'training')
-        try:
+        with exits_on(ValueError):
             train_pairs, val_pairs = run_folder.split_for_run(training_folder, config, run_dir)
-        except ValueError as error:
-            sys.exit(f'error: {error}')
         get_batches_fn = helper.gen_batch_function(training_folder, config.image_shape,
                                                    kitti.image_names_of(train_pairs), config.augmentation)
         predict = session_road_predictor(sess, fcn.logits, fcn.keep_prob, fcn.image_input, config.image_shape)

@@ -3,6 +3,7 @@
 Each parses its own options, calls the package, and turns a failure into one message and exit status 1.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -19,15 +20,27 @@ from fcn8s.predict import saved_model_road_predictor
 from fcn8s.run_folder import read_split
 
 
+@contextlib.contextmanager
+def exits_on(*errors):
+    """A block in which an exception of the classes `errors` ends the process: 'error: <its message>', status 1."""
+    try:
+        yield
+    except errors as error:
+        sys.exit(f'error: {error}')
+
+
 def chosen_precision(requested):
     """resolve_precision(requested), printed with what it means; exits with the reason when it is not available."""
-    try:
+    with exits_on(ValueError):
         precision = resolve_precision(requested)
-    except ValueError as error:
-        sys.exit(f'error: {error}')
     how = ', chosen by --precision auto' if requested == 'auto' else ''
     print(f'Precision {precision}{how}: {PRECISION_NOTES[precision]}')
     return precision
+
+
+def command_parser(command, description):
+    """The argparse parser of `python main.py COMMAND`, with the command's description."""
+    return argparse.ArgumentParser(prog=f'main.py {command}', description=description)
 
 
 def add_precision_argument(parser):
@@ -48,20 +61,18 @@ def add_image_size_arguments(parser, what):
 
 def run_config(run_dir):
     """load_run_config(run_dir); exits with its message when run_dir holds no run's config.json."""
-    try:
+    with exits_on(ValueError):
         return load_run_config(run_dir)
-    except ValueError as error:
-        sys.exit(f'error: {error}')
 
 
 def build_vgg_command(argv):
     """`python main.py build-vgg`: write the classic VGG16 SavedModel, ImageNet or random weights; returns its path."""
-    parser = argparse.ArgumentParser(
-        prog='main.py build-vgg',
-        description="Write a VGG16 SavedModel with the classic interface of the course's vgg.zip (tag vgg16; "
-                    'image_input, keep_prob, layer3_out, layer4_out, layer7_out), for when that zip cannot be '
-                    "downloaded. ImageNet weights come from Keras's VGG16 weights file "
-                    f'({downloads.KERAS_VGG16_WEIGHTS_BYTES:,} bytes, downloaded into Keras\'s cache when missing).')
+    parser = command_parser(
+        'build-vgg',
+        "Write a VGG16 SavedModel with the classic interface of the course's vgg.zip (tag vgg16; "
+        'image_input, keep_prob, layer3_out, layer4_out, layer7_out), for when that zip cannot be '
+        "downloaded. ImageNet weights come from Keras's VGG16 weights file "
+        f'({downloads.KERAS_VGG16_WEIGHTS_BYTES:,} bytes, downloaded into Keras\'s cache when missing).')
     parser.add_argument('--weights', choices=('imagenet', 'random'), default='imagenet',
                         help="imagenet: Keras's ImageNet VGG16 weights, converted; random: He-normal weights, "
                              'seeded (default: imagenet)')
@@ -83,14 +94,12 @@ def build_vgg_command(argv):
         parser.error(f'--width must be positive, got {arguments.width:g}')
     if os.path.exists(arguments.out):
         parser.error(f'{arguments.out} already exists; delete it or choose another --out')
-    try:
+    with exits_on(DataUnavailableError, ValueError):
         if arguments.weights == 'imagenet':
             weights_path = arguments.keras_weights or downloads.fetch_keras_vgg16_weights()
             vgg.build_vgg16_from_keras_weights(weights_path, arguments.out)
         else:
             vgg.build_vgg16_savedmodel(arguments.out, width=arguments.width)
-    except (DataUnavailableError, ValueError) as error:
-        sys.exit(f'error: {error}')
     print(f'Wrote the VGG16 SavedModel ({arguments.weights} weights, width {arguments.width:g}) to {arguments.out}')
     return arguments.out
 
@@ -113,19 +122,17 @@ def load_road_predictor(arguments):
         sys.exit(f'error: {arguments.run} has no model/ folder: expected {model_dir}, the SavedModel that training '
                  'exports at the end of every run. Give a finished run of this version of main.py, or an exported '
                  'model folder with --model DIR.')
-    try:
+    with exits_on(ValueError):
         return saved_model_road_predictor(model_dir, session_config(chosen_precision(arguments.precision)))
-    except ValueError as error:
-        sys.exit(f'error: {error}')
 
 
 def evaluate_command(argv):
     """`python main.py evaluate`: KITTI road measures of a trained model; returns score_road's dict."""
-    parser = argparse.ArgumentParser(
-        prog='main.py evaluate',
-        description='Score a trained model with the KITTI road measures (MaxF, AP, PRE, REC, FPR, FNR at the MaxF '
-                    'threshold, and IoU at 0.5), in perspective space at full resolution, per category and '
-                    'overall. With --run, by default on the validation images the run held out (its split.json).')
+    parser = command_parser(
+        'evaluate',
+        'Score a trained model with the KITTI road measures (MaxF, AP, PRE, REC, FPR, FNR at the MaxF '
+        'threshold, and IoU at 0.5), in perspective space at full resolution, per category and '
+        'overall. With --run, by default on the validation images the run held out (its split.json).')
     add_model_arguments(parser)
     parser.add_argument('--images', metavar='DIR', help='score these <cat>_NNNNNN.png images instead ...')
     parser.add_argument('--labels', metavar='DIR', help='... with their <cat>_road_NNNNNN.png KITTI labels from DIR')
@@ -135,14 +142,12 @@ def evaluate_command(argv):
     if arguments.model and not arguments.images:
         parser.error('--model has no validation split of its own: give --images and --labels, or --run')
     predict = load_road_predictor(arguments)
-    try:
+    with exits_on(OSError, ValueError):
         if arguments.images:
             pairs = kitti.list_labelled_images(arguments.images, arguments.labels)
         else:
             training_folder = os.path.join(kitti.road_path(run_config(arguments.run).dataset_dir), 'training')
             pairs = kitti.list_training_pairs(training_folder, set(read_split(arguments.run)['val']))
-    except (OSError, ValueError) as error:
-        sys.exit(f'error: {error}')
     if not pairs:
         sys.exit(f'error: {arguments.run} held out no validation images (val_count 0): give --images and --labels')
     counts = evaluate_road(predict, pairs, arguments.batch_size)
@@ -153,11 +158,11 @@ def evaluate_command(argv):
 
 def infer_command(argv):
     """`python main.py infer`: the road on images, painted or as masks or KITTI results; returns the paths written."""
-    parser = argparse.ArgumentParser(
-        prog='main.py infer',
-        description='Predict the road on images of any size (PNG or JPEG; RGB, RGBA or grayscale) with a trained '
-                    "model, and write the results at each image's own size: OUT/overlays/<name>.png, the image with "
-                    'its road tinted green, and with --masks also OUT/masks/<name>.png.')
+    parser = command_parser(
+        'infer',
+        'Predict the road on images of any size (PNG or JPEG; RGB, RGBA or grayscale) with a trained '
+        "model, and write the results at each image's own size: OUT/overlays/<name>.png, the image with "
+        'its road tinted green, and with --masks also OUT/masks/<name>.png.')
     parser.add_argument('inputs', nargs='*', metavar='IMAGE_OR_DIR', help='image files, or folders of them')
     add_model_arguments(parser)
     parser.add_argument('--out', required=True, metavar='DIR', help='folder for the results, created when missing')
@@ -175,34 +180,28 @@ def infer_command(argv):
             parser.error("give IMAGE_OR_DIR (only --kitti-submission --run defaults to the run's testing images)")
         road_path = kitti.road_path(run_config(arguments.run).dataset_dir)
         arguments.inputs = [os.path.join(road_path, 'testing', 'image_2')]
-    try:
+    with exits_on(FileNotFoundError):
         image_paths = list_image_files(arguments.inputs)
-    except FileNotFoundError as error:
-        sys.exit(f'error: {error}')
     predict = load_road_predictor(arguments)
-    try:
+    with exits_on(ValueError):
         written_paths = save_road_images(predict, image_paths, arguments.out, masks=arguments.masks,
                                          kitti_submission=arguments.kitti_submission, batch_size=arguments.batch_size)
-    except ValueError as error:
-        sys.exit(f'error: {error}')
     print(f'Wrote {len(written_paths)} files for {len(image_paths)} images to {arguments.out}')
     return written_paths
 
 
 def video_command(argv):
     """`python main.py video`: a video with the road painted on every frame; returns the output path."""
-    parser = argparse.ArgumentParser(
-        prog='main.py video',
-        description='Paint the road on every frame of a video with a trained model. Frame rate, frame size (any) '
-                    'and audio are kept; the output format follows its extension (.mp4: H.264).')
+    parser = command_parser(
+        'video',
+        'Paint the road on every frame of a video with a trained model. Frame rate, frame size (any) '
+        'and audio are kept; the output format follows its extension (.mp4: H.264).')
     parser.add_argument('input', metavar='IN_VIDEO', help='a video file that ffmpeg reads, e.g. IN.mp4')
     parser.add_argument('output', metavar='OUT_VIDEO', help='the painted video to write, e.g. OUT.mp4')
     add_model_arguments(parser)
     arguments = parser.parse_args(argv)
-    try:
+    with exits_on(ValueError):
         clip = open_video(arguments.input)
-    except ValueError as error:
-        sys.exit(f'error: {error}')
     with clip:
         predict = load_road_predictor(arguments)
         frame_count = paint_video(predict, clip, arguments.output, batch_size=arguments.batch_size)
@@ -215,12 +214,12 @@ def check_data_command(argv):
 
     Returns the datacheck.DataCheck; exits with status 1 when it holds an error.
     """
-    parser = argparse.ArgumentParser(
-        prog='main.py check-data',
-        description='Check a folder in KITTI Road\'s layout as training checks it before it starts: the folders, '
-                    'image and label pairs, that every file can be read, label sizes and colours, image sizes '
-                    'against the network input. Prints what the folder holds, every warning and every error; '
-                    'exits with status 1 when there is an error.')
+    parser = command_parser(
+        'check-data',
+        'Check a folder in KITTI Road\'s layout as training checks it before it starts: the folders, '
+        'image and label pairs, that every file can be read, label sizes and colours, image sizes '
+        'against the network input. Prints what the folder holds, every warning and every error; '
+        'exits with status 1 when there is an error.')
     parser.add_argument('--data', metavar='DIR', default=kitti.road_path(TrainConfig().data_dir),
                         help='the KITTI Road folder (data_road/) holding training/image_2, training/gt_image_2 and '
                              'testing/image_2 (default: %(default)s)')
@@ -244,14 +243,14 @@ def bench_command(argv, build_graph):
 
     build_graph(sess, vgg_path, config, precision) builds the FCN-8s that each mode trains (main.build_graph).
     """
-    parser = argparse.ArgumentParser(
-        prog='main.py bench',
-        description='Measure, in one run on this machine, training images/s and ms/step and inference images/s at '
-                    'batch 1 and 8 of FCN-8s on a random VGG16: (a) the classic loop, which decodes and resizes '
-                    'each batch\'s PNG files in Python while the model waits and computes in float32, and (b) this '
-                    "project's pipeline (images decoded once, batches augmented and prefetched by a background "
-                    'thread) at each precision. Prints the ratios b/a and the share of the measured matmul peak '
-                    'each reaches. A benchmark, not a test: its figures depend on the machine and its load.')
+    parser = command_parser(
+        'bench',
+        'Measure, in one run on this machine, training images/s and ms/step and inference images/s at '
+        'batch 1 and 8 of FCN-8s on a random VGG16: (a) the classic loop, which decodes and resizes '
+        'each batch\'s PNG files in Python while the model waits and computes in float32, and (b) this '
+        "project's pipeline (images decoded once, batches augmented and prefetched by a background "
+        'thread) at each precision. Prints the ratios b/a and the share of the measured matmul peak '
+        'each reaches. A benchmark, not a test: its figures depend on the machine and its load.')
     add_image_size_arguments(parser, '')
     parser.add_argument('--batch-size', type=positive_int, default=TrainConfig().batch_size,
                         help='images per training step (default: %(default)s)')
