@@ -14,6 +14,7 @@ from fcn8s.images import load_image
 # while a step runs, and hold about 2 x 4 x 160 x 576 x 5 float32 values (15 MB) at the classic size.
 PREFETCH_BATCHES = 2
 
+
 def split_training_pairs(pairs, val_count, seed=0):
     """Split [(image path, label path)] into (train_pairs, val_pairs), stratified over um, umm and uu.
 
@@ -106,7 +107,6 @@ def prefetched(items, depth=PREFETCH_BATCHES):
     finally:
         consumer_gone.set()
         producer.join()
-
 
 
 def make_get_batches_fn(pairs, image_shape, augmentation=None):

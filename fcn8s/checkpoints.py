@@ -54,7 +54,6 @@ class StopSignal:
         return self.signal_number is not None
 
 
-
 class EpochCheckpoints:
     """A run's checkpoint/ folder: the checkpoint of each finished epoch in epoch-NNN/, kept as training goes on.
 

@@ -104,7 +104,6 @@ def build_vgg_command(argv):
     return arguments.out
 
 
-
 def add_model_arguments(parser):
     """--run or --model (one is required), --batch-size and --precision: where and how a command uses the model."""
     model_source = parser.add_mutually_exclusive_group(required=True)
@@ -235,7 +234,6 @@ def check_data_command(argv):
         sys.exit(f'error: errors in {arguments.data}: {len(data_check.errors)}, listed above; '
                  'training would stop on them.')
     return data_check
-
 
 
 def bench_command(argv, build_graph):

@@ -79,7 +79,6 @@ class TrainConfig:
         return augmentation if any(dataclasses.astuple(augmentation)) else None
 
 
-
 # The demo's VGG16 is random, not pre-trained, and the demo trains for about a minute. Measured on the
 # synthetic set: fine-tuning a random VGG16 with Adam diverged after 4 to 6 epochs at every learning rate
 # tried (5e-4 down to 5e-5), so the demo trains the decoder on the encoder's fixed random features; and with

@@ -116,7 +116,6 @@ def score_road(counts_by_category):
     return scores
 
 
-
 def format_scores(scores):
     """A text table of score_road's results: one row per category, the KITTI road measures in percent."""
     lines = [f"{'':8}" + ''.join(f'{column:>8}' for column in TABLE_COLUMNS) + f"{'thresh':>8}{'images':>8}"]
