@@ -52,7 +52,7 @@ POOL3_SCALE = 1e-4
 # ---------------------------------------------------------------- data
 
 def prepare_data(config):
-    """Make the VGG16 SavedModel and KITTI Road available; return (data folder holding data_road/, VGG16 folder).
+    """Make the VGG16 SavedModel and KITTI Road available in config.dataset_dir; return the VGG16 folder.
 
     Real runs download what is missing into config.data_dir. Demo runs generate both under
     config.data_dir/demo: a synthetic KITTI and a random VGG16 of width config.demo_vgg_width.
@@ -60,7 +60,7 @@ def prepare_data(config):
     if config.demo:
         synthetic.ensure_synthetic_kitti(kitti.road_path(config.dataset_dir), config.demo_train_per_category,
                                          config.demo_test_per_category, config.seed)
-        return config.dataset_dir, vgg.cached_random_vgg(config.dataset_dir, config.demo_vgg_width, config.seed)
+        return vgg.cached_random_vgg(config.dataset_dir, config.demo_vgg_width, config.seed)
     problems = []
     for fetch in (helper.maybe_download_pretrained_vgg, helper.maybe_download_kitti):
         try:
@@ -69,7 +69,7 @@ def prepare_data(config):
             problems.append(str(error))
     if problems:
         raise DataUnavailableError('\n\n'.join(problems))
-    return config.data_dir, os.path.join(config.data_dir, 'vgg')
+    return os.path.join(config.data_dir, 'vgg')
 
 
 # ---------------------------------------------------------------- graph
@@ -277,8 +277,9 @@ def train(config, resume_dir=None):
     started = time.perf_counter()
     precision = chosen_precision(config.precision)
     with exits_on(DataUnavailableError, DataError):
-        data_dir, vgg_path = prepare_data(config)
-        data_check = datacheck.check_kitti_folder(kitti.road_path(data_dir), config.image_shape)
+        vgg_path = prepare_data(config)
+        road_path = kitti.road_path(config.dataset_dir)
+        data_check = datacheck.check_kitti_folder(road_path, config.image_shape)
         for warning in data_check.warnings:
             print(f'warning: {warning}')
         data_check.raise_errors()
@@ -301,7 +302,7 @@ def train(config, resume_dir=None):
         else:
             print(f'Run folder: {run_dir}')
 
-        training_folder = os.path.join(kitti.road_path(data_dir), 'training')
+        training_folder = os.path.join(road_path, 'training')
         with exits_on(ValueError):
             train_pairs, val_pairs = run_folder.split_for_run(training_folder, config, run_dir)
         get_batches_fn = helper.gen_batch_function(training_folder, config.image_shape,
@@ -310,7 +311,7 @@ def train(config, resume_dir=None):
         validate = run_folder.validator(predict, val_pairs, config, run_dir, start_epoch)
         summaries = RunSummaries(os.path.join(run_dir, 'tensorboard'), sess.graph,
                                  -(-get_batches_fn.num_images // config.batch_size), start_epoch, predict,
-                                 summary_overlay_images(kitti.road_path(data_dir), config.image_shape))
+                                 summary_overlay_images(road_path, config.image_shape))
 
         def end_epoch(epoch, epoch_loss_rows):
             """Validation when due, the epoch's loss rows and summaries, then its checkpoint: that marks it finished."""
@@ -339,7 +340,7 @@ def train(config, resume_dir=None):
         save_loss_curve(run_folder.read_loss_csv(loss_csv_path), os.path.join(run_dir, 'loss.png'))
         export_model(sess, fcn.image_input, fcn.keep_prob, fcn.logits, config.image_shape,
                      os.path.join(run_dir, 'model'))
-        helper.save_inference_samples(run_dir, data_dir, sess, config.image_shape, fcn.logits, fcn.keep_prob,
+        helper.save_inference_samples(run_dir, config.dataset_dir, sess, config.image_shape, fcn.logits, fcn.keep_prob,
                                       fcn.image_input, folder_name='overlays')
     print(f'Done in {time.perf_counter() - started:.0f} s: {run_dir}')
     return run_dir
