@@ -5,13 +5,12 @@ testing/) holding image_2/ and, for training, gt_image_2/.
 """
 import glob
 import os
-import shutil
 import time
 
 from PIL import Image
 from tqdm import tqdm
 
-from fcn8s import downloads, kitti, vgg
+from fcn8s import downloads, files, kitti, vgg
 from fcn8s.batches import make_get_batches_fn
 from fcn8s.errors import DataUnavailableError
 from fcn8s.images import paint_road, predict_image_files
@@ -22,27 +21,49 @@ def maybe_download_pretrained_vgg(data_dir):
     """Make sure data_dir/vgg holds the classic VGG16 SavedModel; download it when missing.
 
     The classic zip comes first. When it cannot be had, the same model is built from Keras's ImageNet
-    VGG16 weights instead (downloaded into Keras's cache, 553 MB), and the console says so.
-    Returns the path of the SavedModel folder.
+    VGG16 weights instead (downloaded into Keras's cache, 553 MB), and the console says so. Either is
+    made in the staging folder data_dir/.vgg-download, and only the SavedModel's files are moved into
+    vgg/: a vgg/ that lacks some of them is completed, never deleted, and the console says what it
+    lacked. Returns the path of the SavedModel folder.
     """
     vgg_path = os.path.join(data_dir, 'vgg')
-    if not all(os.path.exists(os.path.join(vgg_path, name)) for name in downloads.VGG_FILES):
-        shutil.rmtree(vgg_path, ignore_errors=True)
-        try:
-            downloads.fetch_zip_folder(
-                [downloads.VGG_URL], data_dir, 'vgg',
-                manual_hint=', '.join(os.path.join(vgg_path, name) for name in downloads.VGG_FILES))
-        except DataUnavailableError as classic_error:
-            print(f"The classic VGG16 zip could not be had from {downloads.VGG_URL}; building {vgg_path} from "
-                  "Keras's ImageNet VGG16 weights instead.")
-            try:
-                vgg.build_vgg16_from_keras_weights(downloads.fetch_keras_vgg16_weights(), vgg_path)
-            except DataUnavailableError as keras_error:
-                raise DataUnavailableError(
-                    f"{classic_error}\nThe other route, building it from Keras's ImageNet VGG16 weights, failed too. "
-                    f'{keras_error}') from keras_error
-            print(f"Built {vgg_path} from Keras's ImageNet VGG16 weights.")
+    missing = [name for name in downloads.VGG_FILES if not os.path.exists(os.path.join(vgg_path, name))]
+    if not missing:
+        return vgg_path
+    if os.path.isdir(vgg_path):
+        print(f'{vgg_path} is incomplete: it lacks {", ".join(missing)}. Fetching the classic VGG16 to replace '
+              f'its {len(downloads.VGG_FILES)} SavedModel files; nothing else in it is touched.')
+    staging_dir = os.path.join(data_dir, '.vgg-download')
+    try:
+        fetch_vgg_into(os.path.join(staging_dir, 'vgg'), data_dir)
+        files.move_files(os.path.join(staging_dir, 'vgg'), vgg_path, downloads.VGG_FILES)
+    except DataUnavailableError as error:
+        if os.path.isdir(vgg_path):
+            raise DataUnavailableError(f'{error}\n{vgg_path} was left as it was; it lacks {", ".join(missing)}.'
+                                       ) from error
+        raise
+    finally:
+        files.remove_path(staging_dir)
     return vgg_path
+
+
+def fetch_vgg_into(staged_vgg_path, data_dir):
+    """Write the classic VGG16 SavedModel to staged_vgg_path: unpacked from its zip, or else built from Keras's weights."""
+    try:
+        downloads.fetch_zip_folder(
+            [downloads.VGG_URL], data_dir, 'vgg', unpack_dir=os.path.dirname(staged_vgg_path),
+            manual_hint=', '.join(os.path.join(data_dir, 'vgg', name) for name in downloads.VGG_FILES))
+    except DataUnavailableError as classic_error:
+        print(f"The classic VGG16 zip could not be had from {downloads.VGG_URL}; building the VGG16 SavedModel "
+              "from Keras's ImageNet VGG16 weights instead.")
+        try:
+            os.makedirs(os.path.dirname(staged_vgg_path), exist_ok=True)
+            vgg.build_vgg16_from_keras_weights(downloads.fetch_keras_vgg16_weights(), staged_vgg_path)
+        except DataUnavailableError as keras_error:
+            raise DataUnavailableError(
+                f"{classic_error}\nThe other route, building it from Keras's ImageNet VGG16 weights, failed too. "
+                f'{keras_error}') from keras_error
+        print("Built the VGG16 SavedModel from Keras's ImageNet VGG16 weights.")
 
 
 def maybe_download_kitti(data_dir):

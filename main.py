@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 import helper
 from fcn8s import commands, datacheck, kitti, run_folder, synthetic, vgg
-from fcn8s.checkpoints import EpochCheckpoints, StopSignal
+from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal
 from fcn8s.commands import chosen_precision, exits_on
 from fcn8s.config import parse_config, save_config
-from fcn8s.errors import DataError, DataUnavailableError, TrainingDiverged, TrainingInterrupted
+from fcn8s.errors import DataError, DataUnavailableError, DiskFull, TrainingDiverged, TrainingInterrupted
 from fcn8s.plots import save_loss_curve
 from fcn8s.precision import session_config
 from fcn8s.predict import export_model, session_road_predictor
@@ -55,8 +55,12 @@ def prepare_data(config):
     """Make the VGG16 SavedModel and KITTI Road available in config.dataset_dir; return the VGG16 folder.
 
     Real runs download what is missing into config.data_dir. Demo runs generate both under
-    config.data_dir/demo: a synthetic KITTI and a random VGG16 of width config.demo_vgg_width.
+    config.data_dir/demo: a synthetic KITTI and a random VGG16 of width config.demo_vgg_width. Raises
+    DataError when config.data_dir is a file.
     """
+    if os.path.exists(config.data_dir) and not os.path.isdir(config.data_dir):
+        raise DataError(f'--data-dir {config.data_dir} is a file, not a folder: give the folder that holds (or is to '
+                        'hold) vgg/ and data_road/, such as data.')
     if config.demo:
         synthetic.ensure_synthetic_kitti(kitti.road_path(config.dataset_dir), config.demo_train_per_category,
                                          config.demo_test_per_category, config.seed)
@@ -198,13 +202,14 @@ def initialize_new_variables(sess):
 
 def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_loss, input_image,
              correct_label, keep_prob, learning_rate, keep_prob_value=0.5, learning_rate_value=5e-4,
-             on_epoch_end=None, start_epoch=1, stop_requested=None):
+             on_epoch_end=None, start_epoch=1, stop_requested=None, loss_terms=()):
     """Run train_op on every (images, labels) batch of get_batches_fn(batch_size), for epochs start_epoch..epochs.
 
     cross_entropy_loss is the loss that train_op minimises, as optimize returns it: the masked
     cross-entropy plus the L2 terms. Prints each epoch's mean loss and then calls
     on_epoch_end(epoch, epoch_loss_rows) if given (validation, checkpoints). Returns
-    [(epoch, step, loss)] with one row per step. Raises TrainingDiverged at the first loss that is NaN
+    [(epoch, step, loss, *terms)] with one row per step, terms the values of the loss_terms tensors
+    (build_graph's cross-entropy and L2 parts of the loss). Raises TrainingDiverged at the first loss that is NaN
     or infinite, and TrainingInterrupted at the first step or epoch end at which stop_requested(),
     if given, is true.
     """
@@ -219,14 +224,14 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
             for step, (images, labels) in enumerate(batches, start=1):
                 if stop_requested is not None and stop_requested():
                     raise TrainingInterrupted(epoch, step - 1)
-                _, loss = sess.run([train_op, cross_entropy_loss], {
+                _, loss, *terms = sess.run([train_op, cross_entropy_loss, *loss_terms], {
                     input_image: images, correct_label: labels,
                     keep_prob: keep_prob_value, learning_rate: learning_rate_value})
                 if not np.isfinite(loss):
                     raise TrainingDiverged(f'the loss became {float(loss)} in epoch {epoch} at step {step}'
                                            + (f' of {steps_per_epoch}' if steps_per_epoch else ''))
                 epoch_losses.append(float(loss))
-                loss_rows.append((epoch, step, float(loss)))
+                loss_rows.append((epoch, step, float(loss), *map(float, terms)))
                 batches.set_postfix(loss=f'{float(loss):.4f}')
         tqdm.write(f'Epoch {epoch}/{epochs}: mean loss {np.mean(epoch_losses):.4f} '
                    f'({time.perf_counter() - started:.1f} s)')
@@ -238,7 +243,7 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
 
 
 FCN8s = collections.namedtuple('FCN8s', 'image_input keep_prob correct_label learning_rate logits train_op loss '
-                                        'trained_variables')
+                                        'loss_terms trained_variables')
 
 
 def build_graph(sess, vgg_path, config, precision):
@@ -246,7 +251,7 @@ def build_graph(sess, vgg_path, config, precision):
 
     load_vgg -> layers -> the correct_label and learning_rate placeholders -> optimize. Without
     config.train_encoder only the decoder's variables are trained; trained_variables lists what is.
-    precision fp16 trains with loss scaling.
+    loss_terms are the loss's two parts, (cross-entropy, L2). precision fp16 trains with loss scaling.
     """
     image_input, keep_prob, layer3_out, layer4_out, layer7_out = load_vgg(sess, vgg_path)
     vgg_variables = set(tf.global_variables())
@@ -260,7 +265,7 @@ def build_graph(sess, vgg_path, config, precision):
                                       None if config.train_encoder else decoder_variables,
                                       loss_scaling=precision == 'fp16')
     initialize_new_variables(sess)
-    return FCN8s(image_input, keep_prob, correct_label, learning_rate, logits, train_op, loss,
+    return FCN8s(image_input, keep_prob, correct_label, learning_rate, logits, train_op, loss, tuple(loss.op.inputs),
                  trainable if config.train_encoder else decoder_variables)
 
 
@@ -271,8 +276,10 @@ def train(config, resume_dir=None):
     naming every bad file. Each epoch is kept as soon as it ends: its loss rows are appended to loss.csv,
     its summaries to tensorboard/, its checkpoint written to checkpoint/epoch-NNN/. Ctrl-C or SIGTERM
     stops training before the next step, saves the weights and exits with 128 + the signal's number; a
-    loss that becomes NaN or infinite ends it with a message naming the epoch and step. A resumed run
-    restores its last finished epoch (weights and optimizer state) and trains the epochs after it.
+    loss that becomes NaN or infinite, or an epoch mean above config.divergence_ratio times the lowest so
+    far (LossWatch), ends it with a message naming the epoch; a full disk ends it naming the folder.
+    Every setting is checked before the run folder is made. A resumed run restores its last intact
+    finished epoch (weights and optimizer state) and trains the epochs after it; without one it refuses.
     """
     started = time.perf_counter()
     precision = chosen_precision(config.precision)
@@ -283,28 +290,37 @@ def train(config, resume_dir=None):
         for warning in data_check.warnings:
             print(f'warning: {warning}')
         data_check.raise_errors()
+    training_folder = os.path.join(road_path, 'training')
+    with exits_on(ValueError):
+        train_pairs, val_pairs = run_folder.split_for_run(training_folder, config)
     np.random.seed(config.seed)
 
     with tf.Graph().as_default(), tf.Session(config=session_config(precision)) as sess:
         tf.set_random_seed(config.seed)
-        with exits_on(ValueError, OSError):
+        try:
             fcn = build_graph(sess, vgg_path, config, precision)
+        except ValueError as error:
+            sys.exit(f'error: {error}' + (f' Under --demo, delete {vgg_path} and it is rebuilt.' if config.demo else ''))
+        with exits_on(OSError):
             run_dir = resume_dir or run_folder.new_run_dir(config)
         checkpoints = EpochCheckpoints(os.path.join(run_dir, 'checkpoint'), fcn.trained_variables)
         start_epoch = checkpoints.restore_last(sess) + 1
+        if resume_dir and start_epoch == 1:
+            sys.exit(f"error: {checkpoints.folder} holds no intact finished epoch, so {run_dir} has nothing to "
+                     'resume; its files are left as they are. Start a new run instead: python main.py with the '
+                     f'options of {os.path.join(run_dir, "config.json")}.')
         if start_epoch > config.epochs + 1:
             sys.exit(f'error: {run_dir} has finished {start_epoch - 1} epochs; --epochs {config.epochs} is fewer.')
         loss_csv_path = os.path.join(run_dir, 'loss.csv')
         run_folder.restart_loss_csv(loss_csv_path, start_epoch)
+        run_folder.save_split(run_dir, train_pairs, val_pairs)
+        loss_watch = LossWatch(config.divergence_ratio, run_folder.read_loss_csv(loss_csv_path))
         if resume_dir:
             save_config(config, run_dir)  # --epochs may have changed
             print(f'Resuming {run_dir} after epoch {start_epoch - 1} of {config.epochs}')
         else:
             print(f'Run folder: {run_dir}')
 
-        training_folder = os.path.join(road_path, 'training')
-        with exits_on(ValueError):
-            train_pairs, val_pairs = run_folder.split_for_run(training_folder, config, run_dir)
         get_batches_fn = helper.gen_batch_function(training_folder, config.image_shape,
                                                    kitti.image_names_of(train_pairs), config.augmentation)
         predict = session_road_predictor(sess, fcn.logits, fcn.keep_prob, fcn.image_input, config.image_shape)
@@ -314,7 +330,8 @@ def train(config, resume_dir=None):
                                  summary_overlay_images(road_path, config.image_shape))
 
         def end_epoch(epoch, epoch_loss_rows):
-            """Validation when due, the epoch's loss rows and summaries, then its checkpoint: that marks it finished."""
+            """The loss watch, validation when due, the loss rows and summaries, then the checkpoint: the epoch is kept."""
+            loss_watch.check(epoch, epoch_loss_rows)
             scores = validate(epoch, epoch_loss_rows)
             run_folder.append_loss_rows(epoch_loss_rows, loss_csv_path)
             summaries.add_epoch(epoch, epoch_loss_rows, config.learning_rate, scores)
@@ -325,10 +342,14 @@ def train(config, resume_dir=None):
                 train_nn(sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss,
                          fcn.image_input, fcn.correct_label, fcn.keep_prob, fcn.learning_rate,
                          keep_prob_value=config.keep_prob, learning_rate_value=config.learning_rate,
-                         on_epoch_end=end_epoch, start_epoch=start_epoch, stop_requested=stop_signal.requested)
+                         on_epoch_end=end_epoch, start_epoch=start_epoch, stop_requested=stop_signal.requested,
+                         loss_terms=fcn.loss_terms)
             except TrainingDiverged as divergence:
                 sys.exit(f'error: {divergence}. {checkpoints.describe_last()} Start a new run with a lower '
                          f'--learning-rate (this run had {config.learning_rate:g}).')
+            except DiskFull as disk_full:
+                sys.exit(f'error: {disk_full}. {checkpoints.describe_last()} Free some space there, then go on with: '
+                         f'python main.py --resume {run_dir}')
             except TrainingInterrupted as interruption:
                 if interruption.steps_done:
                     saved = checkpoints.save_interrupted(sess, interruption.epoch, interruption.steps_done)

@@ -24,7 +24,8 @@ import helper
 import main
 from fcn8s import downloads
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_URL, KITTI_URLS, VGG_FILES, VGG_URL
-from fcn8s.errors import DataUnavailableError
+from fcn8s.checkpoints import EpochCheckpoints
+from fcn8s.errors import DataUnavailableError, DiskFull
 from fcn8s.images import load_image
 from fcn8s.kitti import KITTI_CATEGORIES, KITTI_FOLDERS
 from fcn8s.run_folder import read_loss_csv
@@ -259,15 +260,52 @@ def test_corrupt_zip_is_deleted_and_nothing_extracted(tmp_path, monkeypatch):
 
 
 def test_download_unpacks_a_good_zip(tmp_path, monkeypatch):
-    archive_bytes = io.BytesIO()
-    with zipfile.ZipFile(archive_bytes, 'w') as archive:
-        for name in VGG_FILES:
-            archive.writestr(f'vgg/{name}', name)
-    payload = archive_bytes.getvalue()
+    payload = vgg_zip_payload()
     monkeypatch.setattr(urllib.request, 'urlopen', lambda url, timeout=None: FakeResponse(payload, len(payload)))
     vgg_path = helper.maybe_download_pretrained_vgg(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ['vgg']
     assert open(os.path.join(vgg_path, 'variables', 'variables.index')).read() == 'variables/variables.index'
+
+
+def vgg_zip_payload():
+    """The bytes of a zip holding vgg/ with each of VGG_FILES, whose text is its own name."""
+    archive_bytes = io.BytesIO()
+    with zipfile.ZipFile(archive_bytes, 'w') as archive:
+        for name in VGG_FILES:
+            archive.writestr(f'vgg/{name}', name)
+    return archive_bytes.getvalue()
+
+
+def incomplete_vgg_folder(data_dir):
+    """data_dir/vgg with two of the three SavedModel files and a file of the user's own."""
+    vgg_path = data_dir / 'vgg'
+    (vgg_path / 'variables').mkdir(parents=True)
+    (vgg_path / 'saved_model.pb').write_text('old')
+    (vgg_path / 'variables' / 'variables.index').write_text('old')
+    (vgg_path / 'README-mine.txt').write_text('my notes')
+    return vgg_path
+
+
+def test_an_incomplete_vgg_folder_is_kept_when_the_download_fails(tmp_path, monkeypatch):
+    vgg_path = incomplete_vgg_folder(tmp_path)
+    monkeypatch.setattr(urllib.request, 'urlopen', unreachable)
+    with pytest.raises(DataUnavailableError) as raised:
+        helper.maybe_download_pretrained_vgg(str(tmp_path))
+    assert f'{vgg_path} was left as it was; it lacks variables/variables.data-00000-of-00001' in str(raised.value)
+    assert (vgg_path / 'README-mine.txt').read_text() == 'my notes'
+    assert (vgg_path / 'saved_model.pb').read_text() == 'old'
+    assert sorted(os.listdir(tmp_path)) == ['vgg']
+
+
+def test_an_incomplete_vgg_folder_is_completed_keeping_the_users_files(tmp_path, monkeypatch, capsys):
+    vgg_path = incomplete_vgg_folder(tmp_path)
+    payload = vgg_zip_payload()
+    monkeypatch.setattr(urllib.request, 'urlopen', lambda url, timeout=None: FakeResponse(payload, len(payload)))
+    assert helper.maybe_download_pretrained_vgg(str(tmp_path)) == str(vgg_path)
+    assert f'{vgg_path} is incomplete: it lacks variables/variables.data-00000-of-00001' in capsys.readouterr().out
+    assert (vgg_path / 'README-mine.txt').read_text() == 'my notes'
+    assert all((vgg_path / name).read_text() == name for name in VGG_FILES)
+    assert sorted(os.listdir(tmp_path)) == ['vgg']
 
 
 def test_gen_batch_function_yields_one_hot_batches(tmp_path):
@@ -322,7 +360,8 @@ def test_short_demo_run_learns_and_writes_the_run_folder(tmp_path):
             'pr_curve.png'} <= set(os.listdir(run_dir))
     assert sorted(os.listdir(os.path.join(run_dir, 'overlays'))) == ['um_000000.png', 'umm_000000.png', 'uu_000000.png']
     rows = np.loadtxt(os.path.join(run_dir, 'loss.csv'), delimiter=',', skiprows=1)
-    assert rows.shape == (12 * 3, 3)  # 9 training images in batches of 4, 4 and 1
+    assert rows.shape == (12 * 3, 5)  # 9 training images in batches of 4, 4 and 1; epoch, step, loss, its 2 parts
+    assert np.allclose(rows[:, 2], rows[:, 3] + rows[:, 4], rtol=1e-5) and (rows[:, 4] > 0).all()
     first_epoch, last_epoch = rows[rows[:, 0] == 1, 2].mean(), rows[rows[:, 0] == 12, 2].mean()
     assert last_epoch < 0.8 * first_epoch, f'loss fell only from {first_epoch:.3f} to {last_epoch:.3f}'
     assert Image.open(os.path.join(run_dir, 'loss.png')).size == (800, 450)
@@ -412,7 +451,8 @@ def test_a_runs_folder_that_cannot_be_written_stops_training(tiny_demo_data, tmp
     runs_dir = tmp_path / 'runs'
     runs_dir.write_text('a file where the runs folder should be')
     with pytest.raises(SystemExit) as exited:
-        main.run([*TINY_RUN, '--epochs', '1', '--data-dir', str(tiny_demo_data), '--runs-dir', str(runs_dir)])
+        main.run([*TINY_RUN, '--epochs', '1', '--val-count', '1', '--data-dir', str(tiny_demo_data), '--runs-dir',
+                  str(runs_dir)])
     assert str(exited.value.code).startswith(f'error: cannot write a run folder in {runs_dir}')
     assert '--runs-dir' in str(exited.value.code)
 
@@ -434,14 +474,62 @@ def test_a_vgg_folder_without_the_tag_or_a_tensor_stops_training(tiny_demo_data,
         main.load_vgg(sess, str(vgg_path))
     assert str(vgg_path) in str(raised.value) and named in str(raised.value)
     with pytest.raises(SystemExit) as exited:
-        main.run([*TINY_RUN, '--epochs', '1', '--data-dir', str(data_dir), '--runs-dir', str(tmp_path / 'runs')])
-    assert str(exited.value.code) == f'error: {raised.value}'
+        main.run([*TINY_RUN, '--epochs', '1', '--val-count', '1', '--data-dir', str(data_dir), '--runs-dir',
+                  str(tmp_path / 'runs')])
+    assert str(exited.value.code) == f'error: {raised.value} Under --demo, delete {vgg_path} and it is rebuilt.'
     assert not os.path.exists(tmp_path / 'runs')
+
+
+@pytest.mark.parametrize('demo', [True, False])
+def test_a_data_dir_that_is_a_file_stops_with_a_message(tmp_path, demo):
+    data_file = tmp_path / 'data.txt'
+    data_file.write_text('not a folder')
+    with pytest.raises(SystemExit) as exited:
+        main.run([*(TINY_RUN if demo else []), '--data-dir', str(data_file), '--runs-dir', str(tmp_path / 'runs')])
+    assert str(exited.value.code).startswith(f'error: --data-dir {data_file} is a file, not a folder')
+    assert not os.path.exists(tmp_path / 'runs')
+
+
+def test_a_validation_count_too_large_stops_before_making_a_run_folder(tiny_demo_data, tmp_path):
+    with pytest.raises(SystemExit) as exited:
+        main.run([*TINY_RUN, '--val-count', '100', '--data-dir', str(tiny_demo_data), '--runs-dir',
+                  str(tmp_path / 'runs')])
+    assert str(exited.value.code) == 'error: --val-count 100 must lie in 0..5: there are 6 training images'
+    assert not os.path.exists(tmp_path / 'runs')
+
+
+def test_resuming_a_run_without_a_finished_epoch_refuses_and_keeps_its_files(tiny_demo_data, tmp_path):
+    run_dir = main.run([*TINY_RUN, '--epochs', '1', '--val-count', '1', '--data-dir', str(tiny_demo_data),
+                        '--runs-dir', str(tmp_path / 'runs')])
+    shutil.rmtree(os.path.join(run_dir, 'checkpoint'))
+    os.mkdir(os.path.join(run_dir, 'checkpoint'))
+    kept = {name: os.path.getmtime(os.path.join(run_dir, name)) for name in ('loss.csv', 'metrics.json', 'model')}
+    with pytest.raises(SystemExit) as exited:
+        main.run(['--resume', run_dir])
+    message = str(exited.value.code)
+    assert message.startswith(f"error: {os.path.join(run_dir, 'checkpoint')} holds no intact finished epoch")
+    assert 'Start a new run' in message
+    assert kept == {name: os.path.getmtime(os.path.join(run_dir, name)) for name in kept}
+
+
+def test_a_full_disk_while_checkpointing_stops_naming_the_folder_and_resume(tiny_demo_data, tmp_path, monkeypatch):
+    def fill_the_disk(checkpoints, sess, name, description):
+        raise DiskFull(f'the disk holding {checkpoints.folder} is full: the checkpoint {name} could not be written')
+
+    monkeypatch.setattr(EpochCheckpoints, 'write', fill_the_disk)
+    with pytest.raises(SystemExit) as exited:
+        main.run([*TINY_RUN, '--epochs', '1', '--val-count', '0', '--data-dir', str(tiny_demo_data),
+                  '--runs-dir', str(tmp_path / 'runs')])
+    [run_name] = os.listdir(tmp_path / 'runs')
+    run_dir = tmp_path / 'runs' / run_name
+    message = str(exited.value.code)
+    assert message.startswith(f"error: the disk holding {run_dir / 'checkpoint'} is full")
+    assert message.endswith(f'Free some space there, then go on with: python main.py --resume {run_dir}')
 
 
 def loss_keys(run_dir):
     """[(epoch, step)] of the rows of run_dir/loss.csv."""
-    return [(epoch, step) for epoch, step, _ in read_loss_csv(os.path.join(run_dir, 'loss.csv'))]
+    return [row[:2] for row in read_loss_csv(os.path.join(run_dir, 'loss.csv'))]
 
 
 def summary_steps(run_dir, tag):

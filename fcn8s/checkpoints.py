@@ -1,4 +1,5 @@
-"""Checkpoints of finished epochs, kept whole, and the signals (Ctrl-C, SIGTERM) that ask training to stop."""
+"""Checkpoints of finished epochs, kept whole, and what stops training: signals (Ctrl-C, SIGTERM), a diverging loss."""
+import errno
 import json
 import os
 import re
@@ -6,7 +7,9 @@ import shutil
 import signal
 import threading
 
-from fcn8s.errors import TrainingDiverged
+import numpy as np
+
+from fcn8s.errors import DiskFull, TrainingDiverged
 from fcn8s.files import write_atomically, written_whole
 from fcn8s.tf1 import tf
 
@@ -79,14 +82,29 @@ class EpochCheckpoints:
         """The checkpoint prefix inside the folder `name`, as Saver.restore and tf.train.latest_checkpoint use it."""
         return os.path.join(self.folder, name, 'model')
 
+    def epoch_folders(self):
+        """{epoch: folder name} of the epoch-NNN/ folders present, by their names."""
+        return {int(match[1]): match[0] for match in map(EPOCH_FOLDER.match, os.listdir(self.folder)) if match}
+
+    def read_description(self, name):
+        """The epoch.json of the checkpoint folder `name`; raises ValueError naming the file when it is unreadable."""
+        description_path = os.path.join(self.folder, name, 'epoch.json')
+        try:
+            with open(description_path) as description_file:
+                description = json.load(description_file)
+            return {'epoch': int(description['epoch']), 'val_maxf': description.get('val_maxf')}
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f'{description_path} cannot be read ({error})') from error
+
     def finished_epochs(self):
-        """{epoch: validation MaxF or None} of the epoch-NNN/ folders present."""
+        """{epoch: validation MaxF or None} of the epoch-NNN/ folders whose epoch.json can be read."""
         finished = {}
-        for name in os.listdir(self.folder):
-            if EPOCH_FOLDER.match(name):
-                with open(os.path.join(self.folder, name, 'epoch.json')) as epoch_file:
-                    saved = json.load(epoch_file)
-                finished[saved['epoch']] = saved['val_maxf']
+        for name in self.epoch_folders().values():
+            try:
+                description = self.read_description(name)
+            except ValueError:
+                continue
+            finished[description['epoch']] = description['val_maxf']
         return finished
 
     def last_finished(self):
@@ -102,12 +120,21 @@ class EpochCheckpoints:
         return f'The last finished epoch, {last[0]}, is checkpointed in {os.path.dirname(last[1])}.'
 
     def restore_last(self, sess):
-        """Restore the last finished epoch's weights and optimizer state into sess; returns the epoch, 0 for none."""
-        last = self.last_finished()
-        if last is None:
-            return 0
-        self.saver.restore(sess, last[1])
-        return last[0]
+        """Restore the last intact finished epoch's weights and optimizer state into sess; returns it, 0 for none.
+
+        A checkpoint whose epoch.json or weights cannot be read (a damaged or truncated file) is named
+        in a printed warning, and the epoch kept before it is tried instead.
+        """
+        for epoch, name in sorted(self.epoch_folders().items(), reverse=True):
+            try:
+                self.read_description(name)
+                self.saver.restore(sess, self.model_path(name))
+                return epoch
+            except (ValueError, tf.errors.OpError) as error:
+                problem = str(error).strip().splitlines()[0]
+                print(f'warning: the checkpoint of epoch {epoch} in {os.path.join(self.folder, name)} cannot be '
+                      f'restored ({problem}); trying the epoch kept before it.')
+        return 0
 
     def save(self, sess, epoch, val_maxf=None):
         """Checkpoint the finished epoch (val_maxf: its overall validation MaxF, if scored); prune the others.
@@ -138,15 +165,51 @@ class EpochCheckpoints:
     def write(self, sess, name, description):
         """Write the checkpoint and its epoch.json into .partial-<name>/, then rename that to <name>/.
 
-        A folder <name>/ that is there already (an interrupted epoch's earlier stop at the same step) is replaced.
+        A folder <name>/ that is there already (an interrupted epoch's earlier stop at the same step) is
+        replaced. Raises DiskFull, leaving no partial folder, when the disk fills up.
         """
-        with written_whole(os.path.join(self.folder, name), os.path.join(self.folder, f'.partial-{name}')) as partial:
-            self.saver.save(sess, os.path.join(partial, 'model'), write_state=False)
-            with open(os.path.join(partial, 'epoch.json'), 'w') as description_file:
-                json.dump(description, description_file)
+        partial_path = os.path.join(self.folder, f'.partial-{name}')
+        try:
+            with written_whole(os.path.join(self.folder, name), partial_path, discard_partial_on_error=True) as partial:
+                self.saver.save(sess, os.path.join(partial, 'model'), write_state=False)
+                with open(os.path.join(partial, 'epoch.json'), 'w') as description_file:
+                    json.dump(description, description_file)
+        except (tf.errors.ResourceExhaustedError, OSError) as error:
+            if isinstance(error, OSError) and error.errno != errno.ENOSPC:
+                raise
+            problem = str(error).strip().splitlines()[0]
+            raise DiskFull(f'the disk holding {self.folder} is full: the checkpoint {name} could not be written '
+                           f'({problem})') from error
 
     def write_index(self, names):
         """Replace TensorFlow's `checkpoint` file: all the given folders' checkpoints, the last one the newest."""
         lines = [f'model_checkpoint_path: "{names[-1]}/model"'] + [
             f'all_model_checkpoint_paths: "{name}/model"' for name in names]
         write_atomically(os.path.join(self.folder, 'checkpoint'), '\n'.join(lines) + '\n')
+
+
+class LossWatch:
+    """Stops a run whose loss explodes without becoming NaN: an epoch mean above `ratio` times the lowest so far.
+
+    ratio 0 turns the watch off. past_loss_rows, [(epoch, step, loss, ...)] of a resumed run's earlier
+    epochs, count as epochs seen.
+    """
+
+    def __init__(self, ratio, past_loss_rows=()):
+        self.ratio = ratio
+        epochs = np.array([row[0] for row in past_loss_rows])
+        losses = np.array([row[2] for row in past_loss_rows])
+        self.epoch_means = {int(epoch): float(losses[epochs == epoch].mean()) for epoch in np.unique(epochs)}
+
+    def check(self, epoch, epoch_loss_rows):
+        """Record the epoch's mean loss; raise TrainingDiverged when it exceeds ratio times the lowest earlier one."""
+        mean_loss = float(np.mean([row[2] for row in epoch_loss_rows]))
+        if self.ratio and self.epoch_means:
+            best_epoch = min(self.epoch_means, key=self.epoch_means.get)
+            best_loss = self.epoch_means[best_epoch]
+            if mean_loss > self.ratio * best_loss:
+                raise TrainingDiverged(
+                    f'the mean loss of epoch {epoch}, {mean_loss:.4g}, is {mean_loss / best_loss:.3g} times that of '
+                    f'epoch {best_epoch}, {best_loss:.4g}: more than --divergence-ratio {self.ratio:g} '
+                    '(0 turns this check off)')
+        self.epoch_means[epoch] = mean_loss

@@ -120,7 +120,8 @@ def load_road_predictor(arguments):
     if arguments.run and not os.path.isdir(model_dir):
         sys.exit(f'error: {arguments.run} has no model/ folder: expected {model_dir}, the SavedModel that training '
                  'exports at the end of every run. Give a finished run of this version of main.py, or an exported '
-                 'model folder with --model DIR.')
+                 f'model folder with --model DIR. A run stopped before or during its export gets its model/ from '
+                 f'`python main.py --resume {arguments.run}`, which trains any epochs left and exports it.')
     with exits_on(ValueError):
         return saved_model_road_predictor(model_dir, session_config(chosen_precision(arguments.precision)))
 
@@ -190,7 +191,10 @@ def infer_command(argv):
 
 
 def video_command(argv):
-    """`python main.py video`: a video with the road painted on every frame; returns the output path."""
+    """`python main.py video`: a video with the road painted on every frame; returns the output path.
+
+    The output's folder is made first when missing, before any frame is read.
+    """
     parser = command_parser(
         'video',
         'Paint the road on every frame of a video with a trained model. Frame rate, frame size (any) '
@@ -199,6 +203,12 @@ def video_command(argv):
     parser.add_argument('output', metavar='OUT_VIDEO', help='the painted video to write, e.g. OUT.mp4')
     add_model_arguments(parser)
     arguments = parser.parse_args(argv)
+    output_dir = os.path.dirname(os.path.abspath(arguments.output))
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as error:
+        sys.exit(f'error: cannot make the folder {output_dir} for {arguments.output} ({error}). Give an output path '
+                 'in a folder that can be written.')
     with exits_on(ValueError):
         clip = open_video(arguments.input)
     with clip:

@@ -48,6 +48,8 @@ class TrainConfig:
                                         'otherwise train the decoder only')
     val_count: int = setting(48, 'training images held out for validation, stratified over um/umm/uu (0: none)')
     eval_every: int = setting(0, 'also score the validation images every N epochs (0: only after the last)')
+    divergence_ratio: float = setting(10.0, "stop training when an epoch's mean loss exceeds this many times the "
+                                            "lowest epoch mean so far (0: never)")
     augment_flip: bool = setting(True, 'augment: mirror training images left-right at random')
     augment_color: bool = setting(True, 'augment: jitter brightness and contrast')
     augment_scale: bool = setting(True, 'augment: zoom in by up to 1.25 about a random point')
@@ -127,6 +129,11 @@ def parse_config(argv=None, description=None):
                 for name in ('epochs', 'batch_size') if getattr(config, name) < 1]
     problems += [f'--{name.replace("_", "-")} must not be negative, got {getattr(config, name)}'
                  for name in ('val_count', 'eval_every') if getattr(config, name) < 0]
+    if config.learning_rate <= 0:
+        problems.append(f'--learning-rate must be positive, got {config.learning_rate:g}: Adam with a rate of zero '
+                        'or below does not learn, or climbs the loss')
+    problems += [f'--{name.replace("_", "-")} must not be negative, got {getattr(config, name):g}'
+                 for name in ('l2_scale', 'divergence_ratio') if getattr(config, name) < 0]
     if not 0 < config.keep_prob <= 1:
         problems.append(f'--keep-prob must lie in (0, 1], got {config.keep_prob}')
     if problems:

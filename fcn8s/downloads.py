@@ -73,10 +73,11 @@ def extract_zip(zip_path, data_dir, folder_name):
             'Run again to download it afresh.') from error
 
 
-def fetch_zip_folder(urls, data_dir, folder_name, expected_bytes=None, manual_hint=''):
+def fetch_zip_folder(urls, data_dir, folder_name, expected_bytes=None, manual_hint='', unpack_dir=None):
     """Make data_dir/folder_name exist by downloading and unpacking the first reachable zip of urls.
 
-    Raises DataUnavailableError naming every URL tried, its error, where to put the files by
+    The zip is downloaded into data_dir; unpack_dir, if given, receives the folder instead of data_dir
+    (a staging folder, from which the caller moves what it needs). Raises DataUnavailableError naming every URL tried, its error, where to put the files by
     hand, and that `python main.py --demo` runs offline.
     """
     os.makedirs(data_dir, exist_ok=True)
@@ -88,7 +89,7 @@ def fetch_zip_folder(urls, data_dir, folder_name, expected_bytes=None, manual_hi
         except (urllib.error.URLError, OSError) as error:
             failures.append(f'  {url}: {error}')
             continue
-        extract_zip(zip_path, data_dir, folder_name)
+        extract_zip(zip_path, unpack_dir or data_dir, folder_name)
         os.remove(zip_path)
         return
     target = os.path.join(data_dir, folder_name)

@@ -10,7 +10,11 @@ class DataError(ValueError):
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss or a trained weight became NaN or infinite; the message names the epoch and step."""
+    """The loss became NaN, infinite or far larger than before, or a weight NaN or infinite; the message says where."""
+
+
+class DiskFull(OSError):
+    """A file could not be written because its disk is full; the message names the folder."""
 
 
 class TrainingInterrupted(Exception):

@@ -39,3 +39,14 @@ def write_atomically(path, text):
         partial_file.write(text)
         partial_file.flush()
         os.fsync(partial_file.fileno())
+
+
+def move_files(source_dir, target_dir, relative_paths):
+    """Move the files relative_paths of source_dir to the same places under target_dir, replacing what is there.
+
+    Nothing else in target_dir is touched; missing subfolders are made.
+    """
+    for relative_path in relative_paths:
+        target_path = os.path.join(target_dir, relative_path)
+        os.makedirs(os.path.dirname(target_path), exist_ok=True)
+        os.replace(os.path.join(source_dir, relative_path), target_path)

@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import math
 import os
 import time
 
@@ -13,6 +14,8 @@ from fcn8s.config import save_config
 from fcn8s.files import write_atomically
 from fcn8s.metric import evaluate_road, format_scores, score_road
 from fcn8s.plots import save_pr_curve
+
+LOSS_CSV_COLUMNS = ('epoch', 'step', 'loss', 'cross_entropy', 'l2')  # loss = cross_entropy + l2
 
 
 def new_run_dir(config):
@@ -36,18 +39,22 @@ def new_run_dir(config):
                       'another folder with --runs-dir.') from error
 
 
-def split_for_run(training_folder, config, run_dir):
-    """(train_pairs, val_pairs) of training_folder by config.val_count and config.seed; writes run_dir/split.json.
+def split_for_run(training_folder, config):
+    """(train_pairs, val_pairs) of training_folder by config.val_count and config.seed.
 
-    split.json lists the file names of the training and the held-out validation images. Raises
-    ValueError when config.val_count leaves no image to train on.
+    Raises ValueError when config.val_count leaves no image to train on; training calls it before it
+    makes the run folder, so that such a mistake leaves nothing behind.
     """
     train_pairs, val_pairs = split_training_pairs(kitti.list_training_pairs(training_folder), config.val_count,
                                                   config.seed)
-    write_atomically(os.path.join(run_dir, 'split.json'), json.dumps(
-        {'train': kitti.image_names_of(train_pairs), 'val': kitti.image_names_of(val_pairs)}, indent=1))
     print(f'{len(train_pairs)} training images, {len(val_pairs)} held out for validation')
     return train_pairs, val_pairs
+
+
+def save_split(run_dir, train_pairs, val_pairs):
+    """Write run_dir/split.json: the file names of the training and the held-out validation images."""
+    write_atomically(os.path.join(run_dir, 'split.json'), json.dumps(
+        {'train': kitti.image_names_of(train_pairs), 'val': kitti.image_names_of(val_pairs)}, indent=1))
 
 
 def read_split(run_dir):
@@ -57,16 +64,16 @@ def read_split(run_dir):
 
 
 def write_loss_csv(loss_rows, csv_path):
-    """Write [(epoch, step, loss)] as a CSV with a header row, replacing csv_path whole (write_atomically)."""
+    """Write [(epoch, step, loss, cross_entropy, l2)] as a CSV with a header row, replacing csv_path whole."""
     text = io.StringIO()
     writer = csv.writer(text)
-    writer.writerow(('epoch', 'step', 'loss'))
+    writer.writerow(LOSS_CSV_COLUMNS)
     writer.writerows(loss_rows)
     write_atomically(csv_path, text.getvalue())
 
 
 def append_loss_rows(loss_rows, csv_path):
-    """Append [(epoch, step, loss)] to the CSV at csv_path and sync them to disk."""
+    """Append [(epoch, step, loss, cross_entropy, l2)] to the CSV at csv_path and sync them to disk."""
     with open(csv_path, 'a', newline='') as csv_file:
         csv.writer(csv_file).writerows(loss_rows)
         csv_file.flush()
@@ -74,14 +81,20 @@ def append_loss_rows(loss_rows, csv_path):
 
 
 def read_loss_csv(csv_path):
-    """[(epoch, step, loss)] of a loss.csv ([] when there is none), skipping a row torn by a kill mid-write."""
+    """[(epoch, step, loss, cross_entropy, l2)] of a loss.csv ([] when there is none).
+
+    The loss parts are NaN in a row without them (loss.csv of an earlier version has only the loss).
+    A row torn by a kill mid-write is skipped.
+    """
     if not os.path.exists(csv_path):
         return []
     loss_rows = []
     with open(csv_path, newline='') as csv_file:
         for fields in list(csv.reader(csv_file))[1:]:
             try:
-                loss_rows.append((int(fields[0]), int(fields[1]), float(fields[2])))
+                losses = [float(field) for field in fields[2:len(LOSS_CSV_COLUMNS)]]
+                loss_rows.append((int(fields[0]), int(fields[1]), losses[0],
+                                  *losses[1:], *[math.nan] * (len(LOSS_CSV_COLUMNS) - 2 - len(losses))))
             except (ValueError, IndexError):
                 continue
     return loss_rows

@@ -10,12 +10,14 @@ from fcn8s.images import load_image, paint_road
 from fcn8s.tf1 import tf
 
 OVERLAY_JPEG_QUALITY = 90
+LOSS_TAGS = ('loss/step', 'loss/cross_entropy', 'loss/l2')  # of a loss row's values after epoch and step
 
 
 class RunSummaries:
     """TensorBoard event files in a run's tensorboard/ folder, written at the end of every epoch.
 
-    Scalars: loss/step (every step), loss/epoch_mean, learning_rate and, for epochs that were
+    Scalars: loss/step, loss/cross_entropy and loss/l2 (every step; the loss is their sum),
+    loss/epoch_mean, learning_rate and, for epochs that were
     scored, validation/<category or overall>/<measure>. Images: overlays/<name>, a few testing
     images at the network's input size with their predicted road painted green. Steps count
     training steps from the run's start, so a resumed run continues the curves; the session-start
@@ -38,11 +40,11 @@ class RunSummaries:
         return (epoch - 1) * self.steps_per_epoch + step
 
     def add_epoch(self, epoch, epoch_loss_rows, learning_rate, scores=None):
-        """Write a finished epoch: its [(epoch, step, loss)] rows, learning rate, score_road scores (or None)."""
-        for _, step, loss in epoch_loss_rows:
-            self.writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag='loss/step', simple_value=loss)]),
-                                    self.global_step(epoch, step))
-        scalars = {'loss/epoch_mean': np.mean([loss for _, _, loss in epoch_loss_rows]), 'learning_rate': learning_rate}
+        """Write a finished epoch: its [(epoch, step, loss, cross_entropy, l2)] rows, learning rate, scores or None."""
+        for _, step, *losses in epoch_loss_rows:
+            values = [tf.Summary.Value(tag=tag, simple_value=value) for tag, value in zip(LOSS_TAGS, losses)]
+            self.writer.add_summary(tf.Summary(value=values), self.global_step(epoch, step))
+        scalars = {'loss/epoch_mean': np.mean([row[2] for row in epoch_loss_rows]), 'learning_rate': learning_rate}
         scalars.update({f'validation/{group}/{name}': value for group, measures in (scores or {}).items()
                         for name, value in measures.items() if name != 'images'})
         values = [tf.Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]

@@ -69,7 +69,7 @@ def test_video_paints_every_frame_in_batches_and_keeps_fps_size_and_audio(export
     rng = np.random.default_rng(10)
     frames = [rng.integers(0, 256, (60, 90, 3), dtype=np.uint8) for _ in range(20)]  # 90x60: not a multiple of 32
     tone = moviepy.AudioClip(lambda time_s: np.sin(2 * np.pi * 440 * time_s), duration=2, fps=22050)
-    input_path, output_path = str(tmp_path / 'in.mp4'), str(tmp_path / 'out.mp4')
+    input_path, output_path = str(tmp_path / 'in.mp4'), str(tmp_path / 'new folder' / 'out.mp4')  # made by video
     moviepy.ImageSequenceClip(frames, fps=10).with_audio(tone).write_videofile(input_path, logger=None)
     batch_sizes = []
     load_predictor = saved_model_road_predictor
@@ -107,6 +107,25 @@ def test_missing_model_unreadable_image_or_video_exit_naming_the_path(exported_r
             command(argv)
         assert str(exited.value.code).startswith('error: ') and named_path in str(exited.value.code), argv
     assert not os.path.exists(tmp_path / 'out.mp4')
+
+
+def test_a_run_without_model_says_resume_exports_it(tmp_path):
+    image_path = tmp_path / 'um_000000.png'
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(image_path)
+    (tmp_path / 'killed_run').mkdir()
+    with pytest.raises(SystemExit) as exited:
+        infer_command([str(image_path), '--run', str(tmp_path / 'killed_run'), '--out', str(tmp_path / 'out')])
+    assert f"`python main.py --resume {tmp_path / 'killed_run'}`, which trains any epochs left and exports it" in str(
+        exited.value.code)
+
+
+def test_video_into_a_folder_that_cannot_be_made_stops_before_reading_frames(tmp_path, monkeypatch):
+    (tmp_path / 'a file').write_text('')
+    monkeypatch.setattr(commands, 'open_video', lambda path: pytest.fail('a frame was read'))
+    output_path = tmp_path / 'a file' / 'out.mp4'
+    with pytest.raises(SystemExit) as exited:
+        video_command([str(tmp_path / 'in.mp4'), str(output_path), '--model', str(tmp_path / 'model')])
+    assert str(exited.value.code).startswith(f"error: cannot make the folder {tmp_path / 'a file'} for {output_path}")
 
 
 def test_check_data_command_prints_every_problem_and_fails(kitti_copy, capsys):

@@ -1,0 +1,17 @@
+"""Tests of fcn8s/plots.py: the loss curve shows the loss and its parts."""
+import math
+
+from matplotlib.axes import Axes
+
+from fcn8s.plots import save_loss_curve
+
+
+def test_the_loss_curve_plots_the_loss_and_its_parts(tmp_path, monkeypatch):
+    plotted = []
+    monkeypatch.setattr(Axes, 'plot', lambda axes, *args, **kwargs: plotted.append(kwargs['label']))
+    save_loss_curve([(1, 1, 0.5, 0.375, 0.125), (2, 1, 0.25, 0.125, 0.125)], str(tmp_path / 'loss.png'))
+    assert plotted == ['loss per step', 'loss, epoch mean', 'cross-entropy, epoch mean', 'L2, epoch mean']
+    assert (tmp_path / 'loss.png').stat().st_size > 0
+    plotted.clear()
+    save_loss_curve([(1, 1, 0.5, math.nan, math.nan)], str(tmp_path / 'old.png'))
+    assert plotted == ['loss per step', 'loss, epoch mean']
