@@ -3,18 +3,18 @@
 Folder levels: data_dir holds vgg/ and data_road/; data_folder is a split of data_road/ (training/ or
 testing/) holding image_2/ and, for training, gt_image_2/.
 """
-import glob
 import os
 import time
 
 from PIL import Image
 from tqdm import tqdm
 
-from fcn8s import downloads, files, kitti, vgg
+from fcn8s import downloads, files, vgg
 from fcn8s.batches import make_get_batches_fn
+from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataUnavailableError
-from fcn8s.images import paint_road, predict_image_files
-from fcn8s.predict import session_road_predictor
+from fcn8s.images import predict_image_files
+from fcn8s.predict import session_predictor
 
 
 def maybe_download_pretrained_vgg(data_dir):
@@ -71,50 +71,47 @@ def maybe_download_kitti(data_dir):
 
     Returns the path of the data_road folder.
     """
-    road_path = kitti.road_path(data_dir)
-    if not all(os.path.isdir(os.path.join(road_path, folder)) for folder in kitti.KITTI_FOLDERS):
-        downloads.fetch_zip_folder(
-            downloads.KITTI_URLS, data_dir, kitti.ROAD_FOLDER, downloads.KITTI_ZIP_BYTES,
-            manual_hint=', '.join(os.path.join(road_path, folder) + '/' for folder in kitti.KITTI_FOLDERS))
-    return road_path
+    return DATASETS['kitti_road'].fetch(data_dir)
 
 
-def gen_batch_function(data_folder, image_shape, image_names=None, augmentation=None):
-    """Make get_batches_fn(batch_size) for the KITTI training folder data_folder (image_2/, gt_image_2/).
+def gen_batch_function(data_folder, image_shape, image_names=None, augmentation=None, dataset=DATASETS['kitti_road']):
+    """Make get_batches_fn(batch_size) for the training folder data_folder of dataset (KITTI: image_2/, gt_image_2/).
 
     image_names restricts training to those image files of data_folder (default: all of them);
     augmentation (a batches.Augmentation) transforms each image and label afresh every epoch. Each call
     of get_batches_fn yields one shuffled epoch of (images [b, h, w, 3] float32 RGB 0..255, labels
-    [b, h, w, 2] float32 one-hot, invalid pixels all 0) at image_shape (height, width), decoded once
-    and prefetched by a background thread (batches.make_get_batches_fn). get_batches_fn.num_images is
-    the number of training images.
+    [b, h, w, num_classes] float32 one-hot, ignored pixels all 0) at image_shape (height, width), decoded
+    once and prefetched by a background thread (batches.make_get_batches_fn). get_batches_fn.num_images
+    is the number of training images. dataset (fcn8s.datasets) lists the pairs and decodes the labels.
     """
-    pairs = kitti.list_training_pairs(data_folder, image_names)
-    return make_get_batches_fn(pairs, image_shape, augmentation)
+    pairs = dataset.training_pairs(data_folder, image_names)
+    return make_get_batches_fn(pairs, image_shape, augmentation, dataset.load_label, dataset.one_hot)
 
 
-def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape, batch_size=8):
-    """Yield (file name, overlay [h, w, 3] uint8 at the image's own size) for data_folder/image_2/*.png.
+def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape, batch_size=8,
+                    dataset=DATASETS['kitti_road']):
+    """Yield (file name, overlay [h, w, 3] uint8 at the image's own size) for the testing images of data_folder.
 
-    Images go through the network in batches of batch_size (predict.session_road_predictor).
+    KITTI: data_folder/image_2/*.png, the road painted green; other datasets paint their classes.
+    Images go through the network in batches of batch_size (predict.session_predictor).
     """
-    predict = session_road_predictor(sess, logits, keep_prob, image_pl, image_shape)
-    image_paths = sorted(glob.glob(os.path.join(data_folder, 'image_2', '*.png')))
-    for path, image, road_prob in predict_image_files(predict, image_paths, batch_size):
-        yield os.path.basename(path), paint_road(image, road_prob)
+    predict = session_predictor(sess, logits, keep_prob, image_pl, image_shape, dataset.prediction_output)
+    for path, image, prediction in predict_image_files(predict, dataset.testing_images(data_folder), batch_size):
+        yield os.path.basename(path), dataset.paint(image, prediction)
 
 
-def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_prob, input_image, folder_name=None):
-    """Paint every data_dir/data_road/testing image and save the overlays as PNG in runs_dir/folder_name.
+def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_prob, input_image, folder_name=None,
+                           dataset=DATASETS['kitti_road']):
+    """Paint every testing image of dataset in data_dir (KITTI: data_road/testing) into runs_dir/folder_name as PNG.
 
     folder_name defaults to the Unix time, as in the classic project; training passes its run folder and
     'overlays'. Returns the folder written.
     """
     output_dir = os.path.join(runs_dir, folder_name or str(time.time()))
     os.makedirs(output_dir, exist_ok=True)
-    test_folder = os.path.join(kitti.road_path(data_dir), 'testing')
-    num_images = len(glob.glob(os.path.join(test_folder, 'image_2', '*.png')))
-    outputs = gen_test_output(sess, logits, keep_prob, input_image, test_folder, image_shape)
+    test_folder = dataset.testing_folder(dataset.path(data_dir))
+    num_images = len(dataset.testing_images(test_folder))
+    outputs = gen_test_output(sess, logits, keep_prob, input_image, test_folder, image_shape, dataset=dataset)
     for name, overlay in tqdm(outputs, total=num_images, desc='Painting test images', unit='image'):
         Image.fromarray(overlay).save(os.path.join(output_dir, name))
     return output_dir

@@ -31,15 +31,16 @@ import numpy as np
 from tqdm import tqdm
 
 import helper
-from fcn8s import commands, datacheck, kitti, run_folder, synthetic, vgg
+from fcn8s import commands, kitti, run_folder, vgg
 from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal
 from fcn8s.commands import chosen_precision, exits_on
 from fcn8s.config import parse_config, save_config
+from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError, DataUnavailableError, DiskFull, TrainingDiverged, TrainingInterrupted
 from fcn8s.plots import save_loss_curve
 from fcn8s.precision import session_config
-from fcn8s.predict import export_model, session_road_predictor
-from fcn8s.summaries import RunSummaries, summary_overlay_images
+from fcn8s.predict import export_model, session_predictor
+from fcn8s.summaries import RunSummaries
 from fcn8s.tf1 import tf
 
 NUM_CLASSES = 2  # background, road
@@ -52,21 +53,22 @@ POOL3_SCALE = 1e-4
 # ---------------------------------------------------------------- data
 
 def prepare_data(config):
-    """Make the VGG16 SavedModel and KITTI Road available in config.dataset_dir; return the VGG16 folder.
+    """Make the VGG16 SavedModel and the dataset (KITTI Road by default) available; return the VGG16 folder.
 
-    Real runs download what is missing into config.data_dir. Demo runs generate both under
-    config.data_dir/demo: a synthetic KITTI and a random VGG16 of width config.demo_vgg_width. Raises
-    DataError when config.data_dir is a file.
+    Real runs download what is missing into config.data_dir (Cityscapes, which needs an account, is
+    explained instead). Demo runs generate both under config.data_dir/demo: the dataset's synthetic
+    stand-in and a random VGG16 of width config.demo_vgg_width. Raises DataError when config.data_dir
+    is a file.
     """
     if os.path.exists(config.data_dir) and not os.path.isdir(config.data_dir):
         raise DataError(f'--data-dir {config.data_dir} is a file, not a folder: give the folder that holds (or is to '
-                        'hold) vgg/ and data_road/, such as data.')
+                        'hold) vgg/ and the dataset, such as data.')
+    dataset = DATASETS[config.dataset]
     if config.demo:
-        synthetic.ensure_synthetic_kitti(kitti.road_path(config.dataset_dir), config.demo_train_per_category,
-                                         config.demo_test_per_category, config.seed)
+        dataset.make_demo_data(dataset.path(config.dataset_dir), config)
         return vgg.cached_random_vgg(config.dataset_dir, config.demo_vgg_width, config.seed)
     problems = []
-    for fetch in (helper.maybe_download_pretrained_vgg, helper.maybe_download_kitti):
+    for fetch in (helper.maybe_download_pretrained_vgg, dataset.fetch):
         try:
             fetch(config.data_dir)
         except DataUnavailableError as error:
@@ -246,22 +248,22 @@ FCN8s = collections.namedtuple('FCN8s', 'image_input keep_prob correct_label lea
                                         'loss_terms trained_variables')
 
 
-def build_graph(sess, vgg_path, config, precision):
+def build_graph(sess, vgg_path, config, precision, num_classes=NUM_CLASSES):
     """The FCN-8s of config in sess's graph, its new variables initialised: an FCN8s of its tensors and ops.
 
-    load_vgg -> layers -> the correct_label and learning_rate placeholders -> optimize. Without
+    load_vgg -> layers (num_classes scores) -> the correct_label and learning_rate placeholders -> optimize. Without
     config.train_encoder only the decoder's variables are trained; trained_variables lists what is.
     loss_terms are the loss's two parts, (cross-entropy, L2). precision fp16 trains with loss scaling.
     """
     image_input, keep_prob, layer3_out, layer4_out, layer7_out = load_vgg(sess, vgg_path)
     vgg_variables = set(tf.global_variables())
-    nn_last_layer = layers(layer3_out, layer4_out, layer7_out, NUM_CLASSES, pool_scaling=config.pool_scaling,
+    nn_last_layer = layers(layer3_out, layer4_out, layer7_out, num_classes, pool_scaling=config.pool_scaling,
                            init_stddev=config.init_stddev, l2_scale=config.l2_scale)
-    correct_label = tf.placeholder(tf.float32, [None, None, None, NUM_CLASSES], name='correct_label')
+    correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], name='correct_label')
     learning_rate = tf.placeholder(tf.float32, name='learning_rate')
     trainable = tf.trainable_variables()
     decoder_variables = [variable for variable in trainable if variable not in vgg_variables]
-    logits, train_op, loss = optimize(nn_last_layer, correct_label, learning_rate, NUM_CLASSES,
+    logits, train_op, loss = optimize(nn_last_layer, correct_label, learning_rate, num_classes,
                                       None if config.train_encoder else decoder_variables,
                                       loss_scaling=precision == 'fp16')
     initialize_new_variables(sess)
@@ -272,7 +274,8 @@ def build_graph(sess, vgg_path, config, precision):
 def train(config, resume_dir=None):
     """Train FCN-8s as configured in a new runs/<timestamp>/, or go on with the run in resume_dir; returns the folder.
 
-    The data is checked first (datacheck.check_kitti_folder): warnings are printed, errors end the process
+    config.dataset picks the dataset (fcn8s.datasets): KITTI Road, or Cityscapes with its 19 classes.
+    The data is checked first (the dataset's check): warnings are printed, errors end the process
     naming every bad file. Each epoch is kept as soon as it ends: its loss rows are appended to loss.csv,
     its summaries to tensorboard/, its checkpoint written to checkpoint/epoch-NNN/. Ctrl-C or SIGTERM
     stops training before the next step, saves the weights and exits with 128 + the signal's number; a
@@ -283,22 +286,23 @@ def train(config, resume_dir=None):
     """
     started = time.perf_counter()
     precision = chosen_precision(config.precision)
+    dataset = DATASETS[config.dataset]
     with exits_on(DataUnavailableError, DataError):
         vgg_path = prepare_data(config)
-        road_path = kitti.road_path(config.dataset_dir)
-        data_check = datacheck.check_kitti_folder(road_path, config.image_shape)
+        dataset_path = dataset.path(config.dataset_dir)
+        data_check = dataset.check(dataset_path, config.image_shape)
         for warning in data_check.warnings:
             print(f'warning: {warning}')
         data_check.raise_errors()
-    training_folder = os.path.join(road_path, 'training')
-    with exits_on(ValueError):
-        train_pairs, val_pairs = run_folder.split_for_run(training_folder, config)
+    with exits_on(ValueError, OSError):
+        train_pairs, val_pairs = dataset.split(dataset_path, config)
+    print(f'{len(train_pairs)} training images, {len(val_pairs)} for validation')
     np.random.seed(config.seed)
 
     with tf.Graph().as_default(), tf.Session(config=session_config(precision)) as sess:
         tf.set_random_seed(config.seed)
         try:
-            fcn = build_graph(sess, vgg_path, config, precision)
+            fcn = build_graph(sess, vgg_path, config, precision, dataset.num_classes)
         except ValueError as error:
             sys.exit(f'error: {error}' + (f' Under --demo, delete {vgg_path} and it is rebuilt.' if config.demo else ''))
         with exits_on(OSError):
@@ -321,13 +325,14 @@ def train(config, resume_dir=None):
         else:
             print(f'Run folder: {run_dir}')
 
-        get_batches_fn = helper.gen_batch_function(training_folder, config.image_shape,
-                                                   kitti.image_names_of(train_pairs), config.augmentation)
-        predict = session_road_predictor(sess, fcn.logits, fcn.keep_prob, fcn.image_input, config.image_shape)
-        validate = run_folder.validator(predict, val_pairs, config, run_dir, start_epoch)
+        get_batches_fn = helper.gen_batch_function(dataset.training_folder(dataset_path), config.image_shape,
+                                                   kitti.image_names_of(train_pairs), config.augmentation, dataset)
+        predict = session_predictor(sess, fcn.logits, fcn.keep_prob, fcn.image_input, config.image_shape,
+                                    dataset.prediction_output)
+        validate = run_folder.validator(dataset, predict, val_pairs, config, run_dir, start_epoch)
         summaries = RunSummaries(os.path.join(run_dir, 'tensorboard'), sess.graph,
                                  -(-get_batches_fn.num_images // config.batch_size), start_epoch, predict,
-                                 summary_overlay_images(road_path, config.image_shape))
+                                 dataset.summary_images(dataset_path, config.image_shape), dataset.paint)
 
         def end_epoch(epoch, epoch_loss_rows):
             """The loss watch, validation when due, the loss rows and summaries, then the checkpoint: the epoch is kept."""
@@ -335,7 +340,7 @@ def train(config, resume_dir=None):
             scores = validate(epoch, epoch_loss_rows)
             run_folder.append_loss_rows(epoch_loss_rows, loss_csv_path)
             summaries.add_epoch(epoch, epoch_loss_rows, config.learning_rate, scores)
-            checkpoints.save(sess, epoch, val_maxf=None if scores is None else scores['overall']['MaxF'])
+            checkpoints.save(sess, epoch, val_score=None if scores is None else dataset.ranking_score(scores))
 
         with summaries, StopSignal() as stop_signal:
             try:
@@ -360,9 +365,9 @@ def train(config, resume_dir=None):
 
         save_loss_curve(run_folder.read_loss_csv(loss_csv_path), os.path.join(run_dir, 'loss.png'))
         export_model(sess, fcn.image_input, fcn.keep_prob, fcn.logits, config.image_shape,
-                     os.path.join(run_dir, 'model'))
+                     os.path.join(run_dir, 'model'), dataset.name, dataset.road_output)
         helper.save_inference_samples(run_dir, config.dataset_dir, sess, config.image_shape, fcn.logits, fcn.keep_prob,
-                                      fcn.image_input, folder_name='overlays')
+                                      fcn.image_input, folder_name='overlays', dataset=dataset)
     print(f'Done in {time.perf_counter() - started:.0f} s: {run_dir}')
     return run_dir
 

@@ -22,7 +22,7 @@ from PIL import Image
 
 import helper
 import main
-from fcn8s import downloads
+from fcn8s import cityscapes, downloads
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_URL, KITTI_URLS, VGG_FILES, VGG_URL
 from fcn8s.checkpoints import EpochCheckpoints
 from fcn8s.errors import DataUnavailableError, DiskFull
@@ -31,8 +31,8 @@ from fcn8s.kitti import KITTI_CATEGORIES, KITTI_FOLDERS
 from fcn8s.run_folder import read_loss_csv
 from fcn8s.synthetic import make_synthetic_kitti
 from fcn8s.tests.fixtures import (  # noqa: F401  (the fixtures, found by name)
-    FakeResponse, TINY_WIDTH, assert_tensor_shape, fresh_graph, keras_cache_in_tmp, keras_vgg16, tiny_demo_data,
-    tiny_vgg_path, unreachable)
+    FakeResponse, TINY_WIDTH, assert_tensor_shape, cityscapes_run, fresh_graph, keras_cache_in_tmp, keras_vgg16,
+    tiny_demo_data, tiny_vgg_path, unreachable)
 from fcn8s.tf1 import tf
 
 
@@ -182,6 +182,25 @@ def test_masked_loss_on_a_hand_made_case():
     assert value == pytest.approx(0.25541, abs=1e-5)
 
 
+def test_masked_loss_with_cityscapes_ignored_pixels():
+    # Three classes. Pixel 0 is class 2 with logits (0, 0, ln 2): p = 2/4. Pixel 1 is class 0 with logits
+    # (ln 3, 0, 0): p = 3/5. Pixel 2 holds the ignored id 0 (unlabeled), pixel 3 the ignored id 1 (ego vehicle):
+    # one_hot_of gives them all-zero rows, so whatever their logits, they add nothing to the loss.
+    train_ids = cityscapes.train_ids_of(np.array([[cityscapes.TRAIN_TO_LABEL_ID[2], cityscapes.TRAIN_TO_LABEL_ID[0],
+                                                   0, 1]], np.uint8))
+    assert train_ids.tolist() == [[2, 0, 255, 255]]
+    one_hot = cityscapes.one_hot_of(train_ids, num_classes=3)
+    assert one_hot[0, 2:].sum() == 0
+    logits = tf.constant([[[[0.0, 0.0, np.log(2)], [np.log(3), 0.0, 0.0], [50.0, -50.0, 0.0], [-9.0, 9.0, 0.0]]]],
+                         tf.float32)
+    labels = tf.placeholder(tf.float32, [None, None, None, 3])
+    _, _, loss = main.optimize(tf.Variable(logits), labels, 0.0, 3)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        value = sess.run(loss, {labels: one_hot[None]})
+    assert value == pytest.approx((-np.log(2 / 4) - np.log(3 / 5)) / 2, abs=1e-6)
+
+
 def test_l2_term_is_in_the_loss():
     layer3, layer4, layer7 = (tf.placeholder(tf.float32, [1, size, size, 4]) for size in (8, 4, 2))
     labels = tf.placeholder(tf.float32, [None, None, None, 2])
@@ -265,6 +284,22 @@ def test_download_unpacks_a_good_zip(tmp_path, monkeypatch):
     vgg_path = helper.maybe_download_pretrained_vgg(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ['vgg']
     assert open(os.path.join(vgg_path, 'variables', 'variables.index')).read() == 'variables/variables.index'
+
+
+def test_kitti_download_keeps_the_calibration_folders(tmp_path, monkeypatch):
+    archive_bytes = io.BytesIO()
+    names = [f'data_road/{folder}/um_000000.png' for folder in KITTI_FOLDERS] + [
+        'data_road/training/calib/um_000000.txt', 'data_road/testing/calib/um_000000.txt']
+    with zipfile.ZipFile(archive_bytes, 'w') as archive:
+        for name in names:
+            archive.writestr(name, name)
+    payload = archive_bytes.getvalue()
+    monkeypatch.setattr(urllib.request, 'urlopen', lambda url, timeout=None: FakeResponse(payload, len(payload)))
+    monkeypatch.setattr(downloads, 'KITTI_ZIP_BYTES', len(payload))
+    road_path = helper.maybe_download_kitti(str(tmp_path))
+    for name in names:
+        assert open(os.path.join(str(tmp_path), name)).read() == name
+    assert road_path == str(tmp_path / 'data_road') and sorted(os.listdir(tmp_path)) == ['data_road']
 
 
 def vgg_zip_payload():
@@ -525,6 +560,27 @@ def test_a_full_disk_while_checkpointing_stops_naming_the_folder_and_resume(tiny
     message = str(exited.value.code)
     assert message.startswith(f"error: the disk holding {run_dir / 'checkpoint'} is full")
     assert message.endswith(f'Free some space there, then go on with: python main.py --resume {run_dir}')
+
+
+def test_a_cityscapes_demo_run_writes_the_per_class_table_and_resumes_as_cityscapes(cityscapes_run, capsys):
+    run_dir = cityscapes_run
+    assert {'checkpoint', 'model', 'config.json', 'loss.csv', 'loss.png', 'overlays', 'split.json', 'metrics.json',
+            'confusion_matrix.png', 'tensorboard'} <= set(os.listdir(run_dir))
+    assert json.load(open(os.path.join(run_dir, 'config.json')))['dataset'] == 'cityscapes'
+    assert json.load(open(os.path.join(run_dir, 'model', 'assets.extra', 'dataset.json'))) == {'dataset': 'cityscapes'}
+    metrics = json.load(open(os.path.join(run_dir, 'metrics.json')))
+    assert list(metrics['classes']) == list(cityscapes.CLASS_NAMES) and metrics['images'] == 2
+    assert 0 <= metrics['mIoU'] <= 1 and metrics['history'] == [
+        {'epoch': 2, 'mIoU': metrics['mIoU'], 'pixel_accuracy': metrics['pixel_accuracy']}]
+    split = json.load(open(os.path.join(run_dir, 'split.json')))
+    assert len(split['train']) == 4 and [name.split('_')[0] for name in split['val']] == ['frankfurt', 'munster']
+    assert os.listdir(os.path.join(run_dir, 'overlays')) == ['berlin_000000_000019_leftImg8bit.png']
+    assert Image.open(os.path.join(run_dir, 'overlays', 'berlin_000000_000019_leftImg8bit.png')).size == (2048, 1024)
+    assert main.run(['--resume', run_dir, '--epochs', '3']) == run_dir
+    printed = capsys.readouterr().out
+    assert 'Validation after epoch 3 (2 images), Cityscapes IoU in %' in printed and 'mIoU' in printed
+    assert [row[:2] for row in read_loss_csv(os.path.join(run_dir, 'loss.csv'))] == [(1, 1), (2, 1), (3, 1)]
+    assert json.load(open(os.path.join(run_dir, 'metrics.json')))['epoch'] == 3
 
 
 def loss_keys(run_dir):

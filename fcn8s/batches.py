@@ -109,13 +109,16 @@ def prefetched(items, depth=PREFETCH_BATCHES):
         producer.join()
 
 
-def make_get_batches_fn(pairs, image_shape, augmentation=None):
+def make_get_batches_fn(pairs, image_shape, augmentation=None, load_label=None,
+                        label_to_one_hot=kitti.label_to_one_hot):
     """get_batches_fn(batch_size) over the (image path, label path) pairs: the classic gen_batch_function's core.
 
     augmentation (an Augmentation) transforms each image and label afresh every epoch.
     Every image and label is decoded and resized to image_shape (height, width) once, here, and
-    kept in memory as uint8. Each call of get_batches_fn yields one shuffled epoch of
-    (images [b, h, w, 3] float32 RGB 0..255, labels [b, h, w, 2] float32 one-hot, invalid = 0).
+    kept in memory as uint8: load_label(label path, image_shape) reads a label (default: KITTI's RGB
+    label image, resized nearest), label_to_one_hot turns a batch of them into one-hot targets (default
+    KITTI's two classes). Each call of get_batches_fn yields one shuffled epoch of (images [b, h, w, 3]
+    float32 RGB 0..255, labels [b, h, w, num_classes] float32 one-hot, ignored pixels all 0).
     A background thread makes the batches (augmentation, one-hot labels) PREFETCH_BATCHES ahead of
     the consumer (prefetched), so that a training step does not wait for its batch; the shuffle and
     the augmentation's seed are drawn from np.random in the consumer's thread, so a run seeded with
@@ -124,7 +127,8 @@ def make_get_batches_fn(pairs, image_shape, augmentation=None):
     images, labels = [], []
     for image_path, label_path in tqdm(pairs, desc='Decoding training images', unit='image'):
         images.append(load_image(image_path, image_shape))
-        labels.append(load_image(label_path, image_shape, Image.NEAREST))
+        labels.append(load_label(label_path, image_shape) if load_label else load_image(label_path, image_shape,
+                                                                                        Image.NEAREST))
     images, labels = np.stack(images), np.stack(labels)
 
     def epoch_batches(order, batch_size, rng):
@@ -135,7 +139,7 @@ def make_get_batches_fn(pairs, image_shape, augmentation=None):
             if augmentation is not None:
                 batch_images, batch_labels = (np.stack(arrays) for arrays in zip(*(
                     augment_pair(image, label, augmentation, rng) for image, label in zip(batch_images, batch_labels))))
-            yield batch_images.astype(np.float32), kitti.label_to_one_hot(batch_labels)
+            yield batch_images.astype(np.float32), label_to_one_hot(batch_labels)
 
     def get_batches_fn(batch_size):
         order = np.random.permutation(len(pairs))

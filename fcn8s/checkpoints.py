@@ -13,7 +13,7 @@ from fcn8s.errors import DiskFull, TrainingDiverged
 from fcn8s.files import write_atomically, written_whole
 from fcn8s.tf1 import tf
 
-CHECKPOINTS_KEPT = 3  # the last epochs whose checkpoints are kept, besides the one of the best validation MaxF
+CHECKPOINTS_KEPT = 3  # the last epochs whose checkpoints are kept, besides the one of the best validation score
 EPOCH_FOLDER = re.compile(r'^epoch-(\d+)$')
 
 
@@ -61,10 +61,11 @@ class EpochCheckpoints:
     """A run's checkpoint/ folder: the checkpoint of each finished epoch in epoch-NNN/, kept as training goes on.
 
     Each epoch-NNN/ holds a whole TensorFlow checkpoint (model.index, model.data-*, model.meta) and
-    epoch.json ({"epoch": N, "val_maxf": its validation MaxF or null}). It is written in full into a
+    epoch.json ({"epoch": N, "val_score": its validation score or null: KITTI's MaxF, Cityscapes' mIoU; runs of
+    an earlier version wrote "val_maxf"}). It is written in full into a
     hidden .partial folder and then renamed, so it is complete or absent. TensorFlow's `checkpoint` file,
     replaced the same way, names the newest: tf.train.latest_checkpoint(folder) returns it. The last
-    `keep` epochs are kept, and the one with the best validation MaxF. The weights of an interrupted
+    `keep` epochs are kept, and the one with the best validation score. The weights of an interrupted
     epoch go to epoch-NNN-step-SSSS/, the newest until the next finished epoch replaces it; resuming
     starts from the last finished epoch.
     """
@@ -92,19 +93,20 @@ class EpochCheckpoints:
         try:
             with open(description_path) as description_file:
                 description = json.load(description_file)
-            return {'epoch': int(description['epoch']), 'val_maxf': description.get('val_maxf')}
+            return {'epoch': int(description['epoch']),
+                    'val_score': description.get('val_score', description.get('val_maxf'))}
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ValueError(f'{description_path} cannot be read ({error})') from error
 
     def finished_epochs(self):
-        """{epoch: validation MaxF or None} of the epoch-NNN/ folders whose epoch.json can be read."""
+        """{epoch: validation score or None} of the epoch-NNN/ folders whose epoch.json can be read."""
         finished = {}
         for name in self.epoch_folders().values():
             try:
                 description = self.read_description(name)
             except ValueError:
                 continue
-            finished[description['epoch']] = description['val_maxf']
+            finished[description['epoch']] = description['val_score']
         return finished
 
     def last_finished(self):
@@ -136,17 +138,18 @@ class EpochCheckpoints:
                       f'restored ({problem}); trying the epoch kept before it.')
         return 0
 
-    def save(self, sess, epoch, val_maxf=None):
-        """Checkpoint the finished epoch (val_maxf: its overall validation MaxF, if scored); prune the others.
+    def save(self, sess, epoch, val_score=None):
+        """Checkpoint the finished epoch (val_score: the dataset's ranking score of its validation, if scored).
 
-        Raises TrainingDiverged, saving nothing, when a trained weight is NaN or infinite.
+        The last `keep` epochs stay, and the one with the best val_score; the others are deleted. Raises
+        TrainingDiverged, saving nothing, when a trained weight is NaN or infinite.
         """
         if not sess.run(self.weights_finite):
             raise TrainingDiverged(f'a trained weight became NaN or infinite in epoch {epoch}')
-        self.write(sess, f'epoch-{epoch:03d}', {'epoch': epoch, 'val_maxf': val_maxf})
+        self.write(sess, f'epoch-{epoch:03d}', {'epoch': epoch, 'val_score': val_score})
         finished = self.finished_epochs()
         kept_epochs = set(sorted(finished)[-self.keep:])
-        scored = sorted(number for number, maxf in finished.items() if maxf is not None)
+        scored = sorted(number for number, score in finished.items() if score is not None)
         if scored:
             kept_epochs.add(max(scored, key=finished.get))  # the earliest of equals
         kept = [f'epoch-{number:03d}' for number in sorted(kept_epochs)]

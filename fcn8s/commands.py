@@ -9,14 +9,14 @@ import os
 import sys
 import tempfile
 
-from fcn8s import bench, datacheck, downloads, kitti, vgg
+from fcn8s import bench, downloads, vgg
 from fcn8s.config import TrainConfig, image_side, load_run_config, positive_int
 from fcn8s.errors import DataUnavailableError
 from fcn8s.files import write_atomically
-from fcn8s.images import list_image_files, open_video, paint_video, save_road_images
-from fcn8s.metric import evaluate_road, format_scores, score_road
+from fcn8s.datasets import DATASET_NAMES, DATASETS
+from fcn8s.images import list_image_files, open_video, paint_video
 from fcn8s.precision import PRECISION_NOTES, PRECISIONS, available_precisions, resolve_precision, session_config
-from fcn8s.predict import saved_model_road_predictor
+from fcn8s.predict import model_dataset_name, saved_model_predictor
 from fcn8s.run_folder import read_split
 
 
@@ -114,8 +114,11 @@ def add_model_arguments(parser):
     add_precision_argument(parser)
 
 
-def load_road_predictor(arguments):
-    """saved_model_road_predictor of --model, or of --run's model/; exits saying what to do when it cannot."""
+def trained_model(arguments):
+    """(model folder, dataset): --model, or --run's model/, and the dataset it learned (fcn8s.datasets).
+
+    Exits saying what to do when there is no model/ folder or its dataset.json cannot be read.
+    """
     model_dir = arguments.model or os.path.join(arguments.run, 'model')
     if arguments.run and not os.path.isdir(model_dir):
         sys.exit(f'error: {arguments.run} has no model/ folder: expected {model_dir}, the SavedModel that training '
@@ -123,69 +126,101 @@ def load_road_predictor(arguments):
                  f'model folder with --model DIR. A run stopped before or during its export gets its model/ from '
                  f'`python main.py --resume {arguments.run}`, which trains any epochs left and exports it.')
     with exits_on(ValueError):
-        return saved_model_road_predictor(model_dir, session_config(chosen_precision(arguments.precision)))
+        return model_dir, DATASETS[model_dataset_name(model_dir)]
+
+
+def load_predictor(model_dir, dataset, arguments):
+    """The exported model's predictor of the dataset's predictions (saved_model_predictor), at --precision."""
+    with exits_on(ValueError):
+        return saved_model_predictor(model_dir, session_config(chosen_precision(arguments.precision)),
+                                     dataset.prediction_output)
 
 
 def evaluate_command(argv):
-    """`python main.py evaluate`: KITTI road measures of a trained model; returns score_road's dict."""
+    """`python main.py evaluate`: the dataset's measures of a trained model; returns the dataset's scores dict."""
     parser = command_parser(
         'evaluate',
         'Score a trained model with the KITTI road measures (MaxF, AP, PRE, REC, FPR, FNR at the MaxF '
-        'threshold, and IoU at 0.5), in perspective space at full resolution, per category and '
-        'overall. With --run, by default on the validation images the run held out (its split.json).')
+        'threshold, and IoU at 0.5), per category and overall: in perspective space at full resolution, '
+        "and in the benchmark's bird's-eye view through each image's calib/ file (the leaderboard's "
+        'UM_ROAD, UMM_ROAD, UU_ROAD, URBAN_ROAD). With --run, by default on the validation images the run '
+        'held out (its split.json).')
     add_model_arguments(parser)
-    parser.add_argument('--images', metavar='DIR', help='score these <cat>_NNNNNN.png images instead ...')
-    parser.add_argument('--labels', metavar='DIR', help='... with their <cat>_road_NNNNNN.png KITTI labels from DIR')
+    parser.add_argument('--images', metavar='DIR', help='score these images instead (KITTI: <cat>_NNNNNN.png; '
+                                                        'Cityscapes: *_leftImg8bit.png, in city folders or not) ...')
+    parser.add_argument('--labels', metavar='DIR', help='... with their labels from DIR (KITTI: <cat>_road_NNNNNN.png; '
+                                                        'Cityscapes: *_gtFine_labelIds.png)')
     arguments = parser.parse_args(argv)
     if (arguments.images is None) != (arguments.labels is None):
         parser.error('--images and --labels go together')
     if arguments.model and not arguments.images:
         parser.error('--model has no validation split of its own: give --images and --labels, or --run')
-    predict = load_road_predictor(arguments)
+    model_dir, dataset = trained_model(arguments)
+    predict = load_predictor(model_dir, dataset, arguments)
     with exits_on(OSError, ValueError):
         if arguments.images:
-            pairs = kitti.list_labelled_images(arguments.images, arguments.labels)
+            pairs = dataset.labelled_pairs(arguments.images, arguments.labels)
         else:
-            training_folder = os.path.join(kitti.road_path(run_config(arguments.run).dataset_dir), 'training')
-            pairs = kitti.list_training_pairs(training_folder, set(read_split(arguments.run)['val']))
+            dataset_path = dataset.path(run_config(arguments.run).dataset_dir)
+            pairs = dataset.validation_pairs(dataset_path, set(read_split(arguments.run)['val']))
     if not pairs:
         sys.exit(f'error: {arguments.run} held out no validation images (val_count 0): give --images and --labels')
-    counts = evaluate_road(predict, pairs, arguments.batch_size)
-    scores = score_road(counts)
-    print(f'{len(pairs)} images, KITTI road measures in %:\n{format_scores(scores)}')
+    evaluation = dataset.evaluate(predict, pairs, arguments.batch_size)
+    scores = dataset.score(evaluation)
+    print(f'{len(pairs)} images, {dataset.format_scores(scores, evaluation)}')
     return scores
 
 
 def infer_command(argv):
-    """`python main.py infer`: the road on images, painted or as masks or KITTI results; returns the paths written."""
+    """`python main.py infer`: predictions on images, painted or as masks (returns the paths written), or a submission.
+
+    With --kitti-submission it returns the zip's path, with --cityscapes-submission the folder; inputs
+    that a submission cannot take (an image without calibration) stop it before the model is loaded.
+    """
     parser = command_parser(
         'infer',
-        'Predict the road on images of any size (PNG or JPEG; RGB, RGBA or grayscale) with a trained '
-        "model, and write the results at each image's own size: OUT/overlays/<name>.png, the image with "
-        'its road tinted green, and with --masks also OUT/masks/<name>.png.')
+        'Predict with a trained model on images of any size (PNG or JPEG; RGB, RGBA or grayscale), and '
+        "write the results at each image's own size: OUT/overlays/<name>.png, the image with its road "
+        'tinted green (Cityscapes: blended with its classes\' colours), and with --masks the masks.')
     parser.add_argument('inputs', nargs='*', metavar='IMAGE_OR_DIR', help='image files, or folders of them')
     add_model_arguments(parser)
     parser.add_argument('--out', required=True, metavar='DIR', help='folder for the results, created when missing')
     parser.add_argument('--masks', action='store_true',
-                        help='also write OUT/masks/<name>.png: grayscale, 255 on road (probability > 0.5), 0 elsewhere')
-    parser.add_argument('--kitti-submission', action='store_true',
-                        help='write only OUT/<cat>_road_<NNNNNN>.png for each <cat>_<NNNNNN>.png: the road probability '
-                             'as grayscale 0..255 (probability * 255), as the KITTI Road benchmark and its devkit '
-                             "expect; without IMAGE_OR_DIR, for the --run's testing/image_2 images")
+                        help='also write masks: KITTI, OUT/masks/<name>.png, grayscale, 255 on road (probability > '
+                             '0.5), 0 elsewhere; Cityscapes, OUT/masks/<name>_trainIds.png (train ids 0..18) and '
+                             'OUT/masks/<name>_color.png (official colours)')
+    submissions = parser.add_mutually_exclusive_group()
+    submissions.add_argument('--kitti-submission', action='store_const', dest='submission', const='--kitti-submission',
+                             help="a KITTI Road model: write the benchmark's results of <cat>_NNNNNN.png images "
+                                  'instead: OUT/perspective/<cat>_road_NNNNNN.png (road probability * 255, grayscale, '
+                                  "at the image's size), OUT/bev/<cat>_road_NNNNNN.png (the same in the bird's-eye "
+                                  "view, through each image's calib/ file) and OUT/kitti_road_submission.zip (the BEV "
+                                  "files, ready to upload); without IMAGE_OR_DIR, for the --run's testing images")
+    submissions.add_argument('--cityscapes-submission', action='store_const', dest='submission',
+                             const='--cityscapes-submission',
+                             help='a Cityscapes model: write OUT/<city>_<seq>_<frame>_labelIds.png, the label ids the '
+                                  "benchmark takes, for each *_leftImg8bit.png; without IMAGE_OR_DIR, for the --run's "
+                                  'leftImg8bit/test images')
     arguments = parser.parse_args(argv)
-    if arguments.masks and arguments.kitti_submission:
-        parser.error('--masks goes without --kitti-submission, which writes probability maps only')
+    if arguments.masks and arguments.submission:
+        parser.error(f'--masks goes without {arguments.submission}, which writes the benchmark\'s files only')
+    model_dir, dataset = trained_model(arguments)
+    if arguments.submission not in (None, dataset.submission_flag):
+        parser.error(f'{arguments.submission} is not for a {dataset.name} model ({model_dir}); its submission is '
+                     f'{dataset.submission_flag}')
     if not arguments.inputs:
-        if not (arguments.kitti_submission and arguments.run):
-            parser.error("give IMAGE_OR_DIR (only --kitti-submission --run defaults to the run's testing images)")
-        road_path = kitti.road_path(run_config(arguments.run).dataset_dir)
-        arguments.inputs = [os.path.join(road_path, 'testing', 'image_2')]
+        if not (arguments.submission and arguments.run):
+            parser.error("give IMAGE_OR_DIR (only a submission with --run defaults to the run's testing images)")
+        arguments.inputs = dataset.submission_inputs(dataset.path(run_config(arguments.run).dataset_dir))
     with exits_on(FileNotFoundError):
         image_paths = list_image_files(arguments.inputs)
-    predict = load_road_predictor(arguments)
     with exits_on(ValueError):
-        written_paths = save_road_images(predict, image_paths, arguments.out, masks=arguments.masks,
-                                         kitti_submission=arguments.kitti_submission, batch_size=arguments.batch_size)
+        if arguments.submission:
+            dataset.check_submission_inputs(image_paths)
+        predict = load_predictor(model_dir, dataset, arguments)
+        if arguments.submission:
+            return dataset.write_submission(predict, image_paths, arguments.out, arguments.batch_size)
+        written_paths = dataset.write_results(predict, image_paths, arguments.out, arguments.masks, arguments.batch_size)
     print(f'Wrote {len(written_paths)} files for {len(image_paths)} images to {arguments.out}')
     return written_paths
 
@@ -212,37 +247,45 @@ def video_command(argv):
     with exits_on(ValueError):
         clip = open_video(arguments.input)
     with clip:
-        predict = load_road_predictor(arguments)
-        frame_count = paint_video(predict, clip, arguments.output, batch_size=arguments.batch_size)
+        model_dir, dataset = trained_model(arguments)
+        predict = load_predictor(model_dir, dataset, arguments)
+        frame_count = paint_video(predict, clip, arguments.output, batch_size=arguments.batch_size, paint=dataset.paint)
     print(f'Wrote {arguments.output}: {frame_count} frames at {clip.fps:g} fps')
     return arguments.output
 
 
 def check_data_command(argv):
-    """`python main.py check-data`: check a KITTI Road folder and print what it holds and every problem.
+    """`python main.py check-data`: check a dataset folder and print what it holds and every problem.
 
-    Returns the datacheck.DataCheck; exits with status 1 when it holds an error.
+    Returns the dataset's DataCheck; exits with status 1 when it holds an error.
     """
     parser = command_parser(
         'check-data',
-        'Check a folder in KITTI Road\'s layout as training checks it before it starts: the folders, '
-        'image and label pairs, that every file can be read, label sizes and colours, image sizes '
-        'against the network input. Prints what the folder holds, every warning and every error; '
-        'exits with status 1 when there is an error.')
-    parser.add_argument('--data', metavar='DIR', default=kitti.road_path(TrainConfig().data_dir),
-                        help='the KITTI Road folder (data_road/) holding training/image_2, training/gt_image_2 and '
-                             'testing/image_2 (default: %(default)s)')
+        'Check a dataset folder as training checks it before it starts: the folders, image and label '
+        'pairs, that every file can be read, label sizes and colours (KITTI) or label ids (Cityscapes), '
+        "image sizes against the network input, and for KITTI each image's calib/ file. Prints what the "
+        'folder holds, every warning and every error; exits with status 1 when there is an error.')
+    parser.add_argument('--dataset', choices=DATASET_NAMES, default=TrainConfig.dataset,
+                        help='the layout to check (default: %(default)s)')
+    parser.add_argument('--data', metavar='DIR',
+                        help='the dataset folder: KITTI Road\'s data_road/ holding training/image_2, '
+                             'training/gt_image_2 and testing/image_2, or Cityscapes\' folder holding leftImg8bit/ and '
+                             'gtFine/ (default: data/data_road or data/cityscapes)')
     add_image_size_arguments(parser, ': smaller images are errors')
     parser.add_argument('--require-testing', action='store_true',
-                        help='a missing testing/image_2 is an error, as it is for training (by default a warning, '
-                             'so that a folder of training pairs alone can be checked)')
+                        help='KITTI: a missing testing/image_2 is an error, as it is for training (by default a '
+                             'warning, so that a folder of training pairs alone can be checked)')
+    parser.add_argument('--require-calib', action='store_true',
+                        help="KITTI: a missing or unreadable calib/<cat>_NNNNNN.txt is an error (by default a warning: "
+                             "the bird's-eye-view scores leave that image out)")
     arguments = parser.parse_args(argv)
-    data_check = datacheck.check_kitti_folder(arguments.data, (arguments.image_height, arguments.image_width),
-                                              require_testing=arguments.require_testing)
+    dataset = DATASETS[arguments.dataset]
+    data_path = arguments.data or dataset.path(TrainConfig().data_dir)
+    data_check = dataset.check(data_path, (arguments.image_height, arguments.image_width),
+                               require_testing=arguments.require_testing, require_calib=arguments.require_calib)
     print(data_check.report())
     if data_check.errors:
-        sys.exit(f'error: errors in {arguments.data}: {len(data_check.errors)}, listed above; '
-                 'training would stop on them.')
+        sys.exit(f'error: errors in {data_path}: {len(data_check.errors)}, listed above; training would stop on them.')
     return data_check
 
 

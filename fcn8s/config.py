@@ -5,6 +5,7 @@ import json
 import os
 
 from fcn8s.batches import Augmentation
+from fcn8s.datasets import DATASET_NAMES, DATASETS
 from fcn8s.files import write_atomically
 from fcn8s.precision import PRECISIONS
 
@@ -46,7 +47,8 @@ class TrainConfig:
     pool_scaling: bool = setting(True, 'scale pool4 by 1e-2 and pool3 by 1e-4 before scoring them')
     train_encoder: bool = setting(True, 'fine-tune the VGG16 weights too (the classic project did); '
                                         'otherwise train the decoder only')
-    val_count: int = setting(48, 'training images held out for validation, stratified over um/umm/uu (0: none)')
+    val_count: int = setting(48, 'images scored at validation (0: none): KITTI training images held out, '
+                                 'stratified over um/umm/uu; the first of Cityscapes\' val split')
     eval_every: int = setting(0, 'also score the validation images every N epochs (0: only after the last)')
     divergence_ratio: float = setting(10.0, "stop training when an epoch's mean loss exceeds this many times the "
                                             "lowest epoch mean so far (0: never)")
@@ -57,11 +59,17 @@ class TrainConfig:
                                      'with AVX-512 BF16; fp16, mixed float16 on NVIDIA GPUs; auto, the fastest '
                                      'this machine has', choices=('auto', *PRECISIONS))
     seed: int = setting(0, 'seed of weight initialisation, shuffling, the split and the synthetic data')
-    data_dir: str = setting('data', 'data folder holding vgg/ and data_road/ (with --demo: its demo/ subfolder)')
+    dataset: str = setting('kitti_road', 'what to learn: kitti_road (KITTI Road in DATA_DIR/data_road, road or not) '
+                                         'or cityscapes (DATA_DIR/cityscapes, 19 classes); kept in config.json',
+                           choices=DATASET_NAMES)
+    data_dir: str = setting('data', 'data folder holding vgg/ and data_road/ or cityscapes/ (with --demo: its demo/ '
+                                    'subfolder)')
     runs_dir: str = setting('runs', 'folder that receives runs/<timestamp>/')
-    demo: bool = setting(False, 'offline: synthetic KITTI and a builder-made random VGG16 under DATA_DIR/demo')
+    demo: bool = setting(False, 'offline: synthetic data of the dataset and a builder-made random VGG16 under '
+                                'DATA_DIR/demo')
     demo_vgg_width: float = setting(0.25, 'channel width of the demo VGG16 (1.0 = real VGG16)')
-    demo_train_per_category: int = setting(20, 'synthetic training images per category (um, umm, uu)')
+    demo_train_per_category: int = setting(20, 'synthetic training images per category (um, umm, uu); for '
+                                               'cityscapes, in all')
     demo_test_per_category: int = setting(4, 'synthetic testing images per category')
 
     @property
@@ -71,7 +79,7 @@ class TrainConfig:
 
     @property
     def dataset_dir(self):
-        """The data folder this run uses, holding data_road/: data_dir, or its demo/ subfolder for demo runs."""
+        """The data folder this run uses, holding data_road/ or cityscapes/: data_dir, or its demo/ subfolder."""
         return os.path.join(self.data_dir, 'demo') if self.demo else self.data_dir
 
     @property
@@ -89,6 +97,18 @@ class TrainConfig:
 DEMO_CONFIG = TrainConfig(demo=True, epochs=30, train_encoder=False, pool_scaling=False, val_count=12)
 
 
+def dataset_settings(dataset_name, demo):
+    """{setting: value} of the dataset's own defaults, which replace TrainConfig's (and DEMO_CONFIG's with demo)."""
+    dataset = DATASETS[dataset_name]
+    return {**dataset.default_settings, **(dataset.demo_settings if demo else {})}
+
+
+def dataset_demo_note(dataset_name, setting_name):
+    """', with --demo: V' when the dataset's demo changes its default of setting_name, else ''."""
+    demo_value = DATASETS[dataset_name].demo_settings.get(setting_name)
+    return '' if demo_value is None else f', with --demo: {demo_value}'
+
+
 def parse_config(argv=None, description=None):
     """(TrainConfig, run folder to resume or None) from the training command line.
 
@@ -104,6 +124,9 @@ def parse_config(argv=None, description=None):
         flag = '--' + field.name.replace('_', '-')
         demo_default = getattr(DEMO_CONFIG, field.name)
         demo_note = f'; with --demo: {demo_default}' if demo_default != field.default and field.name != 'demo' else ''
+        demo_note += ''.join(f'; with --dataset {name}: {dataset_settings(name, False)[field.name]}'
+                             f'{dataset_demo_note(name, field.name)}'
+                             for name in DATASET_NAMES if field.name in dataset_settings(name, False))
         help_text = f"{field.metadata['help']} (default: {field.default}{demo_note})"
         if field.type is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
@@ -115,7 +138,8 @@ def parse_config(argv=None, description=None):
     chosen = {name: value for name, value in vars(arguments).items() if value is not None}
     resume_dir = chosen.pop('resume', None)
     if resume_dir is None:
-        config = dataclasses.replace(DEMO_CONFIG if arguments.demo else TrainConfig(), **chosen)
+        settings = {**dataset_settings(chosen.get('dataset', TrainConfig.dataset), arguments.demo), **chosen}
+        config = dataclasses.replace(DEMO_CONFIG if arguments.demo else TrainConfig(), **settings)
     elif chosen.keys() - {'epochs'}:
         others = ', '.join('--' + name.replace('_', '-') for name in sorted(chosen.keys() - {'epochs'}))
         parser.error(f'--resume goes on with the settings in {resume_dir}/config.json; give no option but --epochs '

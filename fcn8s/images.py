@@ -7,23 +7,53 @@ from moviepy import VideoFileClip
 from PIL import Image
 from tqdm import tqdm
 
-from fcn8s import kitti
 from fcn8s.errors import DataError
 
 OVERLAY_COLOUR = (0, 255, 0)
 OVERLAY_ALPHA = 127 / 255
 ROAD_THRESHOLD = 0.5  # a pixel is painted, and masked, as road when its road probability is above this
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')  # what `main.py infer` takes from a folder
+# PIL's modes of 16-bit grey pixels (a 16-bit grey PNG opens as I;16, in old Pillow as I), which convert('RGB') clips
+# to 255: to_rgb scales them instead.
+SIXTEEN_BIT_GREY_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
+SIXTEEN_BIT_TO_EIGHT = 257  # 65535 / 255: 16-bit grey value / 257, rounded, is its 8-bit value
+# PIL mode -> (what its pixels are, how to_rgb makes them RGB): the modes PIL opens PNG and JPEG files in.
+RGB_CONVERSIONS = {
+    '1': ('1-bit black and white', 'repeated into R, G, B as 0 and 255'),
+    'L': ('8-bit grey', 'repeated into R, G, B'),
+    'LA': ('8-bit grey with alpha', 'repeated into R, G, B; alpha dropped'),
+    'P': ('palette', 'looked up in the palette; transparency dropped'),
+    'RGBA': ('RGB with alpha', 'alpha dropped'),
+    'CMYK': ('CMYK', "converted by PIL's formula, without a colour profile"),
+    **{mode: ('16-bit grey', f'scaled to 8 bits (value / {SIXTEEN_BIT_TO_EIGHT}) and repeated into R, G, B')
+       for mode in SIXTEEN_BIT_GREY_MODES},
+}
+
+
+def to_rgb(image):
+    """An opened PIL image as an RGB PIL image, of the same size, as rgb_conversion(image.mode) describes.
+
+    16-bit grey: value / 257, rounded (0..65535 -> 0..255), into R, G and B; any other mode: PIL's convert('RGB').
+    """
+    if image.mode in SIXTEEN_BIT_GREY_MODES:
+        grey = np.clip(np.rint(np.asarray(image) / SIXTEEN_BIT_TO_EIGHT), 0, 255).astype(np.uint8)
+        return Image.fromarray(np.repeat(grey[..., None], 3, axis=-1))
+    return image.convert('RGB')
+
+
+def rgb_conversion(mode):
+    """(what a PIL mode's pixels are, how to_rgb makes them RGB), such as ('8-bit grey', 'repeated into R, G, B')."""
+    return RGB_CONVERSIONS.get(mode, (mode, "converted by PIL's convert('RGB')"))
 
 
 def load_image(path, image_shape=None, resample=Image.BILINEAR):
-    """Read an image file as [height, width, 3] uint8 RGB, resized to image_shape (height, width) if given.
+    """Read an image file as [height, width, 3] uint8 RGB (to_rgb), resized to image_shape (height, width) if given.
 
     Raises DataError naming the file when it cannot be decoded.
     """
     try:
         with Image.open(path) as opened:
-            image = opened.convert('RGB')
+            image = to_rgb(opened)
             if image_shape is not None:
                 image = image.resize((image_shape[1], image_shape[0]), resample)
             return np.asarray(image)
@@ -68,20 +98,15 @@ def predict_image_files(predict, image_paths, batch_size=8):
         yield from zip(batch_paths, images, predict(images))
 
 
-def save_road_images(predict, image_paths, output_dir, masks=False, kitti_submission=False, batch_size=8):
+def save_road_images(predict, image_paths, output_dir, masks=False, batch_size=8):
     """Write each image's road prediction, at the image's own size, under output_dir; returns the paths written.
 
-    By default overlays/<name>.png, the image with its road painted (paint_road), and with masks also
+    overlays/<name>.png, the image with its road painted (paint_road), and with masks also
     masks/<name>.png, grayscale 255 on road (probability > ROAD_THRESHOLD) and 0 elsewhere; <name> is
-    the image's file name without its extension. With kitti_submission only <cat>_road_<NNNNNN>.png
-    (kitti.result_name): the road probability as grayscale uint8 (probability * 255, rounded), the
-    KITTI Road benchmark's perspective-space result, which its devkit transforms to the bird's-eye view.
-    Raises ValueError before predicting anything when two images would write one file.
+    the image's file name without its extension. Raises ValueError before predicting anything when two
+    images would write one file.
     """
-    if kitti_submission:
-        result_names = [kitti.result_name(path) for path in image_paths]
-    else:
-        result_names = [os.path.splitext(os.path.basename(path))[0] + '.png' for path in image_paths]
+    result_names = [os.path.splitext(os.path.basename(path))[0] + '.png' for path in image_paths]
     clashes = sorted(name for name, count in collections.Counter(result_names).items() if count > 1)
     if clashes:
         raise ValueError(f'several input images would write {", ".join(clashes)}: give images with distinct names')
@@ -89,12 +114,9 @@ def save_road_images(predict, image_paths, output_dir, masks=False, kitti_submis
     predictions = predict_image_files(predict, image_paths, batch_size)
     for result_name, (_, image, road_prob) in tqdm(zip(result_names, predictions), total=len(image_paths),
                                                      desc='Predicting road', unit='image'):
-        if kitti_submission:
-            pictures = {result_name: np.clip(road_prob * 255, 0, 255).round().astype(np.uint8)}
-        else:
-            pictures = {os.path.join('overlays', result_name): paint_road(image, road_prob)}
-            if masks:
-                pictures[os.path.join('masks', result_name)] = np.where(road_prob > ROAD_THRESHOLD, 255, 0).astype(np.uint8)
+        pictures = {os.path.join('overlays', result_name): paint_road(image, road_prob)}
+        if masks:
+            pictures[os.path.join('masks', result_name)] = np.where(road_prob > ROAD_THRESHOLD, 255, 0).astype(np.uint8)
         for relative_path, picture in pictures.items():
             written_path = os.path.join(output_dir, relative_path)
             os.makedirs(os.path.dirname(written_path), exist_ok=True)
@@ -112,8 +134,10 @@ def open_video(path):
                          'Give a video file that ffmpeg reads, such as an MP4.') from error
 
 
-def paint_video(predict, clip, output_path, batch_size=8):
-    """Write clip (open_video) to output_path with the road painted on every frame; returns the frame count.
+def paint_video(predict, clip, output_path, batch_size=8, paint=paint_road):
+    """Write clip (open_video) to output_path with every frame painted by paint(frame, prediction); returns the count.
+
+    predict is a predictor of fcn8s.predict; paint defaults to paint_road, for road probabilities.
 
     fps, frame size and audio stay as they are; the codec follows output_path's extension (moviepy's
     write_videofile: H.264 for .mp4). moviepy asks for the frames in order, one at a time: the first
@@ -130,7 +154,7 @@ def paint_video(predict, clip, output_path, batch_size=8):
                 batch_indices = range(frame_index, max(frame_index + 1, min(frame_index + batch_size, frame_count)))
                 frames = [get_frame(index / clip.fps) for index in batch_indices]
                 painted.clear()
-                painted.update(zip(batch_indices, map(paint_road, frames, predict(frames))))
+                painted.update(zip(batch_indices, map(paint, frames, predict(frames))))
                 bar.update(len(frames))
             return painted[frame_index]
 

@@ -58,6 +58,11 @@ def result_name(image_path):
     return label_name(*parsed)
 
 
+def result_image(road_prob):
+    """The benchmark's result image of a road probability [h, w] float in 0..1: [h, w] uint8, probability * 255 rounded."""
+    return np.clip(road_prob * 255, 0, 255).round().astype(np.uint8)
+
+
 def image_names_of(pairs):
     """[file name of each image] of [(image path, label path)] pairs."""
     return [os.path.basename(image_path) for image_path, _ in pairs]

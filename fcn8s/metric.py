@@ -1,15 +1,18 @@
-"""The KITTI road metric, as the devkit computes it: pixel counts over 256 thresholds, MaxF, AP, PRE, REC, IoU."""
+"""The KITTI road metric, as the devkit computes it, in perspective and in BEV: counts over 256 thresholds, MaxF, AP..."""
 import dataclasses
 
 import numpy as np
 from tqdm import tqdm
 
-from fcn8s import kitti
+from fcn8s import bev, kitti
+from fcn8s.errors import DataError
 from fcn8s.images import load_image, predict_image_files
 
 # The devkit sweeps these 256 thresholds: a pixel counts as road when its probability >= threshold.
 EVAL_THRESHOLDS = np.arange(256) / 255.0
 TABLE_COLUMNS = ('MaxF', 'AP', 'PRE', 'REC', 'FPR', 'FNR', 'IoU')
+# The leaderboard's names of the BEV rows: URBAN_ROAD scores the three categories together.
+BEV_ROW_NAMES = {'overall': 'URBAN_ROAD', 'um': 'UM_ROAD', 'umm': 'UMM_ROAD', 'uu': 'UU_ROAD'}
 
 
 @dataclasses.dataclass
@@ -87,25 +90,51 @@ def road_metrics(counts):
     }
 
 
-def evaluate_road(predict, pairs, batch_size=8):
-    """{'um', 'umm', 'uu': RoadCounts} of predict on the (image path, label path) pairs.
+@dataclasses.dataclass
+class RoadEvaluation:
+    """evaluate_road's counts per category ('um', 'umm', 'uu'), in perspective and in bird's-eye view.
 
-    Scored in perspective space at each image's own size, as the devkit does: predict maps a list of
-    [h, w, 3] uint8 images to their [h, w] road probabilities (fcn8s.predict), batch_size at a time.
+    BEV counts leave out the images whose calibration is missing or unreadable (listed, with the
+    problem, in without_calibration). bev_examples holds the first evaluated image of each category in
+    BEV: (image [800, 400, 3] uint8, road probability [800, 400] float, label [800, 400, 3] uint8).
     """
-    counts = {category: RoadCounts() for category in kitti.KITTI_CATEGORIES}
+    perspective: dict = dataclasses.field(default_factory=lambda: {category: RoadCounts()
+                                                                   for category in kitti.KITTI_CATEGORIES})
+    bev: dict = dataclasses.field(default_factory=lambda: {category: RoadCounts() for category in kitti.KITTI_CATEGORIES})
+    without_calibration: list = dataclasses.field(default_factory=list)
+    bev_examples: dict = dataclasses.field(default_factory=dict)
+
+
+def evaluate_road(predict, pairs, batch_size=8):
+    """RoadEvaluation of predict on the (image path, label path) pairs, in perspective and in BEV.
+
+    Perspective: at each image's own size, as the devkit scores a held-out part of training. BEV: as
+    the benchmark's server scores, the label and the 8-bit result image (road probability * 255,
+    rounded, what infer writes) go through the image's calibration (fcn8s.bev) and the same counts are
+    taken on the BEV grid. predict maps a list of [h, w, 3] uint8 images to their [h, w] road
+    probabilities (fcn8s.predict), batch_size at a time.
+    """
+    evaluation = RoadEvaluation()
     label_paths = dict(pairs)
     predictions = predict_image_files(predict, [image_path for image_path, _ in pairs], batch_size)
-    for image_path, _, road_prob in tqdm(predictions, total=len(pairs), desc='Scoring validation images',
-                                         unit='image', leave=False):
+    for image_path, image, road_prob in tqdm(predictions, total=len(pairs), desc='Scoring validation images',
+                                             unit='image', leave=False):
         category, _ = kitti.parse_image_name(image_path)
-        road, valid = kitti.decode_label(load_image(label_paths[image_path]))
-        counts[category] = counts[category] + count_road_pixels(road_prob, road, valid)
-    return counts
+        label = load_image(label_paths[image_path])
+        evaluation.perspective[category] += count_road_pixels(road_prob, *kitti.decode_label(label))
+        try:
+            bev_label = bev.image_to_bev(label, image_path)
+        except DataError as error:
+            evaluation.without_calibration.append(str(error))
+            continue
+        bev_road_prob = bev.image_to_bev(kitti.result_image(road_prob), image_path) / 255
+        evaluation.bev[category] += count_road_pixels(bev_road_prob, *kitti.decode_label(bev_label))
+        evaluation.bev_examples.setdefault(category, (bev.image_to_bev(image, image_path), bev_road_prob, bev_label))
+    return evaluation
 
 
 def score_road(counts_by_category):
-    """{'overall': metrics, 'um': ..., 'umm': ..., 'uu': ...} (road_metrics) of evaluate_road's counts.
+    """{'overall': metrics, 'um': ..., 'umm': ..., 'uu': ...} (road_metrics) of one space's counts per category.
 
     The overall numbers come from the pixel counts summed over all images, not from a mean of the
     categories' numbers; a category without images is left out.
@@ -116,10 +145,33 @@ def score_road(counts_by_category):
     return scores
 
 
-def format_scores(scores):
-    """A text table of score_road's results: one row per category, the KITTI road measures in percent."""
-    lines = [f"{'':8}" + ''.join(f'{column:>8}' for column in TABLE_COLUMNS) + f"{'thresh':>8}{'images':>8}"]
+def score_evaluation(evaluation):
+    """score_road of the perspective counts, with score_road of the BEV counts under 'bev' (None without any)."""
+    bev_images = sum(counts.images for counts in evaluation.bev.values())
+    return {**score_road(evaluation.perspective), 'bev': score_road(evaluation.bev) if bev_images else None}
+
+
+def format_scores(scores, row_names=None):
+    """A text table of score_road's results: one row per category, the KITTI road measures in percent.
+
+    row_names maps score_road's keys to the names printed (default: the keys).
+    """
+    row_names = row_names or {}
+    lines = [f"{'':12}" + ''.join(f'{column:>8}' for column in TABLE_COLUMNS) + f"{'thresh':>8}{'images':>8}"]
     for name, measures in scores.items():
-        lines.append(f'{name:8}' + ''.join(f'{100 * measures[column]:8.2f}' for column in TABLE_COLUMNS)
+        lines.append(f'{row_names.get(name, name):12}' + ''.join(f'{100 * measures[column]:8.2f}'
+                                                                 for column in TABLE_COLUMNS)
                      + f"{measures['threshold']:8.3f}{measures['images']:8d}")
     return '\n'.join(lines)
+
+
+def format_evaluation(scores, without_calibration=()):
+    """Both tables of score_evaluation's scores, titled: perspective, then BEV with the leaderboard's row names."""
+    perspective = {name: measures for name, measures in scores.items() if name != 'bev'}
+    text = 'Perspective (the image as the camera sees it):\n' + format_scores(perspective)
+    text += "\nBird's-eye view (the benchmark's space; compare with the leaderboard):\n"
+    text += format_scores(scores['bev'], BEV_ROW_NAMES) if scores['bev'] else '  no image has a calibration file'
+    if without_calibration:
+        text += (f'\n{len(without_calibration)} images are left out of the BEV scores for want of a calibration: '
+                 + without_calibration[0])
+    return text

@@ -1,11 +1,14 @@
-"""Road predictors from a training session or an exported model, and the export of a trained FCN-8s.
+"""Predictors from a training session or an exported model, and the export of a trained FCN-8s.
 
-A predictor, predict(images) -> road_probs, maps a list of [h, w, 3] uint8 RGB images of any sizes to their
-[h, w] float32 road probabilities in 0..1. session_road_predictor makes one from a training session,
-saved_model_road_predictor from the exported model. Both run the same TensorFlow ops: resize_bilinear to the
-network's image_shape, the FCN-8s with keep_prob 1, network_road_prob, road_prob_at_size back to each image's size.
+A road predictor, predict(images) -> road_probs, maps a list of [h, w, 3] uint8 RGB images of any sizes to their
+[h, w] float32 road probabilities in 0..1 (KITTI Road); a class predictor maps them to [h, w] int32 class ids
+(any number of classes). session_predictor makes either from a training session, saved_model_predictor from the
+exported model. Both run the same TensorFlow ops: resize_bilinear to the network's image_shape, the FCN-8s with
+keep_prob 1, the softmax, and a bilinear resize of the probabilities back to each image's size.
 """
 import itertools
+import json
+import os
 
 import numpy as np
 
@@ -18,6 +21,11 @@ SERVING_TAG = 'serve'
 SERVING_SIGNATURE = 'serving_default'
 SERVING_INPUT = 'images'
 SERVING_OUTPUT = 'road_prob'
+# Outputs of every exported model, whatever its classes: the probability of each class [batch, height, width,
+# num_classes] and the most probable class [batch, height, width] int32.
+CLASS_PROB_OUTPUT = 'class_prob'
+CLASS_ID_OUTPUT = 'class_id'
+MODEL_DATASET_FILE = os.path.join('assets.extra', 'dataset.json')  # {"dataset": its name}, beside the SavedModel
 
 
 def resize_bilinear(images, size):
@@ -41,6 +49,25 @@ def road_prob_at_size(road_prob, size):
     return resize_bilinear(road_prob[..., None], size)[..., 0]
 
 
+def road_prob_output(logits, image_shape, size):
+    """[b, height, width] road probability at size of logits [b * h * w, 2] of the network at image_shape."""
+    return road_prob_at_size(network_road_prob(logits, image_shape), size)
+
+
+def class_prob_output(logits, image_shape, size):
+    """[b, height, width, num_classes] class probabilities at size of logits [b * h * w, num_classes]."""
+    class_prob = tf.reshape(tf.nn.softmax(logits), [-1, *image_shape, logits.shape[-1]])
+    return resize_bilinear(class_prob, size)
+
+
+def class_id_output(logits, image_shape, size):
+    """[b, height, width] int32: the most probable class at size of logits [b * h * w, num_classes]."""
+    return tf.argmax(class_prob_output(logits, image_shape, size), axis=-1, output_type=tf.int32)
+
+
+PREDICTION_OUTPUTS = {SERVING_OUTPUT: road_prob_output, CLASS_ID_OUTPUT: class_id_output}
+
+
 def predict_by_size(images, predict_batch):
     """[h, w] float32 road probability of each of a list of [h, w, 3] uint8 images of any sizes.
 
@@ -53,33 +80,37 @@ def predict_by_size(images, predict_batch):
     return road_probs
 
 
-def session_road_predictor(sess, logits, keep_prob, image_pl, image_shape):
-    """predict(images) -> road probabilities (see above), for a training session's graph.
+def session_predictor(sess, logits, keep_prob, image_pl, image_shape, output=SERVING_OUTPUT):
+    """predict(images) -> road probabilities (output 'road_prob') or class ids ('class_id'), for a training session.
 
     logits: [b * height * width, num_classes] of the network fed through image_pl at image_shape
     (height, width). The resize ops are added to sess's graph by the first call for these logits, in the
-    name scope road_predictor/<logits' name>, and found there by later calls, so a graph holds one
-    predictor. predict runs them and the network in sess, two calls per batch, so it gives what the
-    exported model gives (export_model).
+    name scope <output's kind>_predictor/<logits' name>, and found there by later calls, so a graph holds
+    one predictor of each kind. predict runs them and the network in sess, two calls per batch, so it
+    gives what the exported model gives (export_model).
     """
-    scope = f'road_predictor/{logits.op.name}/'
-    tensor_names = ('original_images', 'network_input', 'original_size', 'road_prob')
+    scope = f"{output.split('_')[0]}_predictor/{logits.op.name}/"
+    tensor_names = ('original_images', 'network_input', 'original_size', output)
     try:
-        original_images, network_input, original_size, road_prob = (
+        original_images, network_input, original_size, prediction = (
             sess.graph.get_tensor_by_name(f'{scope}{name}:0') for name in tensor_names)
     except KeyError:
         with sess.graph.as_default(), tf.name_scope(scope):
             original_images = tf.placeholder(tf.float32, [None, None, None, 3], name='original_images')
             network_input = tf.identity(resize_bilinear(original_images, image_shape), name='network_input')
             original_size = tf.placeholder(tf.int32, [2], name='original_size')
-            road_prob = tf.identity(road_prob_at_size(network_road_prob(logits, image_shape), original_size),
-                                    name='road_prob')
+            prediction = tf.identity(PREDICTION_OUTPUTS[output](logits, image_shape, original_size), name=output)
 
     def predict_batch(batch):
         resized = sess.run(network_input, {original_images: batch})
-        return sess.run(road_prob, {image_pl: resized, keep_prob: 1.0, original_size: batch.shape[1:3]})
+        return sess.run(prediction, {image_pl: resized, keep_prob: 1.0, original_size: batch.shape[1:3]})
 
     return lambda images: predict_by_size(images, predict_batch)
+
+
+def session_road_predictor(sess, logits, keep_prob, image_pl, image_shape):
+    """session_predictor of road probabilities, for a two-class (background, road) network."""
+    return session_predictor(sess, logits, keep_prob, image_pl, image_shape, SERVING_OUTPUT)
 
 
 def forward_pass(sess, logits):
@@ -100,11 +131,14 @@ def forward_pass(sess, logits):
     return graph_def, trained_values
 
 
-def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir):
+def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, dataset_name='kitti_road',
+                 road_output=True):
     """Write the FCN-8s trained in sess as a SavedModel for tf.saved_model.load and TF Serving; returns export_dir.
 
     Tag 'serve', signature 'serving_default': images [batch, height, width, 3] float32 RGB 0..255 of
-    any size -> road_prob [batch, height, width] float32 in 0..1. The serving graph resizes the images
+    any size -> class_prob [batch, height, width, num_classes] float32 and class_id [batch, height,
+    width] int32, and with road_output (KITTI Road) road_prob [batch, height, width] float32 in 0..1.
+    dataset_name goes to assets.extra/dataset.json (model_dataset_name). The serving graph resizes the images
     to image_shape (height, width), runs a copy of the training graph's forward pass (VGG16 and the
     decoder, imported with keep_prob fixed to 1) and resizes the road probability back. Its variables
     keep the training names and get the trained values; the optimizer state stays in the checkpoint.
@@ -121,19 +155,39 @@ def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir):
             graph_def, input_map={input_image.name: network_input, keep_prob.name: tf.constant(1.0),
                                   **{name + ':0': variable.value() for name, variable in variables.items()}},
             return_elements=[logits.name], name='fcn8s')
-        road_prob = road_prob_at_size(network_road_prob(network_logits, image_shape), tf.shape(original_images)[1:3])
-        road_prob = tf.identity(road_prob, name=SERVING_OUTPUT)
+        original_size = tf.shape(original_images)[1:3]
+        class_prob = tf.identity(class_prob_output(network_logits, image_shape, original_size), name=CLASS_PROB_OUTPUT)
+        outputs = {CLASS_PROB_OUTPUT: class_prob,
+                   CLASS_ID_OUTPUT: tf.argmax(class_prob, axis=-1, output_type=tf.int32, name=CLASS_ID_OUTPUT)}
+        if road_output:
+            outputs[SERVING_OUTPUT] = tf.identity(road_prob_output(network_logits, image_shape, original_size),
+                                                  name=SERVING_OUTPUT)
         for name, variable in variables.items():
             variable.load(trained_values[name], serving_sess)
-        signature = tf.saved_model.predict_signature_def({SERVING_INPUT: original_images}, {SERVING_OUTPUT: road_prob})
+        signature = tf.saved_model.predict_signature_def({SERVING_INPUT: original_images}, outputs)
         builder = tf.saved_model.Builder(partial_dir)
         builder.add_meta_graph_and_variables(serving_sess, [SERVING_TAG], signature_def_map={SERVING_SIGNATURE: signature})
         builder.save()
+        os.makedirs(os.path.join(partial_dir, os.path.dirname(MODEL_DATASET_FILE)))
+        with open(os.path.join(partial_dir, MODEL_DATASET_FILE), 'w') as dataset_file:
+            json.dump({'dataset': dataset_name}, dataset_file)
     return export_dir
 
 
-def saved_model_road_predictor(model_dir, session_config=None):
-    """predict(images) -> road probabilities (see above), from the SavedModel that export_model wrote to model_dir.
+def model_dataset_name(model_dir):
+    """The dataset name export_model kept in model_dir; 'kitti_road' for a model exported before it kept one."""
+    try:
+        with open(os.path.join(model_dir, MODEL_DATASET_FILE)) as dataset_file:
+            return json.load(dataset_file)['dataset']
+    except FileNotFoundError:
+        return 'kitti_road'
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f'{os.path.join(model_dir, MODEL_DATASET_FILE)} cannot be read ({error}): it should hold '
+                         '{"dataset": "kitti_road"} or {"dataset": "cityscapes"}; write that or export again.') from error
+
+
+def saved_model_predictor(model_dir, session_config=None, output=SERVING_OUTPUT):
+    """predict(images) -> road probabilities or class ids (output), from the SavedModel that export_model wrote.
 
     The model is loaded into a graph and session of its own, which live as long as predict does; the
     session gets session_config, a tf.ConfigProto (fcn8s.precision.session_config), if given.
@@ -143,11 +197,16 @@ def saved_model_road_predictor(model_dir, session_config=None):
     try:
         signature = tf.saved_model.loader.load(sess, [SERVING_TAG], model_dir).signature_def[SERVING_SIGNATURE]
         images_input = sess.graph.get_tensor_by_name(signature.inputs[SERVING_INPUT].name)
-        road_prob_output = sess.graph.get_tensor_by_name(signature.outputs[SERVING_OUTPUT].name)
+        prediction = sess.graph.get_tensor_by_name(signature.outputs[output].name)
     except (OSError, RuntimeError, KeyError) as error:
         sess.close()
         raise ValueError(
-            f'cannot load a road model from {model_dir}: {error}. Expected the SavedModel that every training run '
+            f'cannot load a model from {model_dir}: {error}. Expected the SavedModel that every training run '
             f'exports to runs/<timestamp>/model/ (tag "{SERVING_TAG}", signature "{SERVING_SIGNATURE}" mapping '
-            f'"{SERVING_INPUT}" to "{SERVING_OUTPUT}").') from error
-    return lambda images: predict_by_size(images, lambda batch: sess.run(road_prob_output, {images_input: batch}))
+            f'"{SERVING_INPUT}" to "{output}").') from error
+    return lambda images: predict_by_size(images, lambda batch: sess.run(prediction, {images_input: batch}))
+
+
+def saved_model_road_predictor(model_dir, session_config=None):
+    """saved_model_predictor of road probabilities."""
+    return saved_model_predictor(model_dir, session_config, SERVING_OUTPUT)

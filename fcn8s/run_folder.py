@@ -9,11 +9,8 @@ import time
 from tqdm import tqdm
 
 from fcn8s import kitti
-from fcn8s.batches import split_training_pairs
 from fcn8s.config import save_config
 from fcn8s.files import write_atomically
-from fcn8s.metric import evaluate_road, format_scores, score_road
-from fcn8s.plots import save_pr_curve
 
 LOSS_CSV_COLUMNS = ('epoch', 'step', 'loss', 'cross_entropy', 'l2')  # loss = cross_entropy + l2
 
@@ -37,18 +34,6 @@ def new_run_dir(config):
     except OSError as error:
         raise OSError(f'cannot write a run folder in {config.runs_dir} ({error}). Make it writable, or choose '
                       'another folder with --runs-dir.') from error
-
-
-def split_for_run(training_folder, config):
-    """(train_pairs, val_pairs) of training_folder by config.val_count and config.seed.
-
-    Raises ValueError when config.val_count leaves no image to train on; training calls it before it
-    makes the run folder, so that such a mistake leaves nothing behind.
-    """
-    train_pairs, val_pairs = split_training_pairs(kitti.list_training_pairs(training_folder), config.val_count,
-                                                  config.seed)
-    print(f'{len(train_pairs)} training images, {len(val_pairs)} held out for validation')
-    return train_pairs, val_pairs
 
 
 def save_split(run_dir, train_pairs, val_pairs):
@@ -105,12 +90,14 @@ def restart_loss_csv(csv_path, start_epoch):
     write_loss_csv([row for row in read_loss_csv(csv_path) if row[0] < start_epoch], csv_path)
 
 
-def validator(predict, val_pairs, config, run_dir, start_epoch=1):
+def validator(dataset, predict, val_pairs, config, run_dir, start_epoch=1):
     """on_epoch_end hook for train_nn: scores val_pairs after the last epoch and every config.eval_every epochs.
 
-    Each evaluation prints the table and rewrites run_dir/metrics.json (the latest scores per category,
-    with the overall MaxF and IoU of every evaluated epoch under 'history') and run_dir/pr_curve.png.
-    A resumed run (start_epoch > 1) keeps the history of the epochs before start_epoch.
+    dataset (fcn8s.datasets) evaluates predict's predictions. Each evaluation prints its tables and
+    rewrites run_dir/metrics.json (the latest scores, with the dataset's history entry of every
+    evaluated epoch under 'history') and the dataset's pictures (KITTI: pr_curve.png, with BEV curves,
+    and bev_<category>.png; Cityscapes: confusion_matrix.png). A resumed run (start_epoch > 1) keeps
+    the history of the epochs before start_epoch.
     """
     metrics_path = os.path.join(run_dir, 'metrics.json')
     history = []
@@ -122,14 +109,13 @@ def validator(predict, val_pairs, config, run_dir, start_epoch=1):
         due = epoch == config.epochs or (config.eval_every and epoch % config.eval_every == 0)
         if not val_pairs or not due:
             return None
-        counts = evaluate_road(predict, val_pairs)
-        scores = score_road(counts)
-        history.append({'epoch': epoch, 'MaxF': scores['overall']['MaxF'], 'IoU': scores['overall']['IoU']})
-        tqdm.write(f'Validation after epoch {epoch} ({len(val_pairs)} images, KITTI road measures in %):\n'
-                   + format_scores(scores))
+        evaluation = dataset.evaluate(predict, val_pairs)
+        scores = dataset.score(evaluation)
+        history.append({'epoch': epoch, **dataset.history_entry(scores)})
+        tqdm.write(f'Validation after epoch {epoch} ({len(val_pairs)} images), '
+                   + dataset.format_scores(scores, evaluation))
         write_atomically(metrics_path, json.dumps({'epoch': epoch, **scores, 'history': history}, indent=2))
-        save_pr_curve(counts, os.path.join(run_dir, 'pr_curve.png'))
+        dataset.save_pictures(evaluation, run_dir)
         return scores
 
     return validate
-

@@ -6,8 +6,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from fcn8s import kitti
+from fcn8s import bev, kitti
 from fcn8s.kitti import BACKGROUND_COLOUR, INVALID_COLOUR, KITTI_CATEGORIES, KITTI_FOLDERS, KITTI_SIZES, ROAD_COLOUR
+
+CAMERA_FOCAL_PIXELS = 721.5377  # KITTI's
+CAMERA_HEIGHT_METRES = 1.65  # above the road, as KITTI's car carries its cameras
 
 
 def make_synthetic_kitti(road_path, train_per_category=16, test_per_category=4, seed=0):
@@ -15,29 +18,36 @@ def make_synthetic_kitti(road_path, train_per_category=16, test_per_category=4, 
 
     Files: training/image_2/<cat>_0000NN.png, training/gt_image_2/<cat>_road_0000NN.png and
     testing/image_2/<cat>_0000NN.png for cat in um, umm, uu; images of KITTI's real sizes
-    (about 1242x375), labels in KITTI's three colours. Deterministic for a given seed.
+    (about 1242x375), labels in KITTI's three colours; each image's camera calibration in
+    <split>/calib/<cat>_0000NN.txt, in KITTI's text format. Deterministic for a given seed.
     """
-    folders = {name: os.path.join(road_path, name) for name in KITTI_FOLDERS}
+    calib_folders = tuple(f'{split}/{bev.CALIB_FOLDER}' for split in ('training', 'testing'))
+    folders = {name: os.path.join(road_path, name) for name in KITTI_FOLDERS + calib_folders}
     for folder in folders.values():
         os.makedirs(folder, exist_ok=True)
     jobs = [('training', category, index) for category in KITTI_CATEGORIES for index in range(train_per_category)]
     jobs += [('testing', category, index) for category in KITTI_CATEGORIES for index in range(test_per_category)]
     for split, category, index in tqdm(jobs, desc='Synthetic KITTI', unit='image'):
         rng = np.random.default_rng([seed, split == 'testing', KITTI_CATEGORIES.index(category), index])
-        image, label = synthetic_scene(rng, category)
+        image, label, calibration = synthetic_scene(rng, category)
         number = f'{index:06d}'
-        Image.fromarray(image).save(os.path.join(folders[f'{split}/image_2'], kitti.image_name(category, number)))
+        image_path = os.path.join(folders[f'{split}/image_2'], kitti.image_name(category, number))
+        Image.fromarray(image).save(image_path)
+        bev.write_calibration(bev.calibration_path(image_path), calibration)
         if split == 'training':
             Image.fromarray(label).save(os.path.join(folders['training/gt_image_2'], kitti.label_name(category, number)))
 
 
-def synthetic_scene(rng, category):
-    """One synthetic road scene and its KITTI label, both [height, width, 3] uint8.
+def synthetic_scene(rng, category, straight=False):
+    """One synthetic road scene: image and KITTI label, both [height, width, 3] uint8, and its calibration.
 
     A road in perspective bends towards a vanishing point; grass, sky, buildings, cars and tree
     shadows make the task more than a colour threshold. um roads have a dashed centre line, umm
     roads are wider with two lanes, uu roads are unmarked. Half of the scenes have a side road
-    that is labelled black (outside the evaluated area), as KITTI does.
+    that is labelled black (outside the evaluated area), as KITTI does. The calibration
+    (synthetic_calibration) is the camera that sees the road as drawn: without its bend, the road is
+    straight and of constant width on the ground. straight=True leaves the bend out and draws the rest
+    of the scene the same.
     """
     sizes, counts = zip(*KITTI_SIZES)
     width, height = sizes[rng.choice(len(sizes), p=np.array(counts) / sum(counts))]
@@ -61,6 +71,8 @@ def synthetic_scene(rng, category):
     bottom_centre = width * rng.uniform(0.35, 0.65)
     vanishing_x = width * rng.uniform(0.3, 0.7)
     bend = width * rng.uniform(-0.35, 0.35)
+    if straight:
+        bend = 0.0  # drawn all the same, so that every later draw, and the scene, is unchanged
 
     def road_edges(fraction):
         """Left and right road x at `fraction` of the way from the horizon (0) to the bottom (1)."""
@@ -120,12 +132,35 @@ def synthetic_scene(rng, category):
     shadow_depth = np.asarray(shadow.filter(ImageFilter.GaussianBlur(6)), dtype=np.float32)[..., None] / 255
     pixels *= 1 - shadow_depth
     pixels += rng.normal(0, 6, pixels.shape)
-    return np.clip(pixels, 0, 255).astype(np.uint8), np.asarray(label)
+    return np.clip(pixels, 0, 255).astype(np.uint8), np.asarray(label), synthetic_calibration(width, horizon)
+
+
+def synthetic_calibration(width, horizon):
+    """{key: matrix} in KITTI's calibration layout: a level camera CAMERA_HEIGHT_METRES over a flat road.
+
+    A road point (X, Z) in metres lies at image x = width / 2 + f X / Z, y = horizon + f h / Z, in PIL's
+    drawing coordinates (a vertex at (x, y) falls in pixel (int(x), int(y))): synthetic_scene's rows
+    horizon + fraction * (height - horizon) lie at depth Z = f h / (fraction * (height - horizon)), and its
+    road edges, linear in fraction, are straight lines on the road. The devkit's image coordinates are
+    1-based, so the principal point is (width / 2 + 1, horizon + 1). R0_rect is the identity and
+    Tr_cam_to_road moves the origin down to the road (road Y = camera Y - h, as KITTI's -1.6 m);
+    P0..P3 are this one camera (no stereo baseline) and Tr_velo_to_cam only turns KITTI's lidar axes.
+    """
+    focal = CAMERA_FOCAL_PIXELS
+    camera = np.array([[focal, 0, width / 2 + 1, 0], [0, focal, horizon + 1, 0], [0, 0, 1, 0]])
+    return {'P0': camera, 'P1': camera, 'P2': camera, 'P3': camera, 'R0_rect': np.eye(3),
+            'Tr_velo_to_cam': np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0]], np.float64),
+            'Tr_imu_to_velo': np.hstack([np.eye(3), np.zeros((3, 1))]),
+            'Tr_cam_to_road': np.hstack([np.eye(3), [[0], [-CAMERA_HEIGHT_METRES], [0]]])}
 
 
 def ensure_synthetic_kitti(road_path, train_per_category, test_per_category, seed=0):
-    """Make road_path hold make_synthetic_kitti's scenes, reusing them when it holds the expected number of images."""
-    image_dir = os.path.join(road_path, 'training', 'image_2')
-    if not os.path.isdir(image_dir) or len(os.listdir(image_dir)) != len(KITTI_CATEGORIES) * train_per_category:
+    """Make road_path hold make_synthetic_kitti's scenes, reusing them when it holds the expected number of images.
+
+    A set made before the scenes had calibrations (no training/calib/) is made again.
+    """
+    made_folders = [os.path.join(road_path, 'training', name) for name in ('image_2', bev.CALIB_FOLDER)]
+    expected_count = len(KITTI_CATEGORIES) * train_per_category
+    if any(not os.path.isdir(folder) or len(os.listdir(folder)) != expected_count for folder in made_folders):
         shutil.rmtree(road_path, ignore_errors=True)
         make_synthetic_kitti(road_path, train_per_category, test_per_category, seed)

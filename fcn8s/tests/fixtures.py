@@ -13,10 +13,11 @@ import pytest
 from PIL import Image
 
 import main
+from fcn8s.bev import write_calibration
 from fcn8s.config import TrainConfig
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_FILE
 from fcn8s.predict import export_model, session_road_predictor
-from fcn8s.synthetic import make_synthetic_kitti
+from fcn8s.synthetic import make_synthetic_kitti, synthetic_calibration
 from fcn8s.tf1 import tf
 from fcn8s.vgg import build_vgg16_savedmodel
 
@@ -121,7 +122,7 @@ def exported_run(tmp_path_factory, tiny_vgg_path):
     """(run folder, test image [37, 61, 3] uint8, its [37, 61] road probability from the training session).
 
     The run folder holds config.json, model/ (export_model of the tiny FCN-8s at TINY_INPUT_SHAPE) and,
-    as its data, one testing image data_road/testing/image_2/uu_000007.png of 50x130 pixels. Without pool
+    as its data, one testing image data_road/testing/image_2/uu_000007.png of 50x130 pixels with its calib/ file. Without pool
     scaling and with score kernels of stddev 0.5, the road probabilities vary across the image: with the
     defaults they would be nearly uniform, and agreeing on them would prove little.
     """
@@ -130,6 +131,8 @@ def exported_run(tmp_path_factory, tiny_vgg_path):
     testing_dir = run_dir / 'data' / 'data_road' / 'testing' / 'image_2'
     testing_dir.mkdir(parents=True)
     Image.fromarray(rng.integers(0, 256, (50, 130, 3), dtype=np.uint8)).save(testing_dir / 'uu_000007.png')
+    (testing_dir.parent / 'calib').mkdir()
+    write_calibration(str(testing_dir.parent / 'calib' / 'uu_000007.txt'), synthetic_calibration(130, 20))
     config = TrainConfig(data_dir=str(run_dir / 'data'), image_height=TINY_INPUT_SHAPE[0],
                               image_width=TINY_INPUT_SHAPE[1])
     (run_dir / 'config.json').write_text(json.dumps(dataclasses.asdict(config)))
@@ -153,6 +156,20 @@ def tiny_demo_data(tmp_path_factory, tiny_vgg_path):
     make_synthetic_kitti(str(data_dir / 'demo' / 'data_road'), train_per_category=2, test_per_category=1)
     shutil.copytree(tiny_vgg_path, data_dir / 'demo' / f'vgg_width_{TINY_WIDTH:g}')
     return data_dir
+
+
+CITYSCAPES_RUN = ['--demo', '--dataset', 'cityscapes', '--demo-vgg-width', str(TINY_WIDTH), '--image-height', '64',
+                  '--image-width', '128', '--epochs', '2', '--demo-train-per-category', '4',
+                  '--demo-test-per-category', '1', '--val-count', '2']
+
+
+@pytest.fixture(scope='session')
+def cityscapes_run(tmp_path_factory, tiny_vgg_path):
+    """A finished run folder of CITYSCAPES_RUN: a synthetic Cityscapes of 4 train, 2 val and 1 test images at
+    1024x2048, the tiny VGG16, 2 epochs at 64x128."""
+    data_dir = tmp_path_factory.mktemp('cityscapes_data')
+    shutil.copytree(tiny_vgg_path, data_dir / 'demo' / f'vgg_width_{TINY_WIDTH:g}')
+    return main.run([*CITYSCAPES_RUN, '--data-dir', str(data_dir), '--runs-dir', str(tmp_path_factory.mktemp('runs'))])
 
 
 @pytest.fixture

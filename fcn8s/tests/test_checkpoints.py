@@ -15,9 +15,9 @@ def test_epoch_checkpoints_keep_the_last_and_the_best_and_appear_whole(tmp_path,
     with tf.Session() as sess:
         sess.run(weight.initializer)
         checkpoints = EpochCheckpoints(folder, [weight], keep=2)
-        for epoch, val_maxf in enumerate([0.5, 0.9, None, 0.7, 0.6], start=1):
+        for epoch, val_score in enumerate([0.5, 0.9, None, 0.7, 0.6], start=1):
             weight.load(float(epoch), sess)
-            checkpoints.save(sess, epoch, val_maxf)
+            checkpoints.save(sess, epoch, val_score)
         assert sorted(os.listdir(folder)) == ['checkpoint', 'epoch-002', 'epoch-004', 'epoch-005']
         assert tf.train.latest_checkpoint(folder) == os.path.join(folder, 'epoch-005', 'model')
 

@@ -1,5 +1,7 @@
 """Tests of fcn8s/commands.py: build-vgg, infer, video and check-data as a user runs them."""
+import json
 import os
+import zipfile
 
 import imageio_ffmpeg
 import moviepy
@@ -8,10 +10,12 @@ import pytest
 from PIL import Image
 
 import main
-from fcn8s import commands
-from fcn8s.commands import build_vgg_command, check_data_command, infer_command, video_command
+from fcn8s import cityscapes, commands
+from fcn8s.bev import image_to_bev, write_calibration
+from fcn8s.commands import build_vgg_command, check_data_command, evaluate_command, infer_command, video_command
 from fcn8s.images import load_image
-from fcn8s.predict import saved_model_road_predictor
+from fcn8s.predict import saved_model_predictor, saved_model_road_predictor
+from fcn8s.synthetic import synthetic_calibration
 from fcn8s.tests.fixtures import SHARED_SAMPLES, TINY_WIDTH
 from fcn8s.tf1 import tf
 
@@ -48,20 +52,44 @@ def test_infer_writes_overlays_and_masks_at_each_images_own_size(exported_run, t
         np.testing.assert_array_equal(np.asarray(mask), np.where(road_prob > 0.5, 255, 0), err_msg=name)
 
 
-def test_kitti_submission_writes_probability_maps_named_for_the_benchmark(exported_run, tmp_path):
+def test_kitti_submission_writes_perspective_bev_and_the_zip_to_upload(exported_run, tmp_path, capsys, monkeypatch):
     run_dir = exported_run[0]
-    image = np.random.default_rng(9).integers(0, 256, (41, 150, 3), dtype=np.uint8)
-    Image.fromarray(image).save(tmp_path / 'um_000000.png')
-    infer_command([str(tmp_path / 'um_000000.png'), '--model', os.path.join(run_dir, 'model'),
-              '--out', str(tmp_path / 'given'), '--kitti-submission'])
-    assert os.listdir(tmp_path / 'given') == ['um_road_000000.png']
-    result = Image.open(tmp_path / 'given' / 'um_road_000000.png')
+    image_dir, calib_dir, out_dir = tmp_path / 'testing' / 'image_2', tmp_path / 'testing' / 'calib', tmp_path / 'out'
+    image_dir.mkdir(parents=True)
+    calib_dir.mkdir()
+    rng = np.random.default_rng(9)
+    for name in ('um_000000', 'umm_000003'):
+        Image.fromarray(rng.integers(0, 256, (41, 150, 3), dtype=np.uint8)).save(image_dir / f'{name}.png')
+        write_calibration(str(calib_dir / f'{name}.txt'), synthetic_calibration(150, 12))
+    zip_path = infer_command([str(image_dir), '--model', os.path.join(run_dir, 'model'), '--out', str(out_dir),
+                              '--kitti-submission'])
+    assert zip_path == str(out_dir / 'kitti_road_submission.zip')
+    assert sorted(os.listdir(out_dir)) == ['bev', 'kitti_road_submission.zip', 'perspective']
+    result = Image.open(out_dir / 'perspective' / 'um_road_000000.png')
     assert result.mode == 'L' and result.size == (150, 41)
-    road_prob, = saved_model_road_predictor(os.path.join(run_dir, 'model'))([image])
+    road_prob, = saved_model_road_predictor(os.path.join(run_dir, 'model'))([load_image(str(image_dir / 'um_000000.png'))])
     np.testing.assert_array_equal(np.asarray(result), np.round(road_prob * 255))
-    infer_command(['--run', run_dir, '--out', str(tmp_path / 'testing'), '--kitti-submission'])
-    assert os.listdir(tmp_path / 'testing') == ['uu_road_000007.png']  # the run's data_road/testing/image_2
-    assert Image.open(tmp_path / 'testing' / 'uu_road_000007.png').size == (130, 50)
+    bev_result = np.asarray(Image.open(out_dir / 'bev' / 'um_road_000000.png'))
+    assert bev_result.shape == (800, 400) and bev_result.any()
+    np.testing.assert_array_equal(bev_result, image_to_bev(np.asarray(result), str(image_dir / 'um_000000.png')))
+    with zipfile.ZipFile(zip_path) as archive:
+        assert archive.namelist() == ['um_road_000000.png', 'umm_road_000003.png']
+        assert archive.read('umm_road_000003.png') == (out_dir / 'bev' / 'umm_road_000003.png').read_bytes()
+    printed = capsys.readouterr().out
+    assert f'Upload {zip_path} (2 BEV results at its root)' in printed and 'expects all 290 images' in printed
+
+    os.remove(calib_dir / 'umm_000003.txt')
+    monkeypatch.setattr(commands, 'saved_model_predictor', lambda *args: pytest.fail('the model was loaded'))
+    with pytest.raises(SystemExit) as exited:
+        infer_command([str(image_dir), '--run', run_dir, '--out', str(tmp_path / 'other'), '--kitti-submission'])
+    assert str(exited.value.code).startswith(f"error: {calib_dir / 'umm_000003.txt'} does not exist")
+    assert not os.path.exists(tmp_path / 'other')
+
+
+def test_kitti_submission_defaults_to_the_runs_testing_images(exported_run, tmp_path):
+    infer_command(['--run', exported_run[0], '--out', str(tmp_path / 'testing'), '--kitti-submission'])
+    assert os.listdir(tmp_path / 'testing' / 'bev') == ['uu_road_000007.png']  # the run's data_road/testing/image_2
+    assert Image.open(tmp_path / 'testing' / 'perspective' / 'uu_road_000007.png').size == (130, 50)
 
 
 def test_video_paints_every_frame_in_batches_and_keeps_fps_size_and_audio(exported_run, tmp_path, monkeypatch):
@@ -72,13 +100,13 @@ def test_video_paints_every_frame_in_batches_and_keeps_fps_size_and_audio(export
     input_path, output_path = str(tmp_path / 'in.mp4'), str(tmp_path / 'new folder' / 'out.mp4')  # made by video
     moviepy.ImageSequenceClip(frames, fps=10).with_audio(tone).write_videofile(input_path, logger=None)
     batch_sizes = []
-    load_predictor = saved_model_road_predictor
+    load_predictor = saved_model_predictor
 
-    def recording_predictor(model_dir, session_config=None):
-        predict = load_predictor(model_dir, session_config)
+    def recording_predictor(model_dir, session_config=None, output='road_prob'):
+        predict = load_predictor(model_dir, session_config, output)
         return lambda images: batch_sizes.append(len(images)) or predict(images)
 
-    monkeypatch.setattr(commands, 'saved_model_road_predictor', recording_predictor)
+    monkeypatch.setattr(commands, 'saved_model_predictor', recording_predictor)
     video_command([input_path, output_path, '--run', run_dir, '--batch-size', '8'])
     assert batch_sizes == [8, 8, 4]
     assert imageio_ffmpeg.count_frames_and_secs(output_path) == imageio_ffmpeg.count_frames_and_secs(input_path) == (20, 2.0)
@@ -149,9 +177,40 @@ def test_check_data_passes_the_six_real_kitti_pairs(capsys):
     assert data_check.summary['training images'] == {'um': 2, 'umm': 2, 'uu': 2}
     assert data_check.summary['image sizes'] == {(1242, 375): 2, (1238, 374): 2, (1226, 370): 1, (1241, 376): 1}
     assert data_check.summary['label colours'][0, 0, 255] == 33
+    assert data_check.summary['calibrations'] == (6, 6)
     missing_testing, blue_pixels = data_check.warnings
     assert 'testing/image_2 is missing' in missing_testing
     assert '1 of 6 labels' in blue_pixels and '(0, 0, 255) 33 pixels in umm_road_000009.png' in blue_pixels
     with pytest.raises(SystemExit):
         check_data_command(['--data', samples, '--require-testing'])
     assert f"error: {os.path.join(samples, 'testing', 'image_2')} is missing" in capsys.readouterr().out
+
+
+def test_a_cityscapes_model_infers_masks_submissions_scores_and_videos(cityscapes_run, tmp_path, capsys):
+    run_dir = cityscapes_run
+    data_dir = json.load(open(os.path.join(run_dir, 'config.json')))['data_dir']
+    val_dir = os.path.join(data_dir, 'demo', 'cityscapes', 'leftImg8bit', 'val')
+    written = infer_command([val_dir + '/frankfurt', '--run', run_dir, '--out', str(tmp_path / 'out'), '--masks'])
+    name = 'frankfurt_000000_000019_leftImg8bit'
+    assert sorted(os.path.relpath(path, tmp_path / 'out') for path in written) == [
+        f'masks/{name}_color.png', f'masks/{name}_trainIds.png', f'overlays/{name}.png']
+    train_ids = np.asarray(Image.open(tmp_path / 'out' / 'masks' / f'{name}_trainIds.png'))
+    colours = np.asarray(Image.open(tmp_path / 'out' / 'masks' / f'{name}_color.png'))
+    assert train_ids.shape == (1024, 2048) and train_ids.max() < 19
+    np.testing.assert_array_equal(colours, cityscapes.CLASS_COLOURS[train_ids])
+
+    folder = infer_command(['--run', run_dir, '--out', str(tmp_path / 'submission'), '--cityscapes-submission'])
+    assert os.listdir(folder) == ['berlin_000000_000019_labelIds.png']  # the run's leftImg8bit/test
+    label_ids = np.asarray(Image.open(os.path.join(folder, 'berlin_000000_000019_labelIds.png')))
+    assert set(np.unique(label_ids)) <= set(cityscapes.TRAIN_TO_LABEL_ID.tolist())
+    with pytest.raises(SystemExit):
+        infer_command([val_dir, '--run', run_dir, '--out', str(tmp_path / 'kitti'), '--kitti-submission'])
+    assert '--kitti-submission is not for a cityscapes model' in capsys.readouterr().err
+
+    scores = evaluate_command(['--run', run_dir])
+    assert scores['mIoU'] == pytest.approx(json.load(open(os.path.join(run_dir, 'metrics.json')))['mIoU'], abs=1e-9)
+
+    frames = [np.asarray(Image.open(os.path.join(val_dir, 'frankfurt', f'{name}.png')).resize((128, 64)))] * 4
+    moviepy.ImageSequenceClip(frames, fps=4).write_videofile(str(tmp_path / 'in.mp4'), logger=None)
+    video_command([str(tmp_path / 'in.mp4'), str(tmp_path / 'out.mp4'), '--run', run_dir])
+    assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / 'out.mp4'))[0] == 4

@@ -31,3 +31,11 @@ def test_bad_numbers_are_refused_naming_the_option(capsys, argv, expected):
 def test_the_divergence_ratio_defaults_to_ten_and_zero_turns_it_off():
     assert parse_config([])[0].divergence_ratio == 10
     assert parse_config(['--divergence-ratio', '0'])[0].divergence_ratio == 0
+
+
+def test_the_dataset_brings_its_own_defaults_and_given_options_win():
+    config = parse_config(['--dataset', 'cityscapes'])[0]
+    assert (config.dataset, config.image_shape, config.val_count) == ('cityscapes', (512, 1024), 500)
+    demo = parse_config(['--demo', '--dataset', 'cityscapes', '--epochs', '3', '--image-height', '64'])[0]
+    assert (demo.epochs, demo.image_shape, demo.learning_rate) == (3, (64, 512), 2e-4)
+    assert parse_config([])[0].image_shape == (160, 576) and parse_config([])[0].dataset == 'kitti_road'

@@ -1,4 +1,5 @@
 """Tests of fcn8s/datacheck.py: every problem of a broken KITTI folder is named."""
+import io
 import os
 import shutil
 
@@ -11,6 +12,13 @@ from fcn8s.datacheck import check_kitti_folder
 from fcn8s.errors import DataError
 from fcn8s.kitti import INVALID_COLOUR, KITTI_FOLDERS, list_training_pairs
 from fcn8s.tests.fixtures import TINY_INPUT_SHAPE
+
+
+def jpeg_bytes(path, quality=75):
+    """The image file at path compressed as a JPEG of that quality."""
+    compressed = io.BytesIO()
+    Image.open(path).convert('RGB').save(compressed, 'JPEG', quality=quality)
+    return compressed.getvalue()
 
 
 def data_errors(road_path, **options):
@@ -52,13 +60,14 @@ def test_check_names_an_image_without_its_label_and_a_label_without_its_image(ki
 
 @pytest.mark.parametrize('path, damage', [
     ('training/image_2/um_000001.png', 'truncated'),
-    ('training/image_2/um_000001.png', 'not a PNG'),
+    ('training/image_2/um_000001.png', 'not an image'),
+    ('training/image_2/um_000001.png', 'truncated JPEG'),
     ('training/gt_image_2/umm_road_000000.png', 'truncated'),
     ('testing/image_2/uu_000000.png', 'truncated')])
 def test_check_names_an_unreadable_file(kitti_copy, path, damage):
     broken = kitti_copy / path
-    png_bytes = broken.read_bytes()
-    broken.write_bytes(png_bytes[:len(png_bytes) // 2] if damage == 'truncated' else b'GIF89a, not a PNG')
+    image_bytes = jpeg_bytes(broken) if damage == 'truncated JPEG' else broken.read_bytes()
+    broken.write_bytes(b'GIF89a, not an image' if damage == 'not an image' else image_bytes[:len(image_bytes) // 2])
     message = data_errors(kitti_copy)
     assert f'{broken} cannot be read' in message and '(errors: 1)' in message
 
@@ -84,21 +93,101 @@ def test_check_names_an_image_smaller_than_the_network_input(kitti_copy):
     assert f'{image_path} is 180x60 pixels, smaller than the network input 192x64' in data_errors(kitti_copy)
 
 
-def test_check_warns_about_grayscale_and_rgba_images_and_other_label_colours(kitti_copy):
-    grey_path, rgba_path = (kitti_copy / 'training' / 'image_2' / name for name in ('um_000000.png', 'uu_000001.png'))
-    Image.open(grey_path).convert('L').save(grey_path)
-    Image.open(rgba_path).convert('RGBA').save(rgba_path)
+def test_check_says_how_images_that_are_not_rgb_are_converted(kitti_copy):
+    image_dir = kitti_copy / 'training' / 'image_2'
+    for name in ('um_000000.png', 'uu_000001.png'):
+        grey = np.asarray(Image.open(image_dir / name).convert('L')).astype(np.uint16) * 257
+        Image.fromarray(grey).save(image_dir / name)
+    Image.open(image_dir / 'umm_000000.png').convert('L').save(image_dir / 'umm_000000.png')
+    Image.open(image_dir / 'umm_000001.png').convert('RGBA').save(image_dir / 'umm_000001.png')
+    data_check = check_kitti_folder(str(kitti_copy), TINY_INPUT_SHAPE)
+    assert data_check.errors == []
+    not_rgb, = data_check.warnings
+    assert ('16-bit grey (I;16) 2: um_000000.png, uu_000001.png: scaled to 8 bits (value / 257) and repeated into '
+            'R, G, B') in not_rgb
+    assert '8-bit grey (L) 1: umm_000000.png: repeated into R, G, B' in not_rgb
+    assert 'RGB with alpha (RGBA) 1: umm_000001.png: alpha dropped' in not_rgb
+    images, _ = next(make_get_batches_fn(list_training_pairs(str(kitti_copy / 'training')), TINY_INPUT_SHAPE)(6))
+    assert images.shape == (6, *TINY_INPUT_SHAPE, 3) and 0 < images.mean() < 250, 'not clipped to white'
+
+
+def test_check_warns_about_a_few_stray_label_colours(kitti_copy):
     label_path = kitti_copy / 'training' / 'gt_image_2' / 'umm_road_000001.png'
     label = np.array(Image.open(label_path))
-    label[:5, :1] = (0, 0, 255)
+    assert label.shape[0] * label.shape[1] >= 1226 * 370, "KITTI's smallest label, where 113 pixels weigh most"
+    label[:113, :1] = (0, 0, 255)  # as many as the worst real label has
     label[-2:, -1] = (0, 255, 0)
     Image.fromarray(label).save(label_path)
     data_check = check_kitti_folder(str(kitti_copy), TINY_INPUT_SHAPE)
     assert data_check.errors == []
-    not_rgb, odd_colours = data_check.warnings
-    assert 'not RGB (L 1, RGBA 1): um_000000.png, uu_000001.png' in not_rgb
-    assert '1 of 6 labels' in odd_colours and 'umm_road_000001.png' in odd_colours
-    assert '(0, 0, 255) 5 pixels' in odd_colours and '(0, 255, 0) 2 pixels' in odd_colours
-    assert data_check.summary['label colours'][0, 0, 255] == 5
+    odd_colours, = data_check.warnings
+    assert '1 of 6 labels' in odd_colours
+    assert '(0, 0, 255) 113 pixels, (0, 255, 0) 2 pixels in umm_road_000001.png' in odd_colours
+    assert data_check.summary['label colours'][0, 0, 255] == 113
+
+
+def test_check_bounds_the_warning_about_many_label_colours(kitti_copy):
+    label_paths = sorted((kitti_copy / 'training' / 'gt_image_2').iterdir())
+    for index, label_path in enumerate(label_paths):
+        label = np.array(Image.open(label_path))
+        label[0, :300] = [(1 + index, column % 256, column // 256 + 1) for column in range(300)]  # 300 colours each
+        label[1, :50] = (0, 0, 255)
+        Image.fromarray(label).save(label_path)
+    data_check = check_kitti_folder(str(kitti_copy), TINY_INPUT_SHAPE)
+    assert data_check.errors == []
+    odd_colours, = data_check.warnings
+    assert len(odd_colours) < 500, odd_colours
+    assert '6 of 6 labels' in odd_colours and ' and 3 more' in odd_colours
+    assert '(0, 0, 255) 300 pixels' in odd_colours and '1,796 other colours (1,796 pixels)' in odd_colours
+    colour_line, = [line for line in data_check.report().splitlines() if line.lstrip().startswith('label colours')]
+    assert len(colour_line) < 300 and 'other colours' in colour_line, colour_line
+
+
+@pytest.mark.parametrize('damage', ['JPEG-compressed', 'resampled'])
+def test_check_names_a_lossy_label_saved_as_png(kitti_copy, damage):
+    label_path = kitti_copy / 'training' / 'gt_image_2' / 'uu_road_000001.png'
+    label = Image.open(label_path)
+    if damage == 'JPEG-compressed':
+        Image.open(io.BytesIO(jpeg_bytes(label_path))).save(label_path)
+    else:
+        shrunk = label.resize((label.width * 9 // 10, label.height * 9 // 10), Image.BILINEAR)
+        shrunk.resize(label.size, Image.BILINEAR).save(label_path)
+    data_check = check_kitti_folder(str(kitti_copy), TINY_INPUT_SHAPE)
+    lossy, = data_check.errors
+    assert str(label_path) in lossy and 'JPEG-compressed or resampled' in lossy and 'data_road.zip' in lossy
+    assert len(lossy) < 500, lossy
+    assert data_check.warnings == [], 'the label is an error, not also a warning'
+
+
+def test_check_names_a_jpeg_label(kitti_copy):
+    label_path = kitti_copy / 'training' / 'gt_image_2' / 'um_road_000001.png'
+    label_path.write_bytes(jpeg_bytes(label_path, quality=100))
+    message = data_errors(kitti_copy)
+    assert f'{label_path} is a JPEG, not a PNG' in message and '(errors: 1)' in message
+
+
+def test_check_warns_about_jpeg_images_named_png(kitti_copy):
+    for image_path in (kitti_copy / 'training' / 'image_2' / 'um_000001.png',
+                       kitti_copy / 'testing' / 'image_2' / 'uu_000000.png'):
+        image_path.write_bytes(jpeg_bytes(image_path))
+    data_check = check_kitti_folder(str(kitti_copy), TINY_INPUT_SHAPE)
+    assert data_check.errors == []
+    not_png, = data_check.warnings
+    assert 'not PNG files (JPEG 2): um_000001.png, uu_000000.png' in not_png
     images, _ = next(make_get_batches_fn(list_training_pairs(str(kitti_copy / 'training')), TINY_INPUT_SHAPE)(6))
     assert images.shape == (6, *TINY_INPUT_SHAPE, 3)
+
+
+def test_calibrations_missing_or_malformed_are_a_warning_or_with_require_calib_errors(kitti_copy):
+    assert check_kitti_folder(str(kitti_copy), TINY_INPUT_SHAPE).summary['calibrations'] == (9, 9)
+    missing = kitti_copy / 'training' / 'calib' / 'um_000001.txt'
+    malformed = kitti_copy / 'testing' / 'calib' / 'uu_000000.txt'
+    os.remove(missing)
+    malformed.write_text('P2: 1 2 3\n')
+    data_check = check_kitti_folder(str(kitti_copy), TINY_INPUT_SHAPE)
+    assert data_check.errors == [] and data_check.summary['calibrations'] == (7, 9)
+    [warning] = data_check.warnings
+    assert warning.startswith('2 of 9 images have no usable calibration (um_000001.png, uu_000000.png)')
+    assert 'BEV scores leave them out' in warning and f'{missing} does not exist' in warning
+    message = data_errors(kitti_copy, require_calib=True)
+    assert f'{missing} does not exist' in message and str(malformed) in message

@@ -21,6 +21,19 @@ def test_nearest_resize_keeps_only_the_three_colours(tmp_path):
     assert {tuple(colour) for colour in smoothed.reshape(-1, 3).tolist()} - allowed, 'bilinear should invent colours'
 
 
+@pytest.mark.parametrize('mode, file_name', [('I;16', 'grey16.png'), ('I;16B', 'grey16b.tif'), ('I', 'grey32.tif')])
+def test_load_image_scales_16_bit_grey_to_8_bits(tmp_path, mode, file_name):
+    values = np.array([[0, 128, 129, 257 * 100, 65535]])
+    if mode == 'I':
+        grey = Image.fromarray(values.astype(np.int32))
+    else:
+        grey = Image.frombytes(mode, (values.shape[1], 1), values.astype('<u2' if mode == 'I;16' else '>u2').tobytes())
+    grey.save(tmp_path / file_name)
+    assert Image.open(tmp_path / file_name).mode == mode
+    image = load_image(str(tmp_path / file_name))
+    assert image.dtype == np.uint8 and image.tolist() == [[[value] * 3 for value in (0, 0, 1, 100, 255)]]
+
+
 def test_load_image_names_a_corrupt_file(tmp_path):
     broken = tmp_path / 'um_000000.png'
     broken.write_bytes(b'\x89PNG\r\n\x1a\n not really a png')

@@ -1,9 +1,13 @@
-"""Tests of fcn8s/metric.py: the KITTI road metric on hand-made cases."""
+"""Tests of fcn8s/metric.py: the KITTI road metric on hand-made cases, in perspective and in BEV."""
+import os
+
 import numpy as np
 import pytest
+from PIL import Image
 
+from fcn8s.bev import write_calibration
 from fcn8s.kitti import KITTI_CATEGORIES
-from fcn8s.metric import count_road_pixels, road_metrics, score_road
+from fcn8s.metric import count_road_pixels, evaluate_road, road_metrics, score_evaluation, score_road
 
 
 def hand_made_case():
@@ -59,3 +63,39 @@ def test_categories_combine_by_pixel_counts():
     assert scores['overall']['images'] == 3
     mean_of_means = np.mean([scores[category]['MaxF'] for category in KITTI_CATEGORIES])
     assert scores['overall']['MaxF'] != pytest.approx(mean_of_means, abs=1e-4)
+
+
+def test_bev_scores_of_a_hand_made_pair_equal_the_hand_computed_values(tmp_path):
+    # A camera of focal length 100 px at 1.65 m over the road, principal point (201, 10), 1-based: a road point
+    # (X, Z) lands on u = 100 X / Z + 201, v = 165 / Z + 10. On a 400x40 image every BEV cell sees the image
+    # (u in 34..368, v in 13.6..37.5). The label is road on image rows 30..39 (1-based v >= 31), so a cell is road
+    # when 165 / Z >= 21, Z <= 7.857 m: the cell rows centred at Z = 46 - 0.05 (i + 0.5) <= 7.857, i >= 763, that
+    # is 37 of the 800 rows. A constant road probability of 0.6 paints everything: recall 1, precision 37 / 800.
+    training = tmp_path / 'training'
+    for folder in ('image_2', 'gt_image_2', 'calib'):
+        (training / folder).mkdir(parents=True)
+    label = np.zeros((40, 400, 3), np.uint8)
+    label[..., 0] = 255
+    label[30:, :, 2] = 255
+    Image.fromarray(np.zeros((40, 400, 3), np.uint8)).save(training / 'image_2' / 'um_000000.png')
+    Image.fromarray(label).save(training / 'gt_image_2' / 'um_road_000000.png')
+    camera = np.array([[100.0, 0, 201, 0], [0, 100, 10, 0], [0, 0, 1, 0]])
+    write_calibration(str(training / 'calib' / 'um_000000.txt'), {
+        'P2': camera, 'R0_rect': np.eye(3), 'Tr_cam_to_road': np.hstack([np.eye(3), [[0], [-1.65], [0]]])})
+    evaluation = evaluate_road(lambda images: [np.full(image.shape[:2], 0.6) for image in images],
+                               [(str(training / 'image_2' / 'um_000000.png'), str(training / 'gt_image_2' / 'um_road_000000.png'))])
+    bev_counts = evaluation.bev['um']
+    assert (bev_counts.positives, bev_counts.negatives) == (37 * 400, 763 * 400)
+    scores = score_evaluation(evaluation)
+    bev_precision = 37 / 800
+    assert scores['bev']['um']['MaxF'] == pytest.approx(2 * bev_precision / (1 + bev_precision))
+    assert scores['bev']['overall']['AP'] == pytest.approx(bev_precision)
+    assert scores['bev']['overall']['IoU'] == pytest.approx(bev_precision)
+    assert scores['bev']['overall']['threshold'] == 0  # F is the same up to 153 / 255: the first is taken
+    assert scores['overall']['MaxF'] == pytest.approx(2 * 0.25 / 1.25)  # perspective: 10 of 40 rows are road
+    assert evaluation.without_calibration == []
+    for folder, name in (('image_2', 'um_000000.png'), ('gt_image_2', 'um_road_000000.png')):
+        os.rename(training / folder / name, training / folder / name.replace('000000', '000001'))
+    evaluation = evaluate_road(lambda images: [np.full(image.shape[:2], 0.6) for image in images],
+                               [(str(training / 'image_2' / 'um_000001.png'), str(training / 'gt_image_2' / 'um_road_000001.png'))])
+    assert score_evaluation(evaluation)['bev'] is None and 'um_000001.txt does not exist' in evaluation.without_calibration[0]

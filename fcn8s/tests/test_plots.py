@@ -1,9 +1,11 @@
-"""Tests of fcn8s/plots.py: the loss curve shows the loss and its parts."""
+"""Tests of fcn8s/plots.py: the loss curve shows the loss and its parts; the confusion matrix is drawn."""
 import math
 
+import numpy as np
 from matplotlib.axes import Axes
+from PIL import Image
 
-from fcn8s.plots import save_loss_curve
+from fcn8s.plots import save_confusion_matrix, save_loss_curve
 
 
 def test_the_loss_curve_plots_the_loss_and_its_parts(tmp_path, monkeypatch):
@@ -15,3 +17,10 @@ def test_the_loss_curve_plots_the_loss_and_its_parts(tmp_path, monkeypatch):
     plotted.clear()
     save_loss_curve([(1, 1, 0.5, math.nan, math.nan)], str(tmp_path / 'old.png'))
     assert plotted == ['loss per step', 'loss, epoch mean']
+
+
+def test_save_confusion_matrix_writes_a_picture(tmp_path):
+    confusion = np.array([[5, 1, 0], [0, 0, 0], [2, 0, 9]])
+    save_confusion_matrix(confusion, ('a', 'b', 'c'), str(tmp_path / 'confusion.png'))
+    with Image.open(tmp_path / 'confusion.png') as picture:
+        assert picture.format == 'PNG' and picture.size[0] > 200

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 
 import main
-from fcn8s.predict import saved_model_road_predictor, session_road_predictor
-from fcn8s.tests.fixtures import TINY_INPUT_SHAPE
+from fcn8s.predict import export_model, saved_model_road_predictor, session_predictor, session_road_predictor
+from fcn8s.tests.fixtures import PROJECT_DIR, TINY_INPUT_SHAPE
 from fcn8s.tf1 import tf
 
 
@@ -57,3 +57,41 @@ def test_a_training_graph_holds_one_predictor_however_often_it_is_asked_for(tiny
     assert first_road_prob.shape == (40, 70)
     np.testing.assert_array_equal(first_road_prob, second_road_prob)
     assert sum(op.name.startswith('road_predictor/logits/') for op in sess.graph.get_operations()) > 0
+
+
+CLASS_IDS_IN_A_FRESH_PROCESS = '''
+import sys
+import numpy as np
+from fcn8s.predict import model_dataset_name, saved_model_predictor
+class_ids, = saved_model_predictor(sys.argv[1], output='class_id')([np.load(sys.argv[2])])
+np.save(sys.argv[3], class_ids)
+print(model_dataset_name(sys.argv[1]))
+'''
+
+
+def test_an_exported_multi_class_model_gives_the_sessions_class_ids_in_a_fresh_process(tiny_vgg_path, tmp_path):
+    image = np.random.default_rng(5).integers(0, 256, (45, 83, 3), dtype=np.uint8)
+    with tf.Session() as sess:
+        tf.set_random_seed(4)
+        image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, tiny_vgg_path)
+        nn_last_layer = main.layers(layer3_out, layer4_out, layer7_out, 5, pool_scaling=False, init_stddev=0.5)
+        logits = tf.reshape(nn_last_layer, (-1, 5), name='logits')
+        main.initialize_new_variables(sess)
+        export_model(sess, image_input, keep_prob, logits, TINY_INPUT_SHAPE, str(tmp_path / 'model'), 'cityscapes',
+                     road_output=False)
+        session_class_ids, = session_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE, 'class_id')([image])
+    assert session_class_ids.shape == (45, 83) and len(np.unique(session_class_ids)) > 1
+    np.save(tmp_path / 'image.npy', image)
+    finished = subprocess.run([sys.executable, '-c', CLASS_IDS_IN_A_FRESH_PROCESS, str(tmp_path / 'model'),
+                               str(tmp_path / 'image.npy'), str(tmp_path / 'class_ids.npy')],
+                              cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.split() == ['cityscapes']
+    np.testing.assert_array_equal(np.load(tmp_path / 'class_ids.npy'), session_class_ids)
+    with tf.Session(graph=tf.Graph()) as sess:
+        signature = tf.saved_model.loader.load(sess, ['serve'], str(tmp_path / 'model')).signature_def['serving_default']
+        assert sorted(signature.outputs) == ['class_id', 'class_prob']  # no road_prob: not a road model
+        class_prob, class_ids = sess.run([signature.outputs['class_prob'].name, signature.outputs['class_id'].name],
+                                         {signature.inputs['images'].name: image[None].astype(np.float32)})
+    assert class_prob.shape == (1, 45, 83, 5) and np.allclose(class_prob.sum(axis=-1), 1, atol=1e-5)
+    np.testing.assert_array_equal(class_ids[0], session_class_ids)

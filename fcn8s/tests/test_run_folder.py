@@ -6,8 +6,8 @@ import os
 import pytest
 
 from fcn8s.config import TrainConfig, load_run_config
-from fcn8s.run_folder import (new_run_dir, read_loss_csv, read_split, restart_loss_csv, save_split, split_for_run,
-                              write_loss_csv)
+from fcn8s.datasets import DATASETS
+from fcn8s.run_folder import new_run_dir, read_loss_csv, read_split, restart_loss_csv, save_split, write_loss_csv
 from fcn8s.synthetic import make_synthetic_kitti
 
 
@@ -18,19 +18,18 @@ def test_new_run_dirs_hold_their_config_and_never_collide(tmp_path):
     assert load_run_config(first) == load_run_config(second) == config
 
 
-def test_split_for_run_writes_the_names_of_both_parts(tmp_path, capsys):
+def test_the_kitti_split_is_saved_with_the_names_of_both_parts(tmp_path):
     make_synthetic_kitti(str(tmp_path / 'data_road'), train_per_category=2, test_per_category=0)
     config = TrainConfig(val_count=3, seed=4)
-    train_pairs, val_pairs = split_for_run(str(tmp_path / 'data_road' / 'training'), config)
+    train_pairs, val_pairs = DATASETS['kitti_road'].split(str(tmp_path / 'data_road'), config)
     save_split(str(tmp_path), train_pairs, val_pairs)
     split = read_split(str(tmp_path))
     assert split == json.loads((tmp_path / 'split.json').read_text())
     assert split['train'] == [os.path.basename(image) for image, _ in train_pairs] and len(split['train']) == 3
     assert sorted(name.split('_')[0] for name in split['val']) == ['um', 'umm', 'uu']
     assert not set(split['train']) & set(split['val'])
-    assert '3 training images, 3 held out for validation' in capsys.readouterr().out
     with pytest.raises(ValueError, match='--val-count 6 must lie in 0..5'):
-        split_for_run(str(tmp_path / 'data_road' / 'training'), TrainConfig(val_count=6))
+        DATASETS['kitti_road'].split(str(tmp_path / 'data_road'), TrainConfig(val_count=6))
 
 
 def test_restarting_loss_csv_keeps_the_epochs_before_the_resumed_one_and_skips_a_torn_row(tmp_path):

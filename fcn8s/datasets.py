@@ -1,0 +1,290 @@
+"""The datasets FCN-8s learns, behind one interface: KITTI Road (road or not) and Cityscapes (19 classes).
+
+Training, validation, the exported model and the commands ask a dataset object (DATASETS[name]) for what
+differs between datasets: where its files are and how they pair up, how a label becomes a one-hot target
+with ignored pixels all zero, how predictions are scored, pictured and written. A road dataset's
+predictions are road probabilities [h, w] (its predictor output 'road_prob'); a class dataset's are class
+ids [h, w] ('class_id').
+"""
+import glob
+import os
+
+from PIL import Image
+
+from fcn8s import (cityscapes, cityscapes_check, cityscapes_results, classmetric, datacheck, downloads, kitti, metric,
+                   plots, submission, synthetic, synthetic_cityscapes)
+from fcn8s.batches import split_training_pairs
+from fcn8s.images import load_image, paint_road, save_road_images
+from fcn8s.predict import CLASS_ID_OUTPUT, SERVING_OUTPUT
+
+
+class KittiRoad:
+    """KITTI Road: data_dir/data_road, two classes (background, road), the devkit's MaxF in perspective and BEV."""
+    name = 'kitti_road'
+    folder_name = kitti.ROAD_FOLDER
+    num_classes = 2
+    prediction_output = SERVING_OUTPUT
+    road_output = True  # the exported model keeps the classic road_prob output
+    submission_flag = '--kitti-submission'
+    default_settings = {}  # TrainConfig's defaults are the classic KITTI ones
+    demo_settings = {}
+
+    def path(self, data_dir):
+        """The dataset's folder in a data folder: data_dir/data_road."""
+        return kitti.road_path(data_dir)
+
+    def make_demo_data(self, path, config):
+        """The synthetic KITTI of the demo in path (fcn8s.synthetic), made once and reused."""
+        synthetic.ensure_synthetic_kitti(path, config.demo_train_per_category, config.demo_test_per_category,
+                                         config.seed)
+
+    def fetch(self, data_dir):
+        """Download and unpack data_road.zip into data_dir when training/ or testing/ is missing."""
+        path = self.path(data_dir)
+        if not all(os.path.isdir(os.path.join(path, folder)) for folder in kitti.KITTI_FOLDERS):
+            downloads.fetch_zip_folder(
+                downloads.KITTI_URLS, data_dir, kitti.ROAD_FOLDER, downloads.KITTI_ZIP_BYTES,
+                manual_hint=', '.join(os.path.join(path, folder) + '/' for folder in kitti.KITTI_FOLDERS))
+        return path
+
+    def check(self, path, image_shape, require_testing=True, require_calib=False):
+        """datacheck.check_kitti_folder of path."""
+        return datacheck.check_kitti_folder(path, image_shape, require_testing, require_calib)
+
+    def training_folder(self, path):
+        """data_road/training: the folder gen_batch_function lists."""
+        return os.path.join(path, 'training')
+
+    def training_pairs(self, training_folder, image_names=None):
+        """[(image path, label path)] of training_folder, only of image_names if given."""
+        return kitti.list_training_pairs(training_folder, image_names)
+
+    def split(self, path, config):
+        """(train_pairs, val_pairs): config.val_count pairs held out of training/, stratified and seeded."""
+        return split_training_pairs(self.training_pairs(self.training_folder(path)), config.val_count, config.seed)
+
+    def validation_pairs(self, path, image_names):
+        """The pairs of a run's validation images, named in its split.json."""
+        return self.training_pairs(self.training_folder(path), image_names)
+
+    def labelled_pairs(self, image_dir, label_dir):
+        """[(image path, label path)]: <cat>_NNNNNN.png of image_dir with <cat>_road_NNNNNN.png of label_dir."""
+        return kitti.list_labelled_images(image_dir, label_dir)
+
+    def testing_folder(self, path):
+        """data_road/testing: the folder gen_test_output paints."""
+        return os.path.join(path, 'testing')
+
+    def testing_images(self, testing_folder):
+        """[path] of testing_folder/image_2/*.png, which training paints at its end."""
+        return sorted(glob.glob(os.path.join(testing_folder, 'image_2', '*.png')))
+
+    def load_label(self, label_path, image_shape):
+        """The label [h, w, 3] uint8 RGB at image_shape (nearest), as batches keep it."""
+        return load_image(label_path, image_shape, Image.NEAREST)
+
+    def one_hot(self, labels):
+        """[..., h, w, 3] labels -> [..., h, w, 2] float32 one-hot, all zeros outside the evaluated area."""
+        return kitti.label_to_one_hot(labels)
+
+    def evaluate(self, predict, pairs, batch_size=8):
+        """metric.evaluate_road: perspective and BEV counts per category."""
+        return metric.evaluate_road(predict, pairs, batch_size)
+
+    def score(self, evaluation):
+        """metric.score_evaluation: the measures per category, the BEV ones under 'bev'."""
+        return metric.score_evaluation(evaluation)
+
+    def ranking_score(self, scores):
+        """The number that ranks epochs (the best one's checkpoint is kept): the overall MaxF."""
+        return scores['overall']['MaxF']
+
+    def history_entry(self, scores):
+        """{name: value} that a run's metrics.json keeps of every evaluated epoch."""
+        return {'MaxF': scores['overall']['MaxF'], 'IoU': scores['overall']['IoU'],
+                'bev_MaxF': scores['bev'] and scores['bev']['overall']['MaxF']}
+
+    def format_scores(self, scores, evaluation):
+        """Both tables, perspective and BEV."""
+        return 'KITTI road measures in %\n' + metric.format_evaluation(scores, evaluation.without_calibration)
+
+    def save_pictures(self, evaluation, folder):
+        """folder/pr_curve.png and folder/bev_<category>.png."""
+        plots.save_pr_curve(evaluation, os.path.join(folder, 'pr_curve.png'))
+        plots.save_bev_pictures(evaluation.bev_examples, folder)
+
+    def paint(self, image, road_prob):
+        """The image with its road tinted green."""
+        return paint_road(image, road_prob)
+
+    def summary_images(self, path, image_shape):
+        """[(name, image at image_shape)]: the first testing image of each category."""
+        first_of_category = {}
+        for image_path in self.testing_images(self.testing_folder(path)):
+            first_of_category.setdefault(kitti.parse_image_name(image_path)[0], image_path)
+        return [(os.path.basename(image_path), load_image(image_path, image_shape))
+                for image_path in first_of_category.values()]
+
+    def write_results(self, predict, image_paths, output_dir, masks=False, batch_size=8):
+        """images.save_road_images: overlays, and with masks road masks."""
+        return save_road_images(predict, image_paths, output_dir, masks=masks, batch_size=batch_size)
+
+    def submission_inputs(self, path):
+        """What a submission scores: data_road/testing/image_2."""
+        return [os.path.join(path, 'testing', 'image_2')]
+
+    def check_submission_inputs(self, image_paths):
+        """Stop before predicting when an image lacks its calibration (submission.require_calibrations)."""
+        submission.require_calibrations(image_paths)
+
+    def write_submission(self, predict, image_paths, output_dir, batch_size=8):
+        """submission.write_kitti_submission, then what to upload where; returns the zip's path."""
+        zip_path = submission.write_kitti_submission(predict, image_paths, output_dir, batch_size)
+        print(submission.upload_instructions(zip_path, len(image_paths)))
+        return zip_path
+
+
+class Cityscapes:
+    """Cityscapes: data_dir/cityscapes, the 19 classes of its train ids, the official val split and its IoU."""
+    name = 'cityscapes'
+    folder_name = cityscapes.CITYSCAPES_FOLDER
+    num_classes = cityscapes.NUM_CLASSES
+    prediction_output = CLASS_ID_OUTPUT
+    road_output = False
+    submission_flag = '--cityscapes-submission'
+    default_settings = {'image_height': 512, 'image_width': 1024, 'val_count': 500}
+    # Its demo learns 7 classes from scratch-like random features: at the KITTI demo's 5e-4 the loss diverged
+    # after about 9 epochs; 2e-4 learns within 15.
+    demo_settings = {'image_height': 256, 'image_width': 512, 'val_count': 6, 'epochs': 15, 'learning_rate': 2e-4,
+                     'demo_train_per_category': 24, 'demo_test_per_category': 3}
+
+    def path(self, data_dir):
+        """data_dir/cityscapes."""
+        return os.path.join(data_dir, self.folder_name)
+
+    def make_demo_data(self, path, config):
+        """The synthetic Cityscapes of the demo: demo_train_per_category train images (in all), val_count val
+        images, demo_test_per_category test images, at 1024x2048 (fcn8s.synthetic_cityscapes)."""
+        synthetic_cityscapes.ensure_synthetic_cityscapes(path, {
+            'train': config.demo_train_per_category, 'val': config.val_count, 'test': config.demo_test_per_category},
+            config.seed)
+
+    def fetch(self, data_dir):
+        """Cityscapes needs an account: say how to get it (DataUnavailableError) unless it is there."""
+        cityscapes.require_cityscapes(self.path(data_dir))
+        return self.path(data_dir)
+
+    def check(self, path, image_shape, require_testing=True, require_calib=False):
+        """cityscapes_check.check_cityscapes_folder of path; the requirements are KITTI's (a missing test split is
+        a warning, and Cityscapes has no calibration files)."""
+        return cityscapes_check.check_cityscapes_folder(path, image_shape)
+
+    def training_folder(self, path):
+        """The Cityscapes folder itself: its train split is listed from there."""
+        return path
+
+    def training_pairs(self, training_folder, image_names=None):
+        """[(image path, label path)] of the train split, only of image_names if given."""
+        pairs = cityscapes.list_cityscapes_pairs(training_folder, 'train')
+        return [pair for pair in pairs if image_names is None or os.path.basename(pair[0]) in set(image_names)]
+
+    def split(self, path, config):
+        """(the train split, the first config.val_count images of the official val split)."""
+        val_pairs = cityscapes.list_cityscapes_pairs(path, 'val')[:config.val_count] if config.val_count else []
+        return self.training_pairs(path), val_pairs
+
+    def validation_pairs(self, path, image_names):
+        """The pairs of the val split named in a run's split.json."""
+        return [pair for pair in cityscapes.list_cityscapes_pairs(path, 'val')
+                if os.path.basename(pair[0]) in image_names]
+
+    def labelled_pairs(self, image_dir, label_dir):
+        """[(image path, label path)]: each *_leftImg8bit.png under image_dir with the *_gtFine_labelIds.png of its
+        frame under label_dir (city folders or not). Raises FileNotFoundError naming an image without its label."""
+        labels = {cityscapes.frame_id_of(path): path
+                  for path in glob.glob(os.path.join(label_dir, '**', '*' + cityscapes.LABEL_SUFFIX), recursive=True)}
+        pairs = []
+        for image_path in sorted(glob.glob(os.path.join(image_dir, '**', '*' + cityscapes.IMAGE_SUFFIX), recursive=True)):
+            frame_id = cityscapes.frame_id_of(image_path)
+            if frame_id not in labels:
+                raise FileNotFoundError(f'{image_path} has no label {cityscapes.label_name(frame_id)} under {label_dir}')
+            pairs.append((image_path, labels[frame_id]))
+        return pairs
+
+    def testing_folder(self, path):
+        """The Cityscapes folder itself: its test split is listed from there."""
+        return path
+
+    def testing_images(self, testing_folder):
+        """[path] of leftImg8bit/test/<city>/*_leftImg8bit.png ([] without a test split)."""
+        try:
+            return cityscapes.list_cityscapes_images(testing_folder, 'test')
+        except FileNotFoundError:
+            return []
+
+    def load_label(self, label_path, image_shape):
+        """The label's train ids [h, w] uint8 at image_shape (nearest), 255 where ignored."""
+        return cityscapes.train_ids_of(cityscapes.load_label_ids(label_path, image_shape))
+
+    def one_hot(self, labels):
+        """[..., h, w] train ids -> [..., h, w, 19] float32 one-hot, all zeros where ignored."""
+        return cityscapes.one_hot_of(labels)
+
+    def evaluate(self, predict, pairs, batch_size=8):
+        """cityscapes_results.evaluate_classes: one confusion matrix over the pairs."""
+        return cityscapes_results.evaluate_classes(predict, pairs, batch_size)
+
+    def score(self, evaluation):
+        """classmetric.class_scores: IoU per class and category, mIoU, pixel accuracy."""
+        return classmetric.class_scores(evaluation, cityscapes.CLASS_NAMES, cityscapes.CLASS_CATEGORY,
+                                        cityscapes.CATEGORY_NAMES)
+
+    def ranking_score(self, scores):
+        """The number that ranks epochs: mIoU."""
+        return scores['mIoU']
+
+    def history_entry(self, scores):
+        """{name: value} that a run's metrics.json keeps of every evaluated epoch."""
+        return {'mIoU': scores['mIoU'], 'pixel_accuracy': scores['pixel_accuracy']}
+
+    def format_scores(self, scores, evaluation):
+        """The table per class and category (IoU in %)."""
+        return 'Cityscapes IoU in %\n' + classmetric.format_class_scores(scores)
+
+    def save_pictures(self, evaluation, folder):
+        """folder/confusion_matrix.png."""
+        plots.save_confusion_matrix(evaluation.confusion, cityscapes.CLASS_NAMES,
+                                          os.path.join(folder, 'confusion_matrix.png'))
+
+    def paint(self, image, class_ids):
+        """The image blended with its classes' official colours."""
+        return cityscapes_results.paint_classes(image, class_ids)
+
+    def summary_images(self, path, image_shape):
+        """[(name, image at image_shape)]: the first three test images."""
+        return [(os.path.basename(image_path), load_image(image_path, image_shape))
+                for image_path in self.testing_images(self.testing_folder(path))[:3]]
+
+    def write_results(self, predict, image_paths, output_dir, masks=False, batch_size=8):
+        """cityscapes_results.save_class_images: overlays, and with masks train-id and colour masks."""
+        return cityscapes_results.save_class_images(predict, image_paths, output_dir, masks, batch_size)
+
+    def submission_inputs(self, path):
+        """What a submission predicts: leftImg8bit/test, every city."""
+        return self.testing_images(self.testing_folder(path))
+
+    def check_submission_inputs(self, image_paths):
+        """Stop before predicting when an image is not named like a Cityscapes image."""
+        for image_path in image_paths:
+            cityscapes.submission_name(image_path)
+
+    def write_submission(self, predict, image_paths, output_dir, batch_size=8):
+        """cityscapes_results.write_cityscapes_submission; returns the folder."""
+        folder = cityscapes_results.write_cityscapes_submission(predict, image_paths, output_dir, batch_size)
+        print(f'Wrote {len(image_paths)} label-id predictions to {folder}: zip its files and upload them at '
+              f'{cityscapes_results.SUBMISSION_PAGE} (an account is needed; the server scores all 1525 test images).')
+        return folder
+
+
+DATASETS = {dataset.name: dataset for dataset in (KittiRoad(), Cityscapes())}
+DATASET_NAMES = tuple(DATASETS)

@@ -1,0 +1,58 @@
+"""The KITTI Road benchmark's submission: results in perspective and in BEV, and the zip of the BEV ones to upload."""
+import os
+import zipfile
+
+from PIL import Image
+from tqdm import tqdm
+
+from fcn8s import bev, kitti
+from fcn8s.files import written_whole
+from fcn8s.images import predict_image_files
+
+SUBMISSION_ZIP = 'kitti_road_submission.zip'
+KITTI_TESTING_IMAGES = 290  # um 96, umm 94, uu 100: the server scores all of them
+UPLOAD_PAGE = 'https://www.cvlibs.net/datasets/kitti/user_login.php'
+
+
+def require_calibrations(image_paths):
+    """Read every image's calibration (bev.calibration_path); raises DataError naming the first one missing or bad."""
+    for image_path in image_paths:
+        bev.read_calibration(bev.calibration_path(image_path))
+
+
+def write_kitti_submission(predict, image_paths, output_dir, batch_size=8):
+    """Write the benchmark's results of KITTI images; returns the zip's path.
+
+    Every calibration is read first, so that a missing one stops the command before anything is
+    predicted. For each <cat>_NNNNNN.png: output_dir/perspective/<cat>_road_NNNNNN.png, the road
+    probability as 8-bit grayscale (probability * 255, rounded) at the image's size, and
+    output_dir/bev/<cat>_road_NNNNNN.png, the same through the image's calibration on the
+    800x400 BEV grid, what the server scores. output_dir/kitti_road_submission.zip holds the BEV
+    files at its root, written whole or not at all.
+    """
+    require_calibrations(image_paths)
+    result_names = [kitti.result_name(path) for path in image_paths]
+    for space in ('perspective', 'bev'):
+        os.makedirs(os.path.join(output_dir, space), exist_ok=True)
+    predictions = predict_image_files(predict, image_paths, batch_size)
+    for result_name, (image_path, _, road_prob) in tqdm(zip(result_names, predictions), total=len(image_paths),
+                                                        desc='Predicting road', unit='image'):
+        result = kitti.result_image(road_prob)
+        Image.fromarray(result).save(os.path.join(output_dir, 'perspective', result_name))
+        Image.fromarray(bev.image_to_bev(result, image_path)).save(os.path.join(output_dir, 'bev', result_name))
+    zip_path = os.path.join(output_dir, SUBMISSION_ZIP)
+    with written_whole(zip_path) as partial_path, zipfile.ZipFile(partial_path, 'w', zipfile.ZIP_DEFLATED) as archive:
+        for result_name in sorted(result_names):
+            archive.write(os.path.join(output_dir, 'bev', result_name), arcname=result_name)
+    return zip_path
+
+
+def upload_instructions(zip_path, image_count):
+    """What to do with the zip: where to upload it, and whether it holds the whole testing set."""
+    text = (f'Upload {zip_path} ({image_count} BEV results at its root) to the KITTI Road benchmark: log in at '
+            f'{UPLOAD_PAGE} (a KITTI account), choose to submit results for the road benchmark, and give the zip. '
+            'The server scores the BEV images; the perspective/ ones are for looking at.')
+    if image_count != KITTI_TESTING_IMAGES:
+        text += (f' The server expects all {KITTI_TESTING_IMAGES} images of data_road/testing/image_2; this zip '
+                 f'holds {image_count}.')
+    return text
