@@ -2,25 +2,30 @@
 
   python main.py          train with the classic hyperparameters (fetches data/vgg and data/data_road)
   python main.py --demo   the same job offline: synthetic KITTI and a small random VGG16, under 2 minutes
+  python main.py --dataset cityscapes [--demo]
+                          the 19 classes of Cityscapes in data/cityscapes (or, offline, synthetic streets)
   python main.py --resume runs/<timestamp>
                           go on with a stopped run (Ctrl-C, SIGTERM, a crash) after its last finished epoch
-  python main.py check-data [--data DIR]
-                          check a KITTI Road folder (the check training runs first) and list every problem
+  python main.py check-data [--dataset cityscapes] [--data DIR]
+                          check a dataset folder (the check training runs first) and list every problem
   python main.py build-vgg [--weights imagenet|random]
                           write data/vgg, the classic VGG16 SavedModel, from Keras's ImageNet weights
                           (or random ones); `python main.py build-vgg --help` for its options
   python main.py evaluate --run runs/<timestamp> [--images DIR --labels DIR]   (or --model DIR --images ...)
-                          KITTI road measures (MaxF, AP, IoU, ...) of a trained run, per category and overall
-  python main.py infer IMAGE_OR_DIR... --run runs/<timestamp> --out DIR [--masks | --kitti-submission]
-                          paint the road on images of any size with a trained model
+                          the measures of a trained run: KITTI's MaxF, AP, IoU, ... per category, in
+                          perspective and bird's-eye view; Cityscapes' IoU per class and mIoU
+  python main.py infer IMAGE_OR_DIR... --run runs/<timestamp> --out DIR [--masks]
+                          paint the predictions on images of any size with a trained model
+  python main.py infer --run runs/<timestamp> --out DIR --kitti-submission | --cityscapes-submission
+                          the benchmark's files of the testing images (KITTI: the BEV zip to upload)
   python main.py video IN.mp4 OUT.mp4 --run runs/<timestamp>
-                          paint the road on every frame of a video
+                          paint the predictions on every frame of a video
   python main.py bench [--out bench.json]
                           training and inference speed of the classic loop and of this project, side by side
 
-Every run writes runs/<timestamp>/: config.json, loss.csv, loss.png, split.json, metrics.json and pr_curve.png
-(validation), checkpoint/ (one folder per kept epoch), tensorboard/, model/ (the exported SavedModel that
-infer and video use) and overlays/.
+Every run writes runs/<timestamp>/: config.json, loss.csv, loss.png, split.json, metrics.json and its pictures
+(KITTI: pr_curve.png and bev_<category>.png; Cityscapes: confusion_matrix.png), checkpoint/ (one folder per
+kept epoch), tensorboard/, model/ (the exported SavedModel that infer and video use) and overlays/.
 """
 import collections
 import os
