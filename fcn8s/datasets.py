@@ -164,10 +164,11 @@ class Cityscapes:
 
     def make_demo_data(self, path, config):
         """The synthetic Cityscapes of the demo: demo_train_per_category train images (in all), val_count val
-        images, demo_test_per_category test images, at 1024x2048 (fcn8s.synthetic_cityscapes)."""
+        images (at least one, as the layout has a val split), demo_test_per_category test images, at 1024x2048
+        (fcn8s.synthetic_cityscapes)."""
         synthetic_cityscapes.ensure_synthetic_cityscapes(path, {
-            'train': config.demo_train_per_category, 'val': config.val_count, 'test': config.demo_test_per_category},
-            config.seed)
+            'train': config.demo_train_per_category, 'val': max(config.val_count, 1),
+            'test': config.demo_test_per_category}, config.seed)
 
     def fetch(self, data_dir):
         """Cityscapes needs an account: say how to get it (DataUnavailableError) unless it is there."""

@@ -209,6 +209,9 @@ def test_a_cityscapes_model_infers_masks_submissions_scores_and_videos(cityscape
 
     scores = evaluate_command(['--run', run_dir])
     assert scores['mIoU'] == pytest.approx(json.load(open(os.path.join(run_dir, 'metrics.json')))['mIoU'], abs=1e-9)
+    labels_dir = os.path.join(data_dir, 'demo', 'cityscapes', 'gtFine', 'val')
+    given = evaluate_command(['--model', os.path.join(run_dir, 'model'), '--images', val_dir, '--labels', labels_dir])
+    assert given['images'] == 2 and given['mIoU'] == pytest.approx(scores['mIoU'], abs=1e-9)
 
     frames = [np.asarray(Image.open(os.path.join(val_dir, 'frankfurt', f'{name}.png')).resize((128, 64)))] * 4
     moviepy.ImageSequenceClip(frames, fps=4).write_videofile(str(tmp_path / 'in.mp4'), logger=None)
