@@ -48,7 +48,7 @@ def maybe_download_pretrained_vgg(data_dir):
 
 
 def fetch_vgg_into(staged_vgg_path, data_dir):
-    """Write the classic VGG16 SavedModel to staged_vgg_path: unpacked from its zip, or else built from Keras's weights."""
+    """Write the classic VGG16 SavedModel to staged_vgg_path: unpacked from its zip, else built from Keras's weights."""
     try:
         downloads.fetch_zip_folder(
             [downloads.VGG_URL], data_dir, 'vgg', unpack_dir=os.path.dirname(staged_vgg_path),

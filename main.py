@@ -14,10 +14,8 @@
   python main.py evaluate --run runs/<timestamp> [--images DIR --labels DIR]   (or --model DIR --images ...)
                           the measures of a trained run: KITTI's MaxF, AP, IoU, ... per category, in
                           perspective and bird's-eye view; Cityscapes' IoU per class and mIoU
-  python main.py infer IMAGE_OR_DIR... --run runs/<timestamp> --out DIR [--masks]
-                          paint the predictions on images of any size with a trained model
-  python main.py infer --run runs/<timestamp> --out DIR --kitti-submission | --cityscapes-submission
-                          the benchmark's files of the testing images (KITTI: the BEV zip to upload)
+  python main.py infer IMAGE_OR_DIR... --run runs/<timestamp> --out DIR [--masks | --kitti-submission | ...]
+                          paint predictions on images of any size, or write a benchmark's files (KITTI: a BEV zip)
   python main.py video IN.mp4 OUT.mp4 --run runs/<timestamp>
                           paint the predictions on every frame of a video
   python main.py bench [--out bench.json]
@@ -309,7 +307,8 @@ def train(config, resume_dir=None):
         try:
             fcn = build_graph(sess, vgg_path, config, precision, dataset.num_classes)
         except ValueError as error:
-            sys.exit(f'error: {error}' + (f' Under --demo, delete {vgg_path} and it is rebuilt.' if config.demo else ''))
+            demo_advice = f' Under --demo, delete {vgg_path} and it is rebuilt.' if config.demo else ''
+            sys.exit(f'error: {error}{demo_advice}')
         with exits_on(OSError):
             run_dir = resume_dir or run_folder.new_run_dir(config)
         checkpoints = EpochCheckpoints(os.path.join(run_dir, 'checkpoint'), fcn.trained_variables)
@@ -340,7 +339,7 @@ def train(config, resume_dir=None):
                                  dataset.summary_images(dataset_path, config.image_shape), dataset.paint)
 
         def end_epoch(epoch, epoch_loss_rows):
-            """The loss watch, validation when due, the loss rows and summaries, then the checkpoint: the epoch is kept."""
+            """The loss watch, validation when due, loss rows and summaries, then the checkpoint: the epoch is kept."""
             loss_watch.check(epoch, epoch_loss_rows)
             scores = validate(epoch, epoch_loss_rows)
             run_folder.append_loss_rows(epoch_loss_rows, loss_csv_path)

@@ -67,5 +67,6 @@ def write_cityscapes_submission(predict, image_paths, output_dir, batch_size=8):
     predictions = predict_image_files(predict, image_paths, batch_size)
     for result_name, (_, _, class_ids) in tqdm(zip(result_names, predictions), total=len(image_paths),
                                                desc='Predicting classes', unit='image'):
-        Image.fromarray(cityscapes.label_id_mask(class_ids.astype(np.uint8))).save(os.path.join(output_dir, result_name))
+        label_ids = cityscapes.label_id_mask(class_ids.astype(np.uint8))
+        Image.fromarray(label_ids).save(os.path.join(output_dir, result_name))
     return output_dir

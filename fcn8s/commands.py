@@ -220,7 +220,8 @@ def infer_command(argv):
         predict = load_predictor(model_dir, dataset, arguments)
         if arguments.submission:
             return dataset.write_submission(predict, image_paths, arguments.out, arguments.batch_size)
-        written_paths = dataset.write_results(predict, image_paths, arguments.out, arguments.masks, arguments.batch_size)
+        written_paths = dataset.write_results(predict, image_paths, arguments.out, arguments.masks,
+                                              arguments.batch_size)
     print(f'Wrote {len(written_paths)} files for {len(image_paths)} images to {arguments.out}')
     return written_paths
 

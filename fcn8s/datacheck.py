@@ -213,7 +213,8 @@ def check_calibrations(check, image_paths, require_calib=False):
     elif problems:
         check.warnings.append(
             f'{len(problems)} of {len(image_paths)} images have no usable calibration ({quote_files(list(problems))}): '
-            f"BEV scores leave them out and infer --kitti-submission stops on them. First: {next(iter(problems.values()))}")
+            "BEV scores leave them out and infer --kitti-submission stops on them. First: "
+            + next(iter(problems.values())))
 
 
 def check_images(check, image_paths, image_shape=None):

@@ -205,10 +205,12 @@ class Cityscapes:
         labels = {cityscapes.frame_id_of(path): path
                   for path in glob.glob(os.path.join(label_dir, '**', '*' + cityscapes.LABEL_SUFFIX), recursive=True)}
         pairs = []
-        for image_path in sorted(glob.glob(os.path.join(image_dir, '**', '*' + cityscapes.IMAGE_SUFFIX), recursive=True)):
+        image_paths = glob.glob(os.path.join(image_dir, '**', '*' + cityscapes.IMAGE_SUFFIX), recursive=True)
+        for image_path in sorted(image_paths):
             frame_id = cityscapes.frame_id_of(image_path)
             if frame_id not in labels:
-                raise FileNotFoundError(f'{image_path} has no label {cityscapes.label_name(frame_id)} under {label_dir}')
+                raise FileNotFoundError(f'{image_path} has no label {cityscapes.label_name(frame_id)} '
+                                        f'under {label_dir}')
             pairs.append((image_path, labels[frame_id]))
         return pairs
 

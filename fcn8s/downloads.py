@@ -77,8 +77,9 @@ def fetch_zip_folder(urls, data_dir, folder_name, expected_bytes=None, manual_hi
     """Make data_dir/folder_name exist by downloading and unpacking the first reachable zip of urls.
 
     The zip is downloaded into data_dir; unpack_dir, if given, receives the folder instead of data_dir
-    (a staging folder, from which the caller moves what it needs). Raises DataUnavailableError naming every URL tried, its error, where to put the files by
-    hand, and that `python main.py --demo` runs offline.
+    (a staging folder, from which the caller moves what it needs). Raises DataUnavailableError naming
+    every URL tried, its error, where to put the files by hand, and that `python main.py --demo` runs
+    offline.
     """
     os.makedirs(data_dir, exist_ok=True)
     zip_path = os.path.join(data_dir, folder_name + '.zip')

@@ -59,7 +59,7 @@ def result_name(image_path):
 
 
 def result_image(road_prob):
-    """The benchmark's result image of a road probability [h, w] float in 0..1: [h, w] uint8, probability * 255 rounded."""
+    """The benchmark's result image of a road probability [h, w] float in 0..1: [h, w] uint8, probability * 255."""
     return np.clip(road_prob * 255, 0, 255).round().astype(np.uint8)
 
 

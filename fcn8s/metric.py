@@ -1,4 +1,4 @@
-"""The KITTI road metric, as the devkit computes it, in perspective and in BEV: counts over 256 thresholds, MaxF, AP..."""
+"""The KITTI road metric as the devkit computes it, in perspective and in BEV: MaxF, AP, PRE, REC, IoU."""
 import dataclasses
 
 import numpy as np
