@@ -95,7 +95,7 @@ def fetch_zip_folder(urls, data_dir, folder_name, expected_bytes=None, manual_hi
         return
     target = os.path.join(data_dir, folder_name)
     raise DataUnavailableError(
-        f'{target} is missing and could not be downloaded. Tried:\n' + '\n'.join(failures) +
+        f'{target} is missing or incomplete and could not be downloaded. Tried:\n' + '\n'.join(failures) +
         f'\nDownload it on a machine with network and unpack it so that {manual_hint} exist. '
         'To try the whole job offline, run `python main.py --demo` (synthetic data, random VGG16).')
 
