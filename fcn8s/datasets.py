@@ -18,7 +18,27 @@ from fcn8s.images import load_image, paint_road, save_road_images
 from fcn8s.predict import CLASS_ID_OUTPUT, SERVING_OUTPUT
 
 
-class KittiRoad:
+class Dataset:
+    """What every dataset has: its name, folder, classes, predictions and submission. Its subclasses add the same
+    methods each: make_demo_data, fetch, check, training_folder, training_pairs, split, validation_pairs,
+    labelled_pairs, testing_folder, testing_images, load_label, one_hot, evaluate, score, ranking_score,
+    history_entry, format_scores, save_pictures, paint, summary_images, write_results, submission_inputs,
+    check_submission_inputs, write_submission."""
+    name = ''  # what --dataset and config.json call it
+    folder_name = ''  # its folder in a data folder
+    num_classes = 0
+    prediction_output = ''  # what its predictors give: SERVING_OUTPUT (road probabilities) or CLASS_ID_OUTPUT
+    road_output = False  # whether its exported model keeps the classic road_prob output
+    submission_flag = ''  # infer's flag that writes its benchmark's files
+    default_settings = {}  # TrainConfig fields it sets otherwise
+    demo_settings = {}  # and with --demo
+
+    def path(self, data_dir):
+        """The dataset's folder in a data folder: data_dir/folder_name."""
+        return os.path.join(data_dir, self.folder_name)
+
+
+class KittiRoad(Dataset):
     """KITTI Road: data_dir/data_road, two classes (background, road), the devkit's MaxF in perspective and BEV."""
     name = 'kitti_road'
     folder_name = kitti.ROAD_FOLDER
@@ -27,11 +47,6 @@ class KittiRoad:
     road_output = True  # the exported model keeps the classic road_prob output
     submission_flag = '--kitti-submission'
     default_settings = {}  # TrainConfig's defaults are the classic KITTI ones
-    demo_settings = {}
-
-    def path(self, data_dir):
-        """The dataset's folder in a data folder: data_dir/data_road."""
-        return kitti.road_path(data_dir)
 
     def make_demo_data(self, path, config):
         """The synthetic KITTI of the demo in path (fcn8s.synthetic), made once and reused."""
@@ -144,7 +159,7 @@ class KittiRoad:
         return zip_path
 
 
-class Cityscapes:
+class Cityscapes(Dataset):
     """Cityscapes: data_dir/cityscapes, the 19 classes of its train ids, the official val split and its IoU."""
     name = 'cityscapes'
     folder_name = cityscapes.CITYSCAPES_FOLDER
@@ -157,10 +172,6 @@ class Cityscapes:
     # after about 9 epochs; 2e-4 learns within 15.
     demo_settings = {'image_height': 256, 'image_width': 512, 'val_count': 6, 'epochs': 15, 'learning_rate': 2e-4,
                      'demo_train_per_category': 24, 'demo_test_per_category': 3}
-
-    def path(self, data_dir):
-        """data_dir/cityscapes."""
-        return os.path.join(data_dir, self.folder_name)
 
     def make_demo_data(self, path, config):
         """The synthetic Cityscapes of the demo: demo_train_per_category train images (in all), val_count val
