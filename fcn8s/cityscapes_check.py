@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from fcn8s import cityscapes
 from fcn8s.cityscapes import GT_FINE, LABEL_IDS, LEFT_IMG, LABELLED_SPLITS, SPLITS
-from fcn8s.datacheck import DataCheck, check_images, pixel_count_text, quote_files, verify_image
+from fcn8s.datacheck import DataCheck, check_images, check_label_size, pixel_count_text, quote_files, verify_image
 from fcn8s.errors import DataError
 
 # gtFine's other files beside the label-id images, skipped without a warning: the official zip's colour
@@ -148,11 +148,7 @@ def check_label_ids(check, pairs, image_sizes):
         except DataError as error:
             check.errors.append(str(error))
             continue
-        image_size = image_sizes.get(image_path)
-        if image_size is not None and (width, height) != image_size:
-            check.errors.append(f'{label_path} is {width}x{height} pixels but its image {image_path} is '
-                                f"{image_size[0]}x{image_size[1]}: a label must have its image's size. Replace the "
-                                'label with the one made for this image.')
+        check_label_size(check, label_path, (width, height), image_path, image_sizes)
         pixels_by_id = np.bincount(label_ids.ravel(), minlength=256)
         label_pixels.update({int(label_id): int(pixels_by_id[label_id]) for label_id in np.flatnonzero(pixels_by_id)})
         for label_id in sorted(set(np.flatnonzero(pixels_by_id).tolist()) - set(LABEL_IDS)):

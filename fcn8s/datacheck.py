@@ -258,6 +258,15 @@ def check_images(check, image_paths, image_shape=None):
     return image_sizes
 
 
+def check_label_size(check, label_path, label_size, image_path, image_sizes):
+    """Add to check an error when label_size (width, height) differs from image_sizes[image_path], if known."""
+    image_size = image_sizes.get(image_path)
+    if image_size is not None and label_size != image_size:
+        check.errors.append(f'{label_path} is {label_size[0]}x{label_size[1]} pixels but its image {image_path} is '
+                            f"{image_size[0]}x{image_size[1]}: a label must have its image's size. Replace the "
+                            'label with the one made for this image.')
+
+
 def check_labels(check, pairs, image_sizes):
     """Check the label of each (image path, label path) pair: its format, its size against image_sizes[image path]
     and its colours.
@@ -280,11 +289,8 @@ def check_labels(check, pairs, image_sizes):
         except DataError as error:
             check.errors.append(str(error))
             continue
-        (label_width, label_height), image_size = (label.shape[1], label.shape[0]), image_sizes.get(image_path)
-        if image_size is not None and (label_width, label_height) != image_size:
-            check.errors.append(f'{label_path} is {label_width}x{label_height} pixels but its image {image_path} is '
-                                f"{image_size[0]}x{image_size[1]}: a label must have its image's size. Replace the "
-                                'label with the one made for this image.')
+        label_height, label_width = label.shape[:2]
+        check_label_size(check, label_path, (label_width, label_height), image_path, image_sizes)
         colours_here = label_colours(label)
         colours.update(colours_here)
         odd_colours_here = collections.Counter({colour: pixels for colour, pixels in colours_here.items()

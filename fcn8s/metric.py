@@ -129,7 +129,8 @@ def evaluate_road(predict, pairs, batch_size=8):
             continue
         bev_road_prob = bev.image_to_bev(kitti.result_image(road_prob), image_path) / 255
         evaluation.bev[category] += count_road_pixels(bev_road_prob, *kitti.decode_label(bev_label))
-        evaluation.bev_examples.setdefault(category, (bev.image_to_bev(image, image_path), bev_road_prob, bev_label))
+        if category not in evaluation.bev_examples:
+            evaluation.bev_examples[category] = (bev.image_to_bev(image, image_path), bev_road_prob, bev_label)
     return evaluation
 
 
