@@ -214,9 +214,8 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
     cross-entropy plus the L2 terms. Prints each epoch's mean loss and then calls
     on_epoch_end(epoch, epoch_loss_rows) if given (validation, checkpoints). Returns
     [(epoch, step, loss, *terms)] with one row per step, terms the values of the loss_terms tensors
-    (build_graph's cross-entropy and L2 parts of the loss). Raises TrainingDiverged at the first loss that is NaN
-    or infinite, and TrainingInterrupted at the first step or epoch end at which stop_requested(),
-    if given, is true.
+    (build_graph's cross-entropy and L2 parts). Raises TrainingDiverged at the first loss that is NaN or
+    infinite, and TrainingInterrupted at the first step or epoch end at which stop_requested() is true.
     """
     loss_rows = []
     num_images = getattr(get_batches_fn, 'num_images', None)

@@ -140,11 +140,11 @@ def evaluate_command(argv):
     """`python main.py evaluate`: the dataset's measures of a trained model; returns the dataset's scores dict."""
     parser = command_parser(
         'evaluate',
-        'Score a trained model with the KITTI road measures (MaxF, AP, PRE, REC, FPR, FNR at the MaxF '
-        'threshold, and IoU at 0.5), per category and overall: in perspective space at full resolution, '
+        'Score a trained model with its dataset\'s measures. KITTI Road: MaxF, AP, PRE, REC, FPR, FNR at the '
+        'MaxF threshold, and IoU at 0.5, per category and overall: in perspective space at full resolution, '
         "and in the benchmark's bird's-eye view through each image's calib/ file (the leaderboard's "
-        'UM_ROAD, UMM_ROAD, UU_ROAD, URBAN_ROAD). With --run, by default on the validation images the run '
-        'held out (its split.json).')
+        'UM_ROAD, UMM_ROAD, UU_ROAD, URBAN_ROAD). Cityscapes: IoU per class and category, mIoU, pixel '
+        'accuracy. With --run, by default on the validation images of the run (its split.json).')
     add_model_arguments(parser)
     parser.add_argument('--images', metavar='DIR', help='score these images instead (KITTI: <cat>_NNNNNN.png; '
                                                         'Cityscapes: *_leftImg8bit.png, in city folders or not) ...')
