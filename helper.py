@@ -10,8 +10,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from fcn8s import downloads, files, vgg
-from fcn8s.batches import make_get_batches_fn
-from fcn8s.datasets import DATASETS
+from fcn8s.batches import TrainingBatches, decode_pairs
+from fcn8s.datasets import DATASETS, dataset_of_folder
 from fcn8s.errors import DataUnavailableError
 from fcn8s.images import predict_image_files
 from fcn8s.predict import session_predictor
@@ -74,39 +74,47 @@ def maybe_download_kitti(data_dir):
     return DATASETS['kitti_road'].fetch(data_dir)
 
 
-def gen_batch_function(data_folder, image_shape, image_names=None, augmentation=None, dataset=DATASETS['kitti_road']):
-    """Make get_batches_fn(batch_size) for the training folder data_folder of dataset (KITTI: image_2/, gt_image_2/).
+def gen_batch_function(data_folder, image_shape, image_names=None, augmentation=None, dataset=None, pairs=None,
+                       seed=0):
+    """Make get_batches_fn(batch_size) for the training folder data_folder (KITTI: image_2/, gt_image_2/).
 
-    image_names restricts training to those image files of data_folder (default: all of them);
-    augmentation (a batches.Augmentation) transforms each image and label afresh every epoch. Each call
-    of get_batches_fn yields one shuffled epoch of (images [b, h, w, 3] float32 RGB 0..255, labels
-    [b, h, w, num_classes] float32 one-hot, ignored pixels all 0) at image_shape (height, width), decoded
-    once and prefetched by a background thread (batches.make_get_batches_fn). get_batches_fn.num_images
-    is the number of training images. dataset (fcn8s.datasets) lists the pairs and decodes the labels.
+    dataset (fcn8s.datasets) is the dataset of data_folder, found from its folders when not given; it
+    lists the pairs and reads the labels as class ids. pairs [(image path, label path)] is what to train on
+    (training gives its split); without it, the pairs of data_folder, only of image_names if given. Every
+    image and label is decoded once, at image_shape (height, width), into memory (batches.decode_pairs).
+    get_batches_fn is a batches.TrainingBatches: each call yields one shuffled epoch of (images [b, h, w, 3]
+    float32 RGB 0..255, labels [b, h, w, num_classes] float32 one-hot, ignored pixels all 0), augmented
+    afresh each epoch by augmentation (a batches.Augmentation) and fixed by seed; training wires the same
+    pipeline into its graph instead. get_batches_fn.num_images is the number of training images.
     """
-    pairs = dataset.training_pairs(data_folder, image_names)
-    return make_get_batches_fn(pairs, image_shape, augmentation, dataset.load_label, dataset.one_hot)
+    dataset = dataset or dataset_of_folder(data_folder)
+    pairs = dataset.training_pairs(data_folder, image_names) if pairs is None else pairs
+    images, labels = decode_pairs(pairs, image_shape, dataset.load_label)
+    return TrainingBatches(images, labels, dataset.num_classes, augmentation, seed)
 
 
-def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape, batch_size=8,
-                    dataset=DATASETS['kitti_road']):
+def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape, batch_size=8, dataset=None):
     """Yield (file name, overlay [h, w, 3] uint8 at the image's own size) for the testing images of data_folder.
 
-    KITTI: data_folder/image_2/*.png, the road painted green; other datasets paint their classes.
-    Images go through the network in batches of batch_size (predict.session_predictor).
+    dataset (fcn8s.datasets), found from data_folder's folders when not given, lists the images and
+    paints them: KITTI data_folder/image_2/*.png, the road green; Cityscapes its classes. Images go
+    through the network in batches of batch_size (predict.session_predictor).
     """
-    predict = session_predictor(sess, logits, keep_prob, image_pl, image_shape, dataset.prediction_output)
+    dataset = dataset or dataset_of_folder(data_folder)
+    predict = session_predictor(sess, logits, keep_prob, image_pl, image_shape, dataset)
     for path, image, prediction in predict_image_files(predict, dataset.testing_images(data_folder), batch_size):
         yield os.path.basename(path), dataset.paint(image, prediction)
 
 
 def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_prob, input_image, folder_name=None,
-                           dataset=DATASETS['kitti_road']):
+                           dataset=None):
     """Paint every testing image of dataset in data_dir (KITTI: data_road/testing) into runs_dir/folder_name as PNG.
 
-    folder_name defaults to the Unix time, as in the classic project; training passes its run folder and
-    'overlays'. Returns the folder written.
+    dataset (fcn8s.datasets) is found from data_dir's folders when not given. folder_name defaults to
+    the Unix time, as in the classic project; training passes its run folder and 'overlays'. Returns the
+    folder written.
     """
+    dataset = dataset or dataset_of_folder(data_dir)
     output_dir = os.path.join(runs_dir, folder_name or str(time.time()))
     os.makedirs(output_dir, exist_ok=True)
     test_folder = dataset.testing_folder(dataset.path(data_dir))

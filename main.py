@@ -34,7 +34,8 @@ import numpy as np
 from tqdm import tqdm
 
 import helper
-from fcn8s import commands, kitti, run_folder, vgg
+from fcn8s import commands, run_folder, vgg
+from fcn8s.batches import feedable_inputs
 from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal
 from fcn8s.commands import chosen_precision, exits_on
 from fcn8s.config import parse_config, save_config
@@ -83,15 +84,16 @@ def prepare_data(config):
 
 # ---------------------------------------------------------------- graph
 
-def load_vgg(sess, vgg_path):
-    """Load the VGG16 SavedModel (tag 'vgg16') into sess's graph.
+def load_vgg(sess, vgg_path, image_input=None):
+    """Load the VGG16 SavedModel (tag 'vgg16') into sess's graph, on image_input if given (else its own placeholder).
 
     Returns (image_input, keep_prob, layer3_out, layer4_out, layer7_out): the float32 RGB 0..255
     input [batch, h, w, 3], the dropout keep probability, pool3 [batch, h/8, w/8, 256],
     pool4 [batch, h/16, w/16, 512] and fc7 [batch, h/32, w/32, 4096] (channels for width 1).
     """
+    input_map = {} if image_input is None else {'input_map': {VGG_TENSOR_NAMES[0]: image_input}}
     try:
-        tf.saved_model.loader.load(sess, ['vgg16'], vgg_path)
+        tf.saved_model.loader.load(sess, ['vgg16'], vgg_path, **input_map)
     except (OSError, RuntimeError, ValueError) as error:
         raise ValueError(f'cannot load a VGG16 SavedModel with tag "vgg16" from {vgg_path!r}: {error}. '
                          'Delete the folder to download it again, or write one with `python main.py build-vgg`.'
@@ -102,7 +104,8 @@ def load_vgg(sess, vgg_path):
     if missing:
         raise ValueError(f'the SavedModel in {vgg_path!r} lacks the tensors {missing}; '
                          f'the classic VGG16 interface has {list(VGG_TENSOR_NAMES)}.')
-    return tuple(graph.get_tensor_by_name(name) for name in VGG_TENSOR_NAMES)
+    vgg_tensors = tuple(graph.get_tensor_by_name(name) for name in VGG_TENSOR_NAMES)
+    return vgg_tensors if image_input is None else (image_input, *vgg_tensors[1:])
 
 
 def bilinear_upsample_kernel(size, channels):
@@ -210,6 +213,8 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
              on_epoch_end=None, start_epoch=1, stop_requested=None, loss_terms=()):
     """Run train_op on every (images, labels) batch of get_batches_fn(batch_size), for epochs start_epoch..epochs.
 
+    A batch of None is a step whose batch the graph takes from its input pipeline (batches.TrainingBatches):
+    the step feeds only keep_prob and the learning rate.
     cross_entropy_loss is the loss that train_op minimises, as optimize returns it: the masked
     cross-entropy plus the L2 terms. Prints each epoch's mean loss and then calls
     on_epoch_end(epoch, epoch_loss_rows) if given (validation, checkpoints). Returns
@@ -225,12 +230,13 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
         epoch_losses = []
         with tqdm(get_batches_fn(batch_size), total=steps_per_epoch, desc=f'Epoch {epoch}/{epochs}',
                   unit='batch', leave=False) as batches:
-            for step, (images, labels) in enumerate(batches, start=1):
+            for step, batch in enumerate(batches, start=1):
                 if stop_requested is not None and stop_requested():
                     raise TrainingInterrupted(epoch, step - 1)
-                _, loss, *terms = sess.run([train_op, cross_entropy_loss, *loss_terms], {
-                    input_image: images, correct_label: labels,
-                    keep_prob: keep_prob_value, learning_rate: learning_rate_value})
+                feed = {keep_prob: keep_prob_value, learning_rate: learning_rate_value}
+                if batch is not None:
+                    feed[input_image], feed[correct_label] = batch
+                _, loss, *terms = sess.run([train_op, cross_entropy_loss, *loss_terms], feed)
                 if not np.isfinite(loss):
                     raise TrainingDiverged(f'the loss became {float(loss)} in epoch {epoch} at step {step}'
                                            + (f' of {steps_per_epoch}' if steps_per_epoch else ''))
@@ -250,18 +256,22 @@ FCN8s = collections.namedtuple('FCN8s', 'image_input keep_prob correct_label lea
                                         'loss_terms trained_variables')
 
 
-def build_graph(sess, vgg_path, config, precision, num_classes=NUM_CLASSES):
+def build_graph(sess, vgg_path, config, precision, num_classes=NUM_CLASSES, batches=None):
     """The FCN-8s of config in sess's graph, its new variables initialised: an FCN8s of its tensors and ops.
 
     load_vgg -> layers (num_classes scores) -> the correct_label and learning_rate placeholders -> optimize. Without
     config.train_encoder only the decoder's variables are trained; trained_variables lists what is.
     loss_terms are the loss's two parts, (cross-entropy, L2). precision fp16 trains with loss scaling.
+    batches, the (uint8 images, class ids) batch tensors of an input pipeline (TrainingBatches.connect), become
+    what image_input and correct_label take unless fed (batches.feedable_inputs).
     """
-    image_input, keep_prob, layer3_out, layer4_out, layer7_out = load_vgg(sess, vgg_path)
+    image_input, correct_label = (None, None) if batches is None else feedable_inputs(*batches, num_classes)
+    image_input, keep_prob, layer3_out, layer4_out, layer7_out = load_vgg(sess, vgg_path, image_input)
     vgg_variables = set(tf.global_variables())
     nn_last_layer = layers(layer3_out, layer4_out, layer7_out, num_classes, pool_scaling=config.pool_scaling,
                            init_stddev=config.init_stddev, l2_scale=config.l2_scale)
-    correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], name='correct_label')
+    if correct_label is None:
+        correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], name='correct_label')
     learning_rate = tf.placeholder(tf.float32, name='learning_rate')
     trainable = tf.trainable_variables()
     decoder_variables = [variable for variable in trainable if variable not in vgg_variables]
@@ -299,12 +309,16 @@ def train(config, resume_dir=None):
     with exits_on(ValueError, OSError):
         train_pairs, val_pairs = dataset.split(dataset_path, config)
     print(f'{len(train_pairs)} training images, {len(val_pairs)} for validation')
-    np.random.seed(config.seed)
+    with exits_on(DataError):
+        get_batches_fn = helper.gen_batch_function(dataset.training_folder(dataset_path), config.image_shape,
+                                                   augmentation=config.augmentation, dataset=dataset,
+                                                   pairs=train_pairs, seed=config.seed)
 
     with tf.Graph().as_default(), tf.Session(config=session_config(precision)) as sess:
         tf.set_random_seed(config.seed)
         try:
-            fcn = build_graph(sess, vgg_path, config, precision, dataset.num_classes)
+            fcn = build_graph(sess, vgg_path, config, precision, dataset.num_classes,
+                              get_batches_fn.connect(config.batch_size))
         except ValueError as error:
             demo_advice = f' Under --demo, delete {vgg_path} and it is rebuilt.' if config.demo else ''
             sys.exit(f'error: {error}{demo_advice}')
@@ -328,14 +342,12 @@ def train(config, resume_dir=None):
         else:
             print(f'Run folder: {run_dir}')
 
-        get_batches_fn = helper.gen_batch_function(dataset.training_folder(dataset_path), config.image_shape,
-                                                   kitti.image_names_of(train_pairs), config.augmentation, dataset)
-        predict = session_predictor(sess, fcn.logits, fcn.keep_prob, fcn.image_input, config.image_shape,
-                                    dataset.prediction_output)
+        get_batches_fn.start(sess, start_epoch)
+        predict = session_predictor(sess, fcn.logits, fcn.keep_prob, fcn.image_input, config.image_shape, dataset)
         validate = run_folder.validator(dataset, predict, val_pairs, config, run_dir, start_epoch)
         summaries = RunSummaries(os.path.join(run_dir, 'tensorboard'), sess.graph,
-                                 -(-get_batches_fn.num_images // config.batch_size), start_epoch, predict,
-                                 dataset.summary_images(dataset_path, config.image_shape), dataset.paint)
+                                 get_batches_fn.steps_per_epoch(config.batch_size), start_epoch, predict,
+                                 dataset.summary_images(dataset_path, config.image_shape), dataset)
 
         def end_epoch(epoch, epoch_loss_rows):
             """The loss watch, validation when due, loss rows and summaries, then the checkpoint: the epoch is kept."""
@@ -368,7 +380,7 @@ def train(config, resume_dir=None):
 
         save_loss_curve(run_folder.read_loss_csv(loss_csv_path), os.path.join(run_dir, 'loss.png'))
         export_model(sess, fcn.image_input, fcn.keep_prob, fcn.logits, config.image_shape,
-                     os.path.join(run_dir, 'model'), dataset.name, dataset.road_output)
+                     os.path.join(run_dir, 'model'), dataset)
         helper.save_inference_samples(run_dir, config.dataset_dir, sess, config.image_shape, fcn.logits, fcn.keep_prob,
                                       fcn.image_input, folder_name='overlays', dataset=dataset)
     print(f'Done in {time.perf_counter() - started:.0f} s: {run_dir}')

@@ -23,6 +23,7 @@ from PIL import Image
 import helper
 import main
 from fcn8s import cityscapes, downloads
+from fcn8s.batches import feedable_inputs
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_URL, KITTI_URLS, VGG_FILES, VGG_URL
 from fcn8s.checkpoints import EpochCheckpoints
 from fcn8s.errors import DataUnavailableError, DiskFull
@@ -185,19 +186,18 @@ def test_masked_loss_on_a_hand_made_case():
 def test_masked_loss_with_cityscapes_ignored_pixels():
     # Three classes. Pixel 0 is class 2 with logits (0, 0, ln 2): p = 2/4. Pixel 1 is class 0 with logits
     # (ln 3, 0, 0): p = 3/5. Pixel 2 holds the ignored id 0 (unlabeled), pixel 3 the ignored id 1 (ego vehicle):
-    # one_hot_of gives them all-zero rows, so whatever their logits, they add nothing to the loss.
+    # the graph's one-hot gives their train id 255 all-zero rows, so whatever their logits, they add nothing.
     train_ids = cityscapes.train_ids_of(np.array([[cityscapes.TRAIN_TO_LABEL_ID[2], cityscapes.TRAIN_TO_LABEL_ID[0],
                                                    0, 1]], np.uint8))
     assert train_ids.tolist() == [[2, 0, 255, 255]]
-    one_hot = cityscapes.one_hot_of(train_ids, num_classes=3)
-    assert one_hot[0, 2:].sum() == 0
+    _, correct_label = feedable_inputs(tf.zeros([1, 1, 4, 3], tf.uint8), tf.constant(train_ids[None]), 3)
     logits = tf.constant([[[[0.0, 0.0, np.log(2)], [np.log(3), 0.0, 0.0], [50.0, -50.0, 0.0], [-9.0, 9.0, 0.0]]]],
                          tf.float32)
-    labels = tf.placeholder(tf.float32, [None, None, None, 3])
-    _, _, loss = main.optimize(tf.Variable(logits), labels, 0.0, 3)
+    _, _, loss = main.optimize(tf.Variable(logits), correct_label, 0.0, 3)
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        value = sess.run(loss, {labels: one_hot[None]})
+        one_hot, value = sess.run([correct_label, loss])
+    assert one_hot[0, 0].tolist() == [[0, 0, 1], [1, 0, 0], [0, 0, 0], [0, 0, 0]]
     assert value == pytest.approx((-np.log(2 / 4) - np.log(3 / 5)) / 2, abs=1e-6)
 
 
@@ -445,28 +445,23 @@ TINY_RUN = ['--demo', '--demo-vgg-width', str(TINY_WIDTH), '--image-height', '64
 # Run in a subprocess: main.run(argv[2:]) whose process sends itself SIGTERM as training takes batch number argv[1].
 TRAIN_UNTIL_SIGTERM = '''
 import os, signal, sys
-import helper, main
+import main
+from fcn8s.batches import TrainingBatches
 
-make_batches = helper.gen_batch_function
-
-
-def gen_batch_function(*args, **kwargs):
-    get_batches_fn = make_batches(*args, **kwargs)
-    batches_taken = 0
-
-    def batches_then_sigterm(batch_size):
-        nonlocal batches_taken
-        for batch in get_batches_fn(batch_size):
-            batches_taken += 1
-            if batches_taken == int(sys.argv[1]):
-                os.kill(os.getpid(), signal.SIGTERM)
-            yield batch
-
-    batches_then_sigterm.num_images = get_batches_fn.num_images
-    return batches_then_sigterm
+epoch_steps = TrainingBatches.__call__
+steps_taken = 0
 
 
-helper.gen_batch_function = gen_batch_function
+def steps_then_sigterm(get_batches_fn, batch_size):
+    global steps_taken
+    for batch in epoch_steps(get_batches_fn, batch_size):
+        steps_taken += 1
+        if steps_taken == int(sys.argv[1]):
+            os.kill(os.getpid(), signal.SIGTERM)
+        yield batch
+
+
+TrainingBatches.__call__ = steps_then_sigterm
 main.run(sys.argv[2:])
 '''
 

@@ -1,18 +1,28 @@
-"""Training batches: the seeded validation split, augmentation, and one-hot batches prefetched by a thread."""
+"""Training batches: the seeded validation split, and the tf.data pipeline that shuffles, augments and batches.
+
+Every dataset's labels take one form here: [h, w] uint8 class ids, 255 where a pixel is not evaluated
+(kitti.label_ids, cityscapes.train_ids_of). Images and labels are decoded once, at the training size
+(decode_pairs), and kept in the session as uint8; the pipeline gathers each batch from them, augments it
+with TensorFlow ops and hands the graph uint8 tensors, which feedable_inputs casts to float and one-hot
+encodes there. Every random draw is
+stateless, keyed by (seed, epoch, batch): the same seed gives the same batches, in any number of threads,
+and a resumed run gets the batches that the uninterrupted run would have had.
+"""
+import collections
+import concurrent.futures
 import dataclasses
-import queue
-import threading
+import os
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from fcn8s import kitti
 from fcn8s.images import load_image
+from fcn8s.tf1 import tf
 
-# Training batches a background thread prepares ahead of the model (make_get_batches_fn): two keep it busy
-# while a step runs, and hold about 2 x 4 x 160 x 576 x 5 float32 values (15 MB) at the classic size.
-PREFETCH_BATCHES = 2
+AUTOTUNE = tf.data.experimental.AUTOTUNE
+LAST_EPOCH = np.iinfo(np.int64).max  # the pipeline runs epoch after epoch until the training loop stops asking
+ORDER_STREAM, AUGMENT_STREAM = 0, 1  # the two kinds of random draws, each from its own key
 
 
 def split_training_pairs(pairs, val_count, seed=0):
@@ -38,113 +48,204 @@ def split_training_pairs(pairs, val_count, seed=0):
     return train_pairs, val_pairs
 
 
+def decode_pairs(pairs, image_shape, load_label, threads=os.cpu_count()):
+    """(images [n, h, w, 3] uint8 RGB, labels [n, h, w] uint8 class ids) of [(image path, label path)] pairs.
+
+    Each file is decoded once, resized to image_shape (height, width), in `threads` threads (PIL
+    decodes and resizes outside the GIL); load_label(label path, image_shape) is the dataset's label
+    reader. The first file that cannot be read raises its DataError, and the files not yet begun are left.
+    """
+    images = np.empty((len(pairs), *image_shape, 3), np.uint8)
+    labels = np.empty((len(pairs), *image_shape), np.uint8)
+
+    def decode(index):
+        image_path, label_path = pairs[index]
+        images[index] = load_image(image_path, image_shape)
+        labels[index] = load_label(label_path, image_shape)
+
+    pool = concurrent.futures.ThreadPoolExecutor(threads)
+    try:
+        for _ in tqdm(pool.map(decode, range(len(pairs))), total=len(pairs), desc='Decoding training images',
+                      unit='image'):
+            pass
+    finally:
+        pool.shutdown(cancel_futures=True)
+    return images, labels
+
+
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
-    """Which training-time augmentations are on; each keeps image, label and valid area aligned."""
+    """Which training-time augmentations are on; each keeps image, label and ignored area aligned."""
     flip: bool = True       # mirror left-right with probability 1/2
     color: bool = True      # contrast x U(0.8, 1.2) about the image mean, brightness + U(-20, 20) levels
     scale: bool = True      # zoom by U(1, 1.25) about a random point, cropped back to the same size
 
 
-def augment_pair(image, label, augmentation, rng):
-    """Randomly augmented copies of image [h, w, 3] uint8 and its KITTI label [h, w, 3] uint8."""
-    height, width = image.shape[:2]
-    if augmentation.scale:
-        zoom = rng.uniform(1.0, 1.25)
-        crop_height, crop_width = int(round(height / zoom)), int(round(width / zoom))
-        top, left = rng.integers(0, height - crop_height + 1), rng.integers(0, width - crop_width + 1)
-        box = (left, top, left + crop_width, top + crop_height)
-        image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR, box=box))
-        label = np.asarray(Image.fromarray(label).resize((width, height), Image.NEAREST, box=box))
-    if augmentation.flip and rng.random() < 0.5:
-        image, label = image[:, ::-1], label[:, ::-1]
+def random_key(seed, *numbers):
+    """[2] int64 key of the stateless random ops: seed with each of numbers (ints or int64 scalars) folded in."""
+    key = tf.constant([seed, 0], tf.int64)
+    for number in numbers:
+        key = tf.random.experimental.stateless_fold_in(key, tf.cast(number, tf.int64))
+    return key
+
+
+def sample_positions(start, end, size):
+    """[b, size] float32 positions that crop_and_resize samples from [b] box ends in 0..1 of a side of size pixels."""
+    steps = tf.range(size, dtype=tf.float32) / (size - 1)
+    return (start[:, None] + (end - start)[:, None] * steps[None]) * (size - 1)
+
+
+def augment_batch(images, labels, augmentation, key):
+    """Randomly augmented images [b, h, w, 3] uint8 and labels [b, h, w] uint8, drawn from the [2] int64 key.
+
+    Zoom and flip sample one random box of each image (of 1 / U(1, 1.25) of each side, mirrored by
+    swapping its x ends) back to the full size: bilinear for the image (crop_and_resize), nearest for the
+    label, whose ids are gathered from the rounded positions of the same samples. The colour jitter
+    scales each image's levels about its mean and shifts them, rounded back to uint8.
+    """
+    batch_size = tf.shape(images)[0]
+    height, width = images.shape.as_list()[1:3]
+    draws = tf.random.stateless_uniform([batch_size, 6], seed=key)
+    pixels = tf.cast(images, tf.float32)
+    if augmentation.scale or augmentation.flip:
+        side = 1 / (1 + 0.25 * draws[:, 0]) if augmentation.scale else tf.ones([batch_size])
+        top, left = draws[:, 1] * (1 - side), draws[:, 2] * (1 - side)
+        flipped = draws[:, 3] < 0.5 if augmentation.flip else tf.zeros([batch_size], tf.bool)
+        x_start, x_end = tf.where(flipped, left + side, left), tf.where(flipped, left, left + side)
+        boxes = tf.stack([top, x_start, top + side, x_end], axis=1)
+        pixels = tf.image.crop_and_resize(pixels, boxes, tf.range(batch_size), [height, width], 'bilinear')
+        rows = tf.cast(tf.round(sample_positions(top, top + side, height)), tf.int32)
+        columns = tf.cast(tf.round(sample_positions(x_start, x_end, width)), tf.int32)
+        labels = tf.gather(tf.gather(labels, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
     if augmentation.color:
-        mean_level = image.mean()
-        jittered = (image - mean_level) * rng.uniform(0.8, 1.2) + mean_level + rng.uniform(-20, 20)
-        image = np.clip(jittered, 0, 255).round().astype(np.uint8)
-    return image, label
+        contrast = (0.8 + 0.4 * draws[:, 4])[:, None, None, None]
+        brightness = (40 * draws[:, 5] - 20)[:, None, None, None]
+        mean_level = tf.reduce_mean(pixels, axis=[1, 2, 3], keepdims=True)
+        pixels = pixels * contrast + (mean_level * (1 - contrast) + brightness)
+    images = tf.cast(tf.clip_by_value(pixels + 0.5, 0, 255), tf.uint8)  # rounded
+    return images, labels
 
 
-def prefetched(items, depth=PREFETCH_BATCHES):
-    """Yield what the iterable `items` yields, while a background thread prepares up to `depth` items ahead.
+def epoch_batch_indices(num_images, batch_size, first_epoch, seed):
+    """tf.data.Dataset of (epoch, batch number, image indices [<= batch_size] int32), epoch after epoch.
 
-    The thread's exception, if any, is raised here, where the item would have come. When the consumer
-    stops early (break, an exception, close()), the thread stops too, after the item it is making.
+    Each epoch from first_epoch on lists every image once, in an order drawn from (seed, epoch), in
+    ceil(num_images / batch_size) batches; the last may be smaller.
     """
-    ready = queue.Queue(maxsize=depth)  # ('item', value), ('error', exception) or ('end', None)
-    consumer_gone = threading.Event()
+    def batches_of(epoch):
+        order = tf.argsort(tf.random.stateless_uniform([num_images], seed=random_key(seed, ORDER_STREAM, epoch)))
+        numbered = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+        return numbered.map(lambda number, indices: (epoch, number, indices))
 
-    def offer(message):
-        """Put message in the queue, waiting for room; False when the consumer has gone instead."""
-        while not consumer_gone.is_set():
-            try:
-                ready.put(message, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    return tf.data.Dataset.range(first_epoch, LAST_EPOCH).flat_map(batches_of)
 
-    def produce():
-        try:
-            for item in items:
-                if not offer(('item', item)):
-                    return
-        except Exception as error:  # handed to the consumer, which raises it
-            offer(('error', error))
+
+PipelineOps = collections.namedtuple('PipelineOps', 'images labels fill_store images_source labels_source restart '
+                                                    'first_epoch batch_size')
+
+
+class TrainingBatches:
+    """The classic get_batches_fn over decoded images [n, h, w, 3] uint8 and labels [n, h, w] uint8 class ids.
+
+    Called as get_batches_fn(batch_size), it yields the next epoch of numpy batches (the k-th call
+    epoch k, even after a call left unfinished), as the classic one did: (images [b, h, w, 3] float32
+    RGB 0..255, labels [b, h, w, num_classes] float32 one-hot, ignored pixels all 0), made by the
+    pipeline in a graph and session of its own. Training wires the pipeline into its own graph instead:
+    connect(batch_size) gives the batch tensors for feedable_inputs, and after start(sess, first_epoch)
+    each call yields None for each step of the next epoch, so that train_nn runs the step without a
+    feed and the graph takes its batch. augmentation (an Augmentation or None) and seed fix every
+    batch. num_images is the number of training images.
+    """
+
+    def __init__(self, images, labels, num_classes, augmentation=None, seed=0):
+        self.images, self.labels, self.num_classes = images, labels, num_classes
+        self.augmentation, self.seed = augmentation, seed
+        self.num_images = len(images)
+        self.connection = None  # the PipelineOps of the training graph, once connected
+        self.started_batch_size = None  # once started in the training session
+        self.own_session = None  # (session, PipelineOps, one-hot labels) of the numpy batches
+        self.epochs_given = 0  # epochs of numpy batches begun: each call starts the next, whole
+
+    def steps_per_epoch(self, batch_size):
+        """ceil(num_images / batch_size)."""
+        return -(-self.num_images // batch_size)
+
+    def build(self, batch_size):
+        """PipelineOps of the pipeline in the default graph.
+
+        The decoded arrays live in the session, once, in two CPU variables outside every collection (no
+        checkpoint or initializer touches them), filled by fill_store from placeholders; a GraphDef holds
+        no copy of them. restart starts the batches at the epoch fed to first_epoch.
+        """
+        images_source = tf.placeholder(tf.uint8, self.images.shape, name='decoded_images')
+        labels_source = tf.placeholder(tf.uint8, self.labels.shape, name='decoded_labels')
+        with tf.device('/cpu:0'):
+            images_store, labels_store = (tf.Variable(source, trainable=False, collections=[], use_resource=True)
+                                          for source in (images_source, labels_source))
+        first_epoch = tf.placeholder(tf.int64, [], name='first_epoch')
+
+        def make_batch(epoch, number, indices):
+            images, labels = tf.gather(images_store, indices), tf.gather(labels_store, indices)
+            if self.augmentation is None:
+                return images, labels
+            return augment_batch(images, labels, self.augmentation, random_key(self.seed, AUGMENT_STREAM, epoch, number))
+
+        batches = epoch_batch_indices(self.num_images, batch_size, first_epoch, self.seed)
+        batches = batches.map(make_batch, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+        iterator = tf.data.make_initializable_iterator(batches)
+        images, labels = iterator.get_next()
+        fill_store = tf.group(images_store.initializer, labels_store.initializer)
+        return PipelineOps(images, labels, fill_store, images_source, labels_source, iterator.initializer,
+                           first_epoch, batch_size)
+
+    def fill_store(self, sess, pipeline):
+        """Copy the decoded arrays into the pipeline's variables in sess."""
+        sess.run(pipeline.fill_store, {pipeline.images_source: self.images, pipeline.labels_source: self.labels})
+
+    def connect(self, batch_size):
+        """(images [b, h, w, 3] uint8, labels [b, h, w] uint8): the pipeline's next batch in the default graph."""
+        self.connection = self.build(batch_size)
+        return self.connection.images, self.connection.labels
+
+    def start(self, sess, first_epoch=1):
+        """Start the connected pipeline in the training session sess at first_epoch (a resumed run's next one).
+
+        The decoded arrays move into the session: this object lets go of its own copy.
+        """
+        self.fill_store(sess, self.connection)
+        sess.run(self.connection.restart, {self.connection.first_epoch: first_epoch})
+        self.started_batch_size = self.connection.batch_size
+        self.images = self.labels = None
+
+    def __call__(self, batch_size):
+        if self.started_batch_size is not None:
+            if batch_size != self.started_batch_size:
+                raise ValueError(f'the pipeline makes batches of {self.started_batch_size}, not {batch_size}')
+            yield from [None] * self.steps_per_epoch(batch_size)
             return
-        offer(('end', None))
-
-    producer = threading.Thread(target=produce, name='prefetch', daemon=True)
-    producer.start()
-    try:
-        while True:
-            kind, value = ready.get()
-            if kind == 'end':
-                return
-            if kind == 'error':
-                raise value
-            yield value
-    finally:
-        consumer_gone.set()
-        producer.join()
+        if self.own_session is None or self.own_session[1].batch_size != batch_size:
+            graph = tf.Graph()
+            with graph.as_default():
+                pipeline = self.build(batch_size)
+                one_hot = tf.one_hot(tf.cast(pipeline.labels, tf.int32), self.num_classes)
+            self.own_session = tf.Session(graph=graph), pipeline, one_hot
+            self.fill_store(self.own_session[0], pipeline)
+        sess, pipeline, one_hot = self.own_session
+        self.epochs_given += 1
+        sess.run(pipeline.restart, {pipeline.first_epoch: self.epochs_given})
+        for _ in range(self.steps_per_epoch(batch_size)):
+            images, labels = sess.run([pipeline.images, one_hot])
+            yield images.astype(np.float32), labels
 
 
-def make_get_batches_fn(pairs, image_shape, augmentation=None, load_label=None,
-                        label_to_one_hot=kitti.label_to_one_hot):
-    """get_batches_fn(batch_size) over the (image path, label path) pairs: the classic gen_batch_function's core.
+def feedable_inputs(batch_images, batch_labels, num_classes):
+    """(image input [b, h, w, 3] float32 RGB 0..255, correct_label [b, h, w, num_classes] float32 one-hot).
 
-    augmentation (an Augmentation) transforms each image and label afresh every epoch.
-    Every image and label is decoded and resized to image_shape (height, width) once, here, and
-    kept in memory as uint8: load_label(label path, image_shape) reads a label (default: KITTI's RGB
-    label image, resized nearest), label_to_one_hot turns a batch of them into one-hot targets (default
-    KITTI's two classes). Each call of get_batches_fn yields one shuffled epoch of (images [b, h, w, 3]
-    float32 RGB 0..255, labels [b, h, w, num_classes] float32 one-hot, ignored pixels all 0).
-    A background thread makes the batches (augmentation, one-hot labels) PREFETCH_BATCHES ahead of
-    the consumer (prefetched), so that a training step does not wait for its batch; the shuffle and
-    the augmentation's seed are drawn from np.random in the consumer's thread, so a run seeded with
-    np.random.seed gets the same batches. get_batches_fn.num_images is the number of training images.
+    Each takes the pipeline's batch, batch_images [b, h, w, 3] uint8 cast to float and batch_labels
+    [b, h, w] uint8 class ids one-hot encoded (ids of no class, such as 255, all zeros), unless a value is fed for it.
     """
-    images, labels = [], []
-    for image_path, label_path in tqdm(pairs, desc='Decoding training images', unit='image'):
-        images.append(load_image(image_path, image_shape))
-        labels.append(load_label(label_path, image_shape) if load_label else load_image(label_path, image_shape,
-                                                                                        Image.NEAREST))
-    images, labels = np.stack(images), np.stack(labels)
-
-    def epoch_batches(order, batch_size, rng):
-        """The (images, labels) batches of one epoch: images in `order`, augmented with the Generator rng."""
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            batch_images, batch_labels = images[batch], labels[batch]
-            if augmentation is not None:
-                batch_images, batch_labels = (np.stack(arrays) for arrays in zip(*(
-                    augment_pair(image, label, augmentation, rng) for image, label in zip(batch_images, batch_labels))))
-            yield batch_images.astype(np.float32), label_to_one_hot(batch_labels)
-
-    def get_batches_fn(batch_size):
-        order = np.random.permutation(len(pairs))
-        rng = np.random.default_rng(np.random.randint(2 ** 31))
-        yield from prefetched(epoch_batches(order, batch_size, rng))
-
-    get_batches_fn.num_images = len(pairs)
-    return get_batches_fn
+    image_input = tf.placeholder_with_default(tf.cast(batch_images, tf.float32), [None, None, None, 3],
+                                              name='batch_image_input')
+    one_hot = tf.one_hot(tf.cast(batch_labels, tf.int32), num_classes)
+    correct_label = tf.placeholder_with_default(one_hot, [None, None, None, num_classes], name='correct_label')
+    return image_input, correct_label

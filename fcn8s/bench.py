@@ -13,16 +13,21 @@ from PIL import Image
 from tqdm import tqdm
 
 from fcn8s import kitti
-from fcn8s.batches import Augmentation, make_get_batches_fn
+from fcn8s.batches import Augmentation, TrainingBatches, decode_pairs
 from fcn8s.config import TrainConfig
+from fcn8s.datasets import DATASETS
 from fcn8s.images import load_image
 from fcn8s.precision import available_precisions, cpu_info, gpu_details, session_config
 from fcn8s.predict import network_road_prob
 from fcn8s.synthetic import make_synthetic_kitti
+from fcn8s.synthetic_cityscapes import make_synthetic_cityscapes
 from fcn8s.tf1 import tf
 from fcn8s.vgg import cached_random_vgg
 
 BENCH_INFER_BATCH_SIZES = (1, 8)
+# The input pipeline alone, for each dataset at its training size: (image shape, synthetic images decoded).
+PIPELINE_SETTINGS = {'kitti_road': ((160, 576), 24), 'cityscapes': ((512, 1024), 8)}
+PIPELINE_BATCH_SIZE = 4
 # The n x n matrix products (2 n**3 FLOP each) whose fastest measures the machine's peak: which n runs best
 # depends on the machine's caches and its load. On a big GPU they are small enough for launch overheads to
 # count, so there the peak is an underestimate.
@@ -93,15 +98,9 @@ def classic_batches(pairs, image_shape, batch_size):
         for start in range(0, len(order), batch_size):
             batch_pairs = [pairs[index] for index in order[start:start + batch_size]]
             images = [load_image(image_path, image_shape) for image_path, _ in batch_pairs]
-            labels = [kitti.label_to_one_hot(load_image(label_path, image_shape, Image.NEAREST))
+            labels = [kitti.label_ids(load_image(label_path, image_shape, Image.NEAREST))[..., None] == np.arange(2)
                       for _, label_path in batch_pairs]
-            yield np.stack(images).astype(np.float32), np.stack(labels)
-
-
-def endless_batches(get_batches_fn, batch_size):
-    """The (images, labels) batches of get_batches_fn(batch_size), epoch after epoch, without end."""
-    while True:
-        yield from get_batches_fn(batch_size)
+            yield np.stack(images).astype(np.float32), np.stack(labels).astype(np.float32)
 
 
 @dataclasses.dataclass
@@ -109,8 +108,9 @@ class BenchSubject:
     """One way of running FCN-8s that bench measures: a graph and session of its own, open for the whole bench."""
     mode: str             # 'classic' or 'project'
     precision: str        # one of PRECISIONS
-    batches: object       # endless iterator of training (images, labels)
-    train_step: object    # train_step(images, labels): one training step, as train_nn runs it
+    next_feed: object     # next_feed(): the feed of the next training batch ({} where the graph takes it itself)
+    train_step: object    # train_step(feed): one training step, as train_nn runs it
+    memory_feed: dict     # the feed of one batch held in memory (project subjects), else None
     infer: object         # infer(batch_size): the road probability of batch_size network-size images in memory
     forward_gflop: float  # conv_gflop_per_image of its graph
 
@@ -123,12 +123,12 @@ class BenchSubject:
 def open_bench_subject(stack, mode, precision, vgg_path, pairs, options, build_graph):
     """A BenchSubject of FCN-8s on the VGG16 at vgg_path, whose session and batches close with the ExitStack stack.
 
-    mode 'classic' is the classic project's loop: batches from classic_batches, a default (fp32) session.
-    mode 'project' is this project's: batches from make_get_batches_fn over the same files (decoded
-    once, augmented and prefetched by a background thread), a session_config(precision) session.
-    build_graph(sess, vgg_path, config, precision) builds the FCN-8s as training does (main.build_graph),
-    with the classic settings: every weight is trained. GPU memory grows as needed, so that the
-    subjects' sessions fit on one GPU together.
+    mode 'classic' is the classic project's loop: batches from classic_batches, fed to a default (fp32)
+    session. mode 'project' is this project's: the same files decoded once, batches augmented by the
+    tf.data pipeline in the graph (batches.TrainingBatches), a session_config(precision) session.
+    build_graph(sess, vgg_path, config, precision, batches=...) builds the FCN-8s as training does
+    (main.build_graph), with the classic settings: every weight is trained. GPU memory grows as needed,
+    so that the subjects' sessions fit on one GPU together.
     """
     image_shape = (options.image_height, options.image_width)
     defaults = TrainConfig()
@@ -137,27 +137,39 @@ def open_bench_subject(stack, mode, precision, vgg_path, pairs, options, build_g
     graph = tf.Graph()
     sess = stack.enter_context(tf.Session(graph=graph, config=subject_session_config))
     with graph.as_default():
-        fcn = build_graph(sess, vgg_path, defaults, precision)
+        if mode == 'classic':
+            fcn = build_graph(sess, vgg_path, defaults, precision)
+            batches = stack.enter_context(contextlib.closing(classic_batches(pairs, image_shape, options.batch_size)))
+        else:
+            training_batches = TrainingBatches(*decode_pairs(pairs, image_shape, DATASETS['kitti_road'].load_label),
+                                               DATASETS['kitti_road'].num_classes, Augmentation())
+            fcn = build_graph(sess, vgg_path, defaults, precision, batches=training_batches.connect(options.batch_size))
+            training_batches.start(sess)
         road_prob = network_road_prob(fcn.logits, image_shape)
         forward_gflop = conv_gflop_per_image(sess, fcn.image_input, fcn.keep_prob, image_shape)
-    if mode == 'classic':
-        batches = classic_batches(pairs, image_shape, options.batch_size)
-    else:
-        batches = endless_batches(make_get_batches_fn(pairs, image_shape, Augmentation()), options.batch_size)
-    stack.enter_context(contextlib.closing(batches))
     network_images = np.stack([load_image(image_path, image_shape) for image_path, _ in pairs])
     network_images = network_images.astype(np.float32)  # [images, h, w, 3] RGB 0..255, fed to inference
 
-    def train_step(images, labels):
-        """One training step on [b, h, w, 3] images and [b, h, w, 2] one-hot labels."""
-        sess.run([fcn.train_op, fcn.loss], {fcn.image_input: images, fcn.correct_label: labels,
-                                            fcn.keep_prob: defaults.keep_prob, fcn.learning_rate: defaults.learning_rate})
+    def next_feed():
+        """The classic loop's next batch as a feed; none for the project, whose graph takes its batch."""
+        if mode == 'project':
+            return {}
+        images, labels = next(batches)
+        return {fcn.image_input: images, fcn.correct_label: labels}
+
+    def train_step(feed):
+        """One training step on the batch of feed, or on the pipeline's next batch when feed is empty."""
+        sess.run([fcn.train_op, fcn.loss], {**feed, fcn.keep_prob: defaults.keep_prob,
+                                            fcn.learning_rate: defaults.learning_rate})
 
     def infer(batch_size):
         """Compute the road probability [batch_size, h, w] of the first batch_size images (and drop it)."""
         sess.run(road_prob, {fcn.image_input: network_images[:batch_size], fcn.keep_prob: 1.0})
 
-    return BenchSubject(mode, precision, batches, train_step, infer, forward_gflop)
+    memory_feed = None
+    if mode == 'project':
+        memory_feed = dict(zip((fcn.image_input, fcn.correct_label), sess.run([fcn.image_input, fcn.correct_label])))
+    return BenchSubject(mode, precision, next_feed, train_step, memory_feed, infer, forward_gflop)
 
 
 def time_training(subjects, warmup_steps, steps):
@@ -165,19 +177,20 @@ def time_training(subjects, warmup_steps, steps):
 
     Each round runs one step of every subject in turn, in reverse order every other round, so that
     changes in the machine's load reach them all alike: warmup_steps rounds untimed, then `steps`
-    timed. A step is timed from asking for its batch (the 'wait' until it comes) to the end of the
-    step. Project subjects then run the same batch again from memory ('memory'), which is what their
-    steps would take with no input pipeline at all.
+    timed. A step is timed from asking for its batch (the 'wait' until the classic loop's comes; the
+    project's pipeline is inside the step) to the end of the step. Project subjects then run a batch
+    held in memory ('memory'), which is what their steps would take with no input pipeline at all.
     """
     times = {subject.name: {'step': [], 'wait': [], 'memory': []} for subject in subjects}
     for round_number in tqdm(range(warmup_steps + steps), desc='Training steps, interleaved', unit='round'):
         for subject in subjects[::-1] if round_number % 2 else subjects:
             asked = time.perf_counter()
-            images, labels = next(subject.batches)
+            feed = subject.next_feed()
             received = time.perf_counter()
-            subject.train_step(images, labels)
+            subject.train_step(feed)
             stepped = time.perf_counter()
-            memory_seconds = seconds_of(subject.train_step, images, labels) if subject.mode == 'project' else None
+            memory_seconds = None if subject.memory_feed is None else seconds_of(subject.train_step,
+                                                                                 subject.memory_feed)
             if round_number >= warmup_steps:
                 times[subject.name]['step'].append(stepped - asked)
                 times[subject.name]['wait'].append(received - asked)
@@ -196,6 +209,53 @@ def time_inference(subjects, batch_size, warmup_steps, steps):
             if round_number >= warmup_steps:
                 times[subject.name].append(seconds)
     return times
+
+
+def synthetic_training_pairs(dataset_name, folder, count):
+    """[(image path, label path)] of about count synthetic training images of the dataset, written under folder."""
+    dataset = DATASETS[dataset_name]
+    if dataset_name == 'cityscapes':
+        make_synthetic_cityscapes(folder, {'train': count})
+    else:
+        make_synthetic_kitti(folder, train_per_category=-(-count // len(kitti.KITTI_CATEGORIES)), test_per_category=0)
+    return dataset.training_pairs(dataset.training_folder(folder))
+
+
+def pipeline_speed(dataset, pairs, image_shape, timed_batches, warmup_batches=5):
+    """The input pipeline alone (batches.TrainingBatches, augmentation on, batch PIPELINE_BATCH_SIZE), no model.
+
+    Returns {'images_per_s': its batches' images per second, 'mb_per_image': MB (10**6 bytes) of the batch
+    tensors it hands the graph per image, 'decode_ms_per_image' and 'decoded_mb_per_image': the one-off
+    decoding of the pairs at image_shape (height, width), per image, and the memory they then take}.
+    Each timed batch fetches one pixel of the batch, so the pipeline does all its work and nothing is copied out.
+    """
+    started = time.perf_counter()
+    images, labels = decode_pairs(pairs, image_shape, dataset.load_label)
+    decode_seconds = time.perf_counter() - started
+    training_batches = TrainingBatches(images, labels, dataset.num_classes, Augmentation())
+    with tf.Graph().as_default(), tf.Session() as sess:
+        batch = training_batches.connect(PIPELINE_BATCH_SIZE)
+        one_pixel = [tensor[:1, :1, :1] for tensor in batch]
+        training_batches.start(sess)
+        batch_images, batch_labels = sess.run(batch)
+        for _ in range(warmup_batches):
+            sess.run(one_pixel)
+        seconds = seconds_of(lambda: [sess.run(one_pixel) for _ in range(timed_batches)])
+    return {'images_per_s': timed_batches * PIPELINE_BATCH_SIZE / seconds,
+            'mb_per_image': (batch_images.nbytes + batch_labels.nbytes) / len(batch_images) / 1e6,
+            'decode_ms_per_image': 1000 * decode_seconds / len(pairs),
+            'decoded_mb_per_image': (images.nbytes + labels.nbytes) / len(pairs) / 1e6}
+
+
+def pipeline_speeds(timed_batches):
+    """{dataset name: pipeline_speed} at each dataset's training size (PIPELINE_SETTINGS), on synthetic images."""
+    speeds = {}
+    for dataset_name, (image_shape, count) in PIPELINE_SETTINGS.items():
+        with tempfile.TemporaryDirectory(prefix='fcn8s-bench-pipeline-') as folder:
+            pairs = synthetic_training_pairs(dataset_name, folder, count)
+            speeds[dataset_name] = {**pipeline_speed(DATASETS[dataset_name], pairs, image_shape, timed_batches),
+                                    'image_height': image_shape[0], 'image_width': image_shape[1]}
+    return speeds
 
 
 def subject_speed(subject, training_times, inference_times, options, peak_gflops):
@@ -248,6 +308,7 @@ def bench(options, build_graph):
     See the README's Speed section for every key.
     """
     started = time.perf_counter()
+    pipeline = pipeline_speeds(options.pipeline_batches)
     vgg_path = cached_random_vgg(options.cache_dir, options.width)
     precisions = tuple(dict.fromkeys(('fp32', *options.precisions)))
     peak_gflops_before = {precision: matmul_peak_gflops(precision) for precision in precisions}
@@ -284,9 +345,11 @@ def bench(options, build_graph):
                             'training': TRAIN_FLOP_PER_FORWARD_FLOP * subjects[0].forward_gflop},
         'speedups': speedups,
         'modes': modes,
+        'pipeline': pipeline,
         'settings': {'image_height': options.image_height, 'image_width': options.image_width,
                      'batch_size': options.batch_size, 'vgg_width': options.width,
                      'warmup_steps': options.warmup_steps, 'steps': options.steps,
+                     'pipeline_batches': options.pipeline_batches, 'pipeline_batch_size': PIPELINE_BATCH_SIZE,
                      'synthetic_images': len(pairs)},
         'machine': machine_description(),
         'seconds': time.perf_counter() - started,
@@ -321,6 +384,12 @@ def format_bench(result):
     for name, ratios in result['speedups'].items():
         lines.append(f"{name} over classic_fp32: training {ratios['train']:.2f}x, inference batch 1 "
                      f"{ratios['infer_b1']:.2f}x, batch 8 {ratios['infer_b8']:.2f}x")
+    lines.append('')
+    for dataset_name, speed in result['pipeline'].items():
+        lines.append(f"Input pipeline alone, {dataset_name} {speed['image_height']}x{speed['image_width']}, batch "
+                     f"{settings['pipeline_batch_size']}, augmented: {speed['images_per_s']:.0f} images/s, "
+                     f"{speed['mb_per_image']:.2f} MB per image to the graph; decoding once "
+                     f"{speed['decode_ms_per_image']:.0f} ms and {speed['decoded_mb_per_image']:.2f} MB per image")
     lines.append(f"train_speedup {result['train_speedup']:.2f}x ({result['train_speedup_mode']}), infer_speedup_b8 "
                  f"{result['infer_speedup_b8']:.2f}x ({result['infer_speedup_b8_mode']}); "
                  f"{result['seconds']:.0f} s in all")

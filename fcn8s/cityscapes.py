@@ -146,11 +146,6 @@ def train_ids_of(label_ids):
     return LABEL_TO_TRAIN_ID[label_ids]
 
 
-def one_hot_of(train_ids, num_classes=NUM_CLASSES):
-    """[..., h, w] train ids -> [..., h, w, num_classes] float32 one-hot; all zeros where 255, so the loss skips it."""
-    return (train_ids[..., None] == np.arange(num_classes)).astype(np.float32)
-
-
 def colour_mask(train_ids):
     """[h, w] train ids -> [h, w, 3] uint8 RGB in the official class colours; ignored pixels (255) black."""
     palette = np.zeros((256, 3), np.uint8)

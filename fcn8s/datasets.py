@@ -6,6 +6,7 @@ with ignored pixels all zero, how predictions are scored, pictured and written. 
 predictions are road probabilities [h, w] (its predictor output 'road_prob'); a class dataset's are class
 ids [h, w] ('class_id').
 """
+import abc
 import glob
 import os
 
@@ -18,14 +19,12 @@ from fcn8s.images import load_image, paint_road, save_road_images
 from fcn8s.predict import CLASS_ID_OUTPUT, SERVING_OUTPUT
 
 
-class Dataset:
-    """What every dataset has: its name, folder, classes, predictions and submission. Its subclasses add the same
-    methods each: make_demo_data, fetch, check, training_folder, training_pairs, split, validation_pairs,
-    labelled_pairs, testing_folder, testing_images, load_label, one_hot, evaluate, score, ranking_score,
-    history_entry, format_scores, save_pictures, paint, summary_images, write_results, submission_inputs,
-    check_submission_inputs, write_submission."""
+class Dataset(abc.ABC):
+    """The contract between a dataset and the rest: training, validation, the exported model and the commands call
+    only these attributes and methods. Each subclass sets the attributes and implements every method."""
     name = ''  # what --dataset and config.json call it
     folder_name = ''  # its folder in a data folder
+    split_marker = ''  # the folder that one of its split folders (gen_batch_function's data_folder) holds
     num_classes = 0
     prediction_output = ''  # what its predictors give: SERVING_OUTPUT (road probabilities) or CLASS_ID_OUTPUT
     road_output = False  # whether its exported model keeps the classic road_prob output
@@ -37,11 +36,108 @@ class Dataset:
         """The dataset's folder in a data folder: data_dir/folder_name."""
         return os.path.join(data_dir, self.folder_name)
 
+    def holds(self, folder):
+        """Whether folder is a data folder with this dataset (folder_name/ in it) or one of its split folders."""
+        return any(os.path.isdir(os.path.join(folder, name)) for name in (self.folder_name, self.split_marker))
+
+    @abc.abstractmethod
+    def make_demo_data(self, path, config):
+        """Write the synthetic stand-in of the dataset that --demo trains on into path, unless it is there."""
+
+    @abc.abstractmethod
+    def fetch(self, data_dir):
+        """Make the dataset available in data_dir (download it, or say how); returns its folder."""
+
+    @abc.abstractmethod
+    def check(self, path, image_shape, require_testing=True, require_calib=False):
+        """A datacheck.DataCheck of the dataset folder path: the check training runs first."""
+
+    @abc.abstractmethod
+    def training_folder(self, path):
+        """The folder of path that holds the training split (gen_batch_function's data_folder)."""
+
+    @abc.abstractmethod
+    def training_pairs(self, training_folder, image_names=None):
+        """[(image path, label path)] of the training split, only of the image file names image_names if given."""
+
+    @abc.abstractmethod
+    def split(self, path, config):
+        """(train_pairs, val_pairs) of a run with config."""
+
+    @abc.abstractmethod
+    def validation_pairs(self, path, image_names):
+        """The pairs of a run's validation images, named in its split.json."""
+
+    @abc.abstractmethod
+    def labelled_pairs(self, image_dir, label_dir):
+        """[(image path, label path)] of the images of image_dir with their labels in label_dir (evaluate)."""
+
+    @abc.abstractmethod
+    def testing_folder(self, path):
+        """The folder of path that holds the testing split (gen_test_output's data_folder)."""
+
+    @abc.abstractmethod
+    def testing_images(self, testing_folder):
+        """[path] of the testing images, which training paints at its end."""
+
+    @abc.abstractmethod
+    def load_label(self, label_path, image_shape):
+        """The label as [h, w] uint8 class ids at image_shape (nearest), 255 where not evaluated."""
+
+    @abc.abstractmethod
+    def evaluate(self, predict, pairs, batch_size=8):
+        """The counts of predict's predictions on the (image, label) pairs that score() turns into measures."""
+
+    @abc.abstractmethod
+    def score(self, evaluation):
+        """{measure: value} of an evaluation."""
+
+    @abc.abstractmethod
+    def ranking_score(self, scores):
+        """The number that ranks epochs: the best one's checkpoint is kept."""
+
+    @abc.abstractmethod
+    def history_entry(self, scores):
+        """{name: value} that a run's metrics.json keeps of every evaluated epoch."""
+
+    @abc.abstractmethod
+    def format_scores(self, scores, evaluation):
+        """The measures as a text table."""
+
+    @abc.abstractmethod
+    def save_pictures(self, evaluation, folder):
+        """Write the evaluation's pictures into folder."""
+
+    @abc.abstractmethod
+    def paint(self, image, prediction):
+        """image [h, w, 3] uint8 with its prediction [h, w] painted on it."""
+
+    @abc.abstractmethod
+    def summary_images(self, path, image_shape):
+        """[(name, image at image_shape)] that TensorBoard shows painted after every epoch."""
+
+    @abc.abstractmethod
+    def write_results(self, predict, image_paths, output_dir, masks=False, batch_size=8):
+        """Write the painted images (and with masks the masks) of image_paths into output_dir."""
+
+    @abc.abstractmethod
+    def submission_inputs(self, path):
+        """What a submission predicts: folders or image paths."""
+
+    @abc.abstractmethod
+    def check_submission_inputs(self, image_paths):
+        """Raise before predicting when an image cannot be part of a submission."""
+
+    @abc.abstractmethod
+    def write_submission(self, predict, image_paths, output_dir, batch_size=8):
+        """Write the benchmark's files of image_paths into output_dir; returns what to upload."""
+
 
 class KittiRoad(Dataset):
     """KITTI Road: data_dir/data_road, two classes (background, road), the devkit's MaxF in perspective and BEV."""
     name = 'kitti_road'
     folder_name = kitti.ROAD_FOLDER
+    split_marker = 'image_2'
     num_classes = 2
     prediction_output = SERVING_OUTPUT
     road_output = True  # the exported model keeps the classic road_prob output
@@ -95,12 +191,9 @@ class KittiRoad(Dataset):
         return sorted(glob.glob(os.path.join(testing_folder, 'image_2', '*.png')))
 
     def load_label(self, label_path, image_shape):
-        """The label [h, w, 3] uint8 RGB at image_shape (nearest), as batches keep it."""
-        return load_image(label_path, image_shape, Image.NEAREST)
-
-    def one_hot(self, labels):
-        """[..., h, w, 3] labels -> [..., h, w, 2] float32 one-hot, all zeros outside the evaluated area."""
-        return kitti.label_to_one_hot(labels)
+        """The label's class ids [h, w] uint8 at image_shape (nearest): 0 background, 1 road, 255 outside the
+        evaluated area (kitti.label_ids)."""
+        return kitti.label_ids(load_image(label_path, image_shape, Image.NEAREST))
 
     def evaluate(self, predict, pairs, batch_size=8):
         """metric.evaluate_road: perspective and BEV counts per category."""
@@ -163,6 +256,7 @@ class Cityscapes(Dataset):
     """Cityscapes: data_dir/cityscapes, the 19 classes of its train ids, the official val split and its IoU."""
     name = 'cityscapes'
     folder_name = cityscapes.CITYSCAPES_FOLDER
+    split_marker = cityscapes.LEFT_IMG
     num_classes = cityscapes.NUM_CLASSES
     prediction_output = CLASS_ID_OUTPUT
     road_output = False
@@ -240,10 +334,6 @@ class Cityscapes(Dataset):
         """The label's train ids [h, w] uint8 at image_shape (nearest), 255 where ignored."""
         return cityscapes.train_ids_of(cityscapes.load_label_ids(label_path, image_shape))
 
-    def one_hot(self, labels):
-        """[..., h, w] train ids -> [..., h, w, 19] float32 one-hot, all zeros where ignored."""
-        return cityscapes.one_hot_of(labels)
-
     def evaluate(self, predict, pairs, batch_size=8):
         """cityscapes_results.evaluate_classes: one confusion matrix over the pairs."""
         return cityscapes_results.evaluate_classes(predict, pairs, batch_size)
@@ -302,3 +392,17 @@ class Cityscapes(Dataset):
 
 DATASETS = {dataset.name: dataset for dataset in (KittiRoad(), Cityscapes())}
 DATASET_NAMES = tuple(DATASETS)
+
+
+def dataset_of_folder(folder):
+    """The dataset of DATASETS that folder holds (Dataset.holds): for the classic helpers, which are given folders.
+
+    Raises ValueError naming what was looked for when no dataset, or more than one, is there.
+    """
+    found = [dataset for dataset in DATASETS.values() if dataset.holds(folder)]
+    if len(found) != 1:
+        looked_for = '; '.join(f'{dataset.name}: {dataset.folder_name}/ or {dataset.split_marker}/'
+                               for dataset in DATASETS.values())
+        raise ValueError(f'{folder} holds {"no dataset" if not found else "more than one dataset"} ({looked_for}): '
+                         'give the dataset too, as dataset=DATASETS[name].')
+    return found[0]

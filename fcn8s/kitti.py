@@ -20,6 +20,7 @@ KITTI_SIZES = (((1242, 375), 202), ((1226, 370), 49), ((1241, 376), 35), ((1238,
 ROAD_COLOUR = (255, 0, 255)
 BACKGROUND_COLOUR = (255, 0, 0)
 INVALID_COLOUR = (0, 0, 0)
+IGNORE_ID = 255  # the class id (label_ids) of pixels outside the evaluated area; 0 is background, 1 road
 
 IMAGE_NAME = re.compile(r'^(um|umm|uu)_(\d{6})\.png$')
 LABEL_NAME = re.compile(r'^(um|umm|uu)_road_(\d{6})\.png$')
@@ -78,13 +79,14 @@ def decode_label(label_rgb):
     return label_rgb[..., 2] > 0, label_rgb[..., 0] > 0
 
 
-def label_to_one_hot(label_rgb):
-    """KITTI ground truth [..., h, w, 3] uint8 -> [..., h, w, 2] float32 one-hot (background, road).
+def label_ids(label_rgb):
+    """KITTI ground truth [..., h, w, 3] uint8 -> [..., h, w] uint8 class ids: 0 background, 1 road, 255 ignored.
 
-    Pixels outside the valid area get all zeros, so they add nothing to the masked loss.
+    By the devkit's rule (decode_label): pixels outside the valid area get IGNORE_ID, so they add
+    nothing to the masked loss.
     """
     road, valid = decode_label(label_rgb)
-    return np.stack([valid & ~road, valid & road], axis=-1).astype(np.float32)
+    return np.where(valid, road.astype(np.uint8), np.uint8(IGNORE_ID))
 
 
 def list_training_pairs(data_folder, image_names=None):

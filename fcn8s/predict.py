@@ -80,15 +80,17 @@ def predict_by_size(images, predict_batch):
     return road_probs
 
 
-def session_predictor(sess, logits, keep_prob, image_pl, image_shape, output=SERVING_OUTPUT):
-    """predict(images) -> road probabilities (output 'road_prob') or class ids ('class_id'), for a training session.
+def session_predictor(sess, logits, keep_prob, image_pl, image_shape, dataset):
+    """predict(images) -> what dataset (fcn8s.datasets) predicts, for a training session.
 
+    dataset.prediction_output names it: road probabilities ('road_prob') or class ids ('class_id').
     logits: [b * height * width, num_classes] of the network fed through image_pl at image_shape
     (height, width). The resize ops are added to sess's graph by the first call for these logits, in the
     name scope <output's kind>_predictor/<logits' name>, and found there by later calls, so a graph holds
     one predictor of each kind. predict runs them and the network in sess, two calls per batch, so it
     gives what the exported model gives (export_model).
     """
+    output = dataset.prediction_output
     scope = f"{output.split('_')[0]}_predictor/{logits.op.name}/"
     tensor_names = ('original_images', 'network_input', 'original_size', output)
     try:
@@ -108,19 +110,20 @@ def session_predictor(sess, logits, keep_prob, image_pl, image_shape, output=SER
     return lambda images: predict_by_size(images, predict_batch)
 
 
-def session_road_predictor(sess, logits, keep_prob, image_pl, image_shape):
-    """session_predictor of road probabilities, for a two-class (background, road) network."""
-    return session_predictor(sess, logits, keep_prob, image_pl, image_shape, SERVING_OUTPUT)
+def forward_pass(sess, input_image, logits):
+    """(GraphDef of the ops that compute logits from input_image in sess's graph, {variable name: trained value}).
 
-
-def forward_pass(sess, logits):
-    """(GraphDef of the ops that compute logits in sess's graph, {variable name: trained value numpy array}).
-
-    Only the forward pass: no loss, optimizer or initializers. Its (TF1 reference) variables are left
-    out of the GraphDef, and with them the ops' colocation hints, so that an import can map each
-    'name:0' to a variable of its own (export_model).
+    Only the forward pass: no loss, optimizer or initializers, and no input pipeline: an input_image
+    that takes the pipeline's batch unless fed (batches.feedable_inputs) becomes a plain placeholder.
+    Its (TF1 reference) variables are left out of the GraphDef, and with them the ops' colocation hints,
+    so that an import can map each 'name:0' to a variable of its own (export_model).
     """
     graph_def = tf.graph_util.extract_sub_graph(sess.graph.as_graph_def(), [logits.op.name])
+    input_node, = (node for node in graph_def.node if node.name == input_image.op.name)
+    if input_node.op == 'PlaceholderWithDefault':
+        input_node.op = 'Placeholder'
+        del input_node.input[:]
+        graph_def = tf.graph_util.extract_sub_graph(graph_def, [logits.op.name])
     variable_names = [node.name for node in graph_def.node if node.op in ('Variable', 'VariableV2')]
     trained_values = dict(zip(variable_names, sess.run([name + ':0' for name in variable_names])))
     operations = [node for node in graph_def.node if node.name not in trained_values]
@@ -131,20 +134,19 @@ def forward_pass(sess, logits):
     return graph_def, trained_values
 
 
-def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, dataset_name='kitti_road',
-                 road_output=True):
+def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, dataset):
     """Write the FCN-8s trained in sess as a SavedModel for tf.saved_model.load and TF Serving; returns export_dir.
 
     Tag 'serve', signature 'serving_default': images [batch, height, width, 3] float32 RGB 0..255 of
     any size -> class_prob [batch, height, width, num_classes] float32 and class_id [batch, height,
-    width] int32, and with road_output (KITTI Road) road_prob [batch, height, width] float32 in 0..1.
-    dataset_name goes to assets.extra/dataset.json (model_dataset_name). The serving graph resizes the images
+    width] int32, and with dataset.road_output (KITTI Road) road_prob [batch, height, width] float32 in
+    0..1. dataset.name goes to assets.extra/dataset.json (model_dataset_name). The serving graph resizes the images
     to image_shape (height, width), runs a copy of the training graph's forward pass (VGG16 and the
     decoder, imported with keep_prob fixed to 1) and resizes the road probability back. Its variables
     keep the training names and get the trained values; the optimizer state stays in the checkpoint.
     The folder is written whole or not at all, replacing an earlier export.
     """
-    graph_def, trained_values = forward_pass(sess, logits)
+    graph_def, trained_values = forward_pass(sess, input_image, logits)
     with tf.Graph().as_default(), tf.Session() as serving_sess, written_whole(export_dir) as partial_dir:
         variables = {name: tf.get_variable(name, value.shape, tf.as_dtype(value.dtype), tf.zeros_initializer(),
                                            use_resource=True)
@@ -159,7 +161,7 @@ def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, 
         class_prob = tf.identity(class_prob_output(network_logits, image_shape, original_size), name=CLASS_PROB_OUTPUT)
         outputs = {CLASS_PROB_OUTPUT: class_prob,
                    CLASS_ID_OUTPUT: tf.argmax(class_prob, axis=-1, output_type=tf.int32, name=CLASS_ID_OUTPUT)}
-        if road_output:
+        if dataset.road_output:
             outputs[SERVING_OUTPUT] = tf.identity(road_prob_output(network_logits, image_shape, original_size),
                                                   name=SERVING_OUTPUT)
         for name, variable in variables.items():
@@ -170,7 +172,7 @@ def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, 
         builder.save()
         os.makedirs(os.path.join(partial_dir, os.path.dirname(MODEL_DATASET_FILE)))
         with open(os.path.join(partial_dir, MODEL_DATASET_FILE), 'w') as dataset_file:
-            json.dump({'dataset': dataset_name}, dataset_file)
+            json.dump({'dataset': dataset.name}, dataset_file)
     return export_dir
 
 
@@ -186,11 +188,11 @@ def model_dataset_name(model_dir):
                          '{"dataset": "kitti_road"} or {"dataset": "cityscapes"}; write that or export again.') from error
 
 
-def saved_model_predictor(model_dir, session_config=None, output=SERVING_OUTPUT):
+def saved_model_predictor(model_dir, session_config, output):
     """predict(images) -> road probabilities or class ids (output), from the SavedModel that export_model wrote.
 
     The model is loaded into a graph and session of its own, which live as long as predict does; the
-    session gets session_config, a tf.ConfigProto (fcn8s.precision.session_config), if given.
+    session gets session_config, a tf.ConfigProto (fcn8s.precision.session_config) or None.
     Raises ValueError naming model_dir when it holds no such model.
     """
     sess = tf.Session(graph=tf.Graph(), config=session_config)

@@ -4,7 +4,6 @@ import io
 import numpy as np
 from PIL import Image
 
-from fcn8s.images import paint_road
 from fcn8s.tf1 import tf
 
 OVERLAY_JPEG_QUALITY = 90
@@ -18,15 +17,15 @@ class RunSummaries:
     loss/epoch_mean, learning_rate and, for epochs that were scored, the dataset's scores under
     validation/ (validation_scalars). Images:
     overlays/<name>, overlay_images [(name, image at the network's input size)] with what predict
-    predicts on them painted by paint(image, prediction) (default: the road green). Steps count
+    predicts on them painted by dataset.paint(image, prediction) (fcn8s.datasets). Steps count
     training steps from the run's start, so a resumed run continues the curves; the session-start
     marker at its first step makes TensorBoard drop what an interrupted session wrote after it.
     """
 
-    def __init__(self, log_dir, graph, steps_per_epoch, start_epoch, predict, overlay_images, paint=paint_road):
+    def __init__(self, log_dir, graph, steps_per_epoch, start_epoch, predict, overlay_images, dataset):
         self.writer = tf.summary.FileWriter(log_dir, graph)
         self.steps_per_epoch, self.predict, self.overlay_images = steps_per_epoch, predict, overlay_images
-        self.paint = paint
+        self.paint = dataset.paint
         self.writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), self.global_step(start_epoch, 1))
 
     def __enter__(self):

@@ -16,7 +16,8 @@ import main
 from fcn8s.bev import write_calibration
 from fcn8s.config import TrainConfig
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_FILE
-from fcn8s.predict import export_model, session_road_predictor
+from fcn8s.datasets import DATASETS
+from fcn8s.predict import export_model, session_predictor
 from fcn8s.synthetic import make_synthetic_kitti, synthetic_calibration
 from fcn8s.tf1 import tf
 from fcn8s.vgg import build_vgg16_savedmodel
@@ -143,8 +144,9 @@ def exported_run(tmp_path_factory, tiny_vgg_path):
         nn_last_layer = main.layers(layer3_out, layer4_out, layer7_out, 2, pool_scaling=False, init_stddev=0.5)
         logits, _, _ = main.optimize(nn_last_layer, tf.placeholder(tf.float32, [None, None, None, 2]), 1e-3, 2)
         main.initialize_new_variables(sess)
-        export_model(sess, image_input, keep_prob, logits, TINY_INPUT_SHAPE, str(run_dir / 'model'))
-        predict = session_road_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE)
+        export_model(sess, image_input, keep_prob, logits, TINY_INPUT_SHAPE, str(run_dir / 'model'),
+                     DATASETS['kitti_road'])
+        predict = session_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE, DATASETS['kitti_road'])
         session_road_prob, = predict([image])
     return str(run_dir), image, session_road_prob
 

@@ -30,7 +30,7 @@ def test_bench_runs_on_a_tiny_configuration_and_writes_its_json(tmp_path):
     # A benchmark, not a test of speed: only that it runs and reports every figure, with no timing assertion.
     out_path = tmp_path / 'out' / 'bench.json'
     returned = bench_command(['--image-height', '64', '--image-width', '192', '--width', str(TINY_WIDTH),
-                                       '--warmup-steps', '1', '--steps', '2', '--cache-dir', str(tmp_path / 'cache'),
+                                       '--warmup-steps', '1', '--steps', '2', '--pipeline-batches', '3', '--cache-dir', str(tmp_path / 'cache'),
                                        '--out', str(out_path)], main.build_graph)
     result = json.loads(out_path.read_text())
     assert result == json.loads(json.dumps(returned))
@@ -47,6 +47,14 @@ def test_bench_runs_on_a_tiny_configuration_and_writes_its_json(tmp_path):
     assert result['gflop_per_image']['inference'] == pytest.approx(forward_gflop_by_hand(TINY_WIDTH, 64, 192))
     assert result['gflop_per_image']['training'] == pytest.approx(3 * result['gflop_per_image']['inference'])
     assert os.listdir(tmp_path / 'cache') == [f'vgg_width_{TINY_WIDTH:g}']
+    # The input pipeline alone hands the graph uint8 images and uint8 class ids: 4 bytes a pixel.
+    pipeline = result['pipeline']
+    assert set(pipeline) == {'kitti_road', 'cityscapes'}
+    assert pipeline['kitti_road']['mb_per_image'] == pytest.approx(160 * 576 * 4 / 1e6)
+    assert pipeline['cityscapes']['mb_per_image'] == pytest.approx(512 * 1024 * 4 / 1e6)
+    for speed in pipeline.values():
+        assert speed['images_per_s'] > 0 and speed['decode_ms_per_image'] > 0
+        assert speed['decoded_mb_per_image'] == pytest.approx(speed['mb_per_image'])
 
 
 def test_bench_refuses_a_size_that_is_not_a_multiple_of_32(capsys):

@@ -33,15 +33,6 @@ def test_label_ids_map_to_train_ids_with_every_ignored_and_unknown_id_255():
     np.testing.assert_array_equal(train_ids, expected)
 
 
-def test_one_hot_rows_are_all_zero_at_ignored_pixels():
-    train_ids = np.array([[[0, 255], [18, 3]]], np.uint8)  # [batch 1, 2, 2]
-    one_hot = cityscapes.one_hot_of(train_ids)
-    assert one_hot.shape == (1, 2, 2, 19) and one_hot.dtype == np.float32
-    np.testing.assert_array_equal(one_hot[0, 0, 1], np.zeros(19))
-    np.testing.assert_array_equal(one_hot.sum(axis=-1), [[[1, 0], [1, 1]]])
-    assert one_hot[0, 0, 0, 0] == one_hot[0, 1, 0, 18] == one_hot[0, 1, 1, 3] == 1
-
-
 def test_colour_and_label_id_masks():
     train_ids = np.array([[0, 13], [255, 18]], np.uint8)
     np.testing.assert_array_equal(cityscapes.colour_mask(train_ids),

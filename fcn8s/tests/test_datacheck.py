@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcn8s.batches import make_get_batches_fn
+from fcn8s.batches import decode_pairs
 from fcn8s.datacheck import check_kitti_folder
+from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError
 from fcn8s.kitti import INVALID_COLOUR, KITTI_FOLDERS, list_training_pairs
 from fcn8s.tests.fixtures import TINY_INPUT_SHAPE
@@ -107,7 +108,8 @@ def test_check_says_how_images_that_are_not_rgb_are_converted(kitti_copy):
             'R, G, B') in not_rgb
     assert '8-bit grey (L) 1: umm_000000.png: repeated into R, G, B' in not_rgb
     assert 'RGB with alpha (RGBA) 1: umm_000001.png: alpha dropped' in not_rgb
-    images, _ = next(make_get_batches_fn(list_training_pairs(str(kitti_copy / 'training')), TINY_INPUT_SHAPE)(6))
+    images, _ = decode_pairs(list_training_pairs(str(kitti_copy / 'training')), TINY_INPUT_SHAPE,
+                             DATASETS['kitti_road'].load_label)
     assert images.shape == (6, *TINY_INPUT_SHAPE, 3) and 0 < images.mean() < 250, 'not clipped to white'
 
 
@@ -174,7 +176,8 @@ def test_check_warns_about_jpeg_images_named_png(kitti_copy):
     assert data_check.errors == []
     not_png, = data_check.warnings
     assert 'not PNG files (JPEG 2): um_000001.png, uu_000000.png' in not_png
-    images, _ = next(make_get_batches_fn(list_training_pairs(str(kitti_copy / 'training')), TINY_INPUT_SHAPE)(6))
+    images, _ = decode_pairs(list_training_pairs(str(kitti_copy / 'training')), TINY_INPUT_SHAPE,
+                             DATASETS['kitti_road'].load_label)
     assert images.shape == (6, *TINY_INPUT_SHAPE, 3)
 
 

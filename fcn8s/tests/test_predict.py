@@ -6,7 +6,8 @@ import sys
 import numpy as np
 
 import main
-from fcn8s.predict import export_model, saved_model_road_predictor, session_predictor, session_road_predictor
+from fcn8s.datasets import DATASETS
+from fcn8s.predict import export_model, saved_model_road_predictor, session_predictor
 from fcn8s.tests.fixtures import PROJECT_DIR, TINY_INPUT_SHAPE
 from fcn8s.tf1 import tf
 
@@ -48,9 +49,9 @@ def test_a_training_graph_holds_one_predictor_however_often_it_is_asked_for(tiny
         image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, tiny_vgg_path)
         logits = tf.reshape(main.layers(layer3_out, layer4_out, layer7_out, 2), (-1, 2), name='logits')
         main.initialize_new_variables(sess)
-        first = session_road_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE)
+        first = session_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE, DATASETS['kitti_road'])
         op_count = len(sess.graph.get_operations())
-        second = session_road_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE)
+        second = session_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE, DATASETS['kitti_road'])
         assert len(sess.graph.get_operations()) == op_count
         first_road_prob, = first([image])
         second_road_prob, = second([image])
@@ -63,7 +64,7 @@ CLASS_IDS_IN_A_FRESH_PROCESS = '''
 import sys
 import numpy as np
 from fcn8s.predict import model_dataset_name, saved_model_predictor
-class_ids, = saved_model_predictor(sys.argv[1], output='class_id')([np.load(sys.argv[2])])
+class_ids, = saved_model_predictor(sys.argv[1], None, 'class_id')([np.load(sys.argv[2])])
 np.save(sys.argv[3], class_ids)
 print(model_dataset_name(sys.argv[1]))
 '''
@@ -77,9 +78,10 @@ def test_an_exported_multi_class_model_gives_the_sessions_class_ids_in_a_fresh_p
         nn_last_layer = main.layers(layer3_out, layer4_out, layer7_out, 5, pool_scaling=False, init_stddev=0.5)
         logits = tf.reshape(nn_last_layer, (-1, 5), name='logits')
         main.initialize_new_variables(sess)
-        export_model(sess, image_input, keep_prob, logits, TINY_INPUT_SHAPE, str(tmp_path / 'model'), 'cityscapes',
-                     road_output=False)
-        session_class_ids, = session_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE, 'class_id')([image])
+        export_model(sess, image_input, keep_prob, logits, TINY_INPUT_SHAPE, str(tmp_path / 'model'),
+                     DATASETS['cityscapes'])
+        session_class_ids, = session_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE,
+                                               DATASETS['cityscapes'])([image])
     assert session_class_ids.shape == (45, 83) and len(np.unique(session_class_ids)) > 1
     np.save(tmp_path / 'image.npy', image)
     finished = subprocess.run([sys.executable, '-c', CLASS_IDS_IN_A_FRESH_PROCESS, str(tmp_path / 'model'),
