@@ -17,11 +17,13 @@ from fcn8s.batches import split_training_pairs
 from fcn8s.images import load_image, paint_road, save_road_images
 from fcn8s.predict import CLASS_ID_OUTPUT, SERVING_OUTPUT
 
+KITTI_LABEL_MODES = ('RGB', 'RGBA', 'P')  # PIL modes of KITTI label files whose colours load_image reads as they are
+
 
 class Dataset:
     """What every dataset has: its name, folder, classes, predictions and submission. Its subclasses add the same
-    methods each: make_demo_data, fetch, check, training_folder, training_pairs, split, validation_pairs,
-    labelled_pairs, testing_folder, testing_images, load_label, one_hot, evaluate, score, ranking_score,
+    methods each: make_demo_data, fetch, check, training_folder, training_pairs, split, named_validation_pairs,
+    labelled_pairs, check_labels, testing_folder, testing_images, load_label, one_hot, evaluate, score, ranking_score,
     history_entry, format_scores, save_pictures, paint, summary_images, write_results, submission_inputs,
     check_submission_inputs, write_submission."""
     name = ''  # what --dataset and config.json call it
@@ -36,6 +38,21 @@ class Dataset:
     def path(self, data_dir):
         """The dataset's folder in a data folder: data_dir/folder_name."""
         return os.path.join(data_dir, self.folder_name)
+
+    def validation_pairs(self, path, image_names):
+        """The pairs of a run's validation images, image_names (its split.json), in the dataset folder path.
+
+        Raises FileNotFoundError naming every one of them that is missing: a score of the others would not be
+        the run's.
+        """
+        pairs = self.named_validation_pairs(path, image_names)
+        missing = sorted(set(image_names) - {os.path.basename(image_path) for image_path, _ in pairs})
+        if missing:
+            raise FileNotFoundError(
+                f'{len(missing)} of the {len(image_names)} validation images of the run are missing from {path}: '
+                f"{', '.join(missing)}. The run's score is of all of them, so the others are not scored alone: put "
+                'them back, or score the images you have with --images and --labels.')
+        return pairs
 
 
 class KittiRoad(Dataset):
@@ -78,13 +95,19 @@ class KittiRoad(Dataset):
         """(train_pairs, val_pairs): config.val_count pairs held out of training/, stratified and seeded."""
         return split_training_pairs(self.training_pairs(self.training_folder(path)), config.val_count, config.seed)
 
-    def validation_pairs(self, path, image_names):
-        """The pairs of a run's validation images, named in its split.json."""
+    def named_validation_pairs(self, path, image_names):
+        """The pairs of training/ of the images named image_names (those of them that are there)."""
         return self.training_pairs(self.training_folder(path), image_names)
 
     def labelled_pairs(self, image_dir, label_dir):
         """[(image path, label path)]: <cat>_NNNNNN.png of image_dir with <cat>_road_NNNNNN.png of label_dir."""
         return kitti.list_labelled_images(image_dir, label_dir)
+
+    def check_labels(self, pairs):
+        """[error] of the labels of (image, label) pairs that evaluate cannot score: unreadable, not a colour image
+        or of another size than their image (datacheck.label_file_errors)."""
+        return datacheck.label_file_errors(pairs, KITTI_LABEL_MODES, f'a colour image (RGB) like {kitti.LABEL_NAME_FORM}'
+                                           ' of data_road.zip: road magenta, background red')
 
     def testing_folder(self, path):
         """data_road/testing: the folder gen_test_output paints."""
@@ -148,9 +171,9 @@ class KittiRoad(Dataset):
         """What a submission scores: data_road/testing/image_2."""
         return [os.path.join(path, 'testing', 'image_2')]
 
-    def check_submission_inputs(self, image_paths):
-        """Stop before predicting when an image lacks its calibration (submission.require_calibrations)."""
-        submission.require_calibrations(image_paths)
+    def check_submission_inputs(self, image_paths, output_dir):
+        """submission.check_submission_inputs: names, calibrations and the zip's path, before predicting."""
+        submission.check_submission_inputs(image_paths, output_dir)
 
     def write_submission(self, predict, image_paths, output_dir, batch_size=8):
         """submission.write_kitti_submission, then what to upload where; returns the zip's path."""
@@ -205,14 +228,15 @@ class Cityscapes(Dataset):
         val_pairs = cityscapes.list_cityscapes_pairs(path, 'val')[:config.val_count] if config.val_count else []
         return self.training_pairs(path), val_pairs
 
-    def validation_pairs(self, path, image_names):
-        """The pairs of the val split named in a run's split.json."""
+    def named_validation_pairs(self, path, image_names):
+        """The pairs of the val split of the images named image_names (those of them that are there)."""
         return [pair for pair in cityscapes.list_cityscapes_pairs(path, 'val')
                 if os.path.basename(pair[0]) in image_names]
 
     def labelled_pairs(self, image_dir, label_dir):
         """[(image path, label path)]: each *_leftImg8bit.png under image_dir with the *_gtFine_labelIds.png of its
-        frame under label_dir (city folders or not). Raises FileNotFoundError naming an image without its label."""
+        frame under label_dir (city folders or not). Raises FileNotFoundError naming an image without its label, or
+        image_dir when it holds no such image."""
         labels = {cityscapes.frame_id_of(path): path
                   for path in glob.glob(os.path.join(label_dir, '**', '*' + cityscapes.LABEL_SUFFIX), recursive=True)}
         pairs = []
@@ -223,7 +247,18 @@ class Cityscapes(Dataset):
                 raise FileNotFoundError(f'{image_path} has no label {cityscapes.label_name(frame_id)} '
                                         f'under {label_dir}')
             pairs.append((image_path, labels[frame_id]))
+        if not pairs:
+            raise FileNotFoundError(f'no {cityscapes.IMAGE_NAME_FORM} was found in {image_dir} or its subfolders: a '
+                                    'Cityscapes model is scored on the images of leftImg8bit/val (or a folder of '
+                                    "them) with gtFine/val's labels.")
         return pairs
+
+    def check_labels(self, pairs):
+        """[error] of the labels of (image, label) pairs that evaluate cannot score: unreadable, not of label ids or
+        of another size than their image (datacheck.label_file_errors)."""
+        return datacheck.label_file_errors(pairs, cityscapes.LABEL_ID_MODES, 'an 8-bit image of label ids (mode L, '
+                                           f'or P read as its indices) like the {cityscapes.LABEL_NAME_FORM} files '
+                                           f'of {cityscapes.PACKAGES[0]}')
 
     def testing_folder(self, path):
         """The Cityscapes folder itself: its test split is listed from there."""
@@ -245,12 +280,12 @@ class Cityscapes(Dataset):
         return cityscapes.one_hot_of(labels)
 
     def evaluate(self, predict, pairs, batch_size=8):
-        """cityscapes_results.evaluate_classes: one confusion matrix over the pairs."""
+        """cityscapes_results.evaluate_classes: one confusion matrix over the pairs, and the unknown ids' pixels."""
         return cityscapes_results.evaluate_classes(predict, pairs, batch_size)
 
     def score(self, evaluation):
         """classmetric.class_scores: IoU per class and category, mIoU, pixel accuracy."""
-        return classmetric.class_scores(evaluation, cityscapes.CLASS_NAMES, cityscapes.CLASS_CATEGORY,
+        return classmetric.class_scores(evaluation.counts, cityscapes.CLASS_NAMES, cityscapes.CLASS_CATEGORY,
                                         cityscapes.CATEGORY_NAMES)
 
     def ranking_score(self, scores):
@@ -262,12 +297,13 @@ class Cityscapes(Dataset):
         return {'mIoU': scores['mIoU'], 'pixel_accuracy': scores['pixel_accuracy']}
 
     def format_scores(self, scores, evaluation):
-        """The table per class and category (IoU in %)."""
-        return 'Cityscapes IoU in %\n' + classmetric.format_class_scores(scores)
+        """The table per class and category (IoU in %), then the pixels ignored for ids outside the table, if any."""
+        note = cityscapes_results.unknown_ids_note(evaluation)
+        return 'Cityscapes IoU in %\n' + classmetric.format_class_scores(scores) + (f'\n{note}' if note else '')
 
     def save_pictures(self, evaluation, folder):
         """folder/confusion_matrix.png."""
-        plots.save_confusion_matrix(evaluation.confusion, cityscapes.CLASS_NAMES,
+        plots.save_confusion_matrix(evaluation.counts.confusion, cityscapes.CLASS_NAMES,
                                           os.path.join(folder, 'confusion_matrix.png'))
 
     def paint(self, image, class_ids):
@@ -287,10 +323,9 @@ class Cityscapes(Dataset):
         """What a submission predicts: leftImg8bit/test, every city."""
         return self.testing_images(self.testing_folder(path))
 
-    def check_submission_inputs(self, image_paths):
-        """Stop before predicting when an image is not named like a Cityscapes image."""
-        for image_path in image_paths:
-            cityscapes.submission_name(image_path)
+    def check_submission_inputs(self, image_paths, output_dir):
+        """cityscapes_results.check_submission_inputs: each image's benchmark name, its own, before predicting."""
+        cityscapes_results.check_submission_inputs(image_paths)
 
     def write_submission(self, predict, image_paths, output_dir, batch_size=8):
         """cityscapes_results.write_cityscapes_submission; returns the folder."""

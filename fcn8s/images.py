@@ -69,22 +69,45 @@ def paint_road(image, road_prob, threshold=ROAD_THRESHOLD):
 
 
 def list_image_files(paths):
-    """The image files that paths name: each file as given, and each folder's PNG and JPEG files in name order.
+    """The image files that paths name, each once: each file as given, and the PNG and JPEG files of each folder
+    and of all its subfolders (such as Cityscapes' leftImg8bit/<split>/<city>/), in path order.
 
-    Raises FileNotFoundError naming a path that does not exist or a folder that holds no such image.
+    A file named twice (given, and in a folder given) is listed once. Raises FileNotFoundError naming a path
+    that does not exist or a folder that holds no such image, at any depth.
     """
     image_paths = []
     for path in paths:
         if os.path.isdir(path):
-            found = sorted(os.path.join(path, name) for name in os.listdir(path) if name.lower().endswith(IMAGE_EXTENSIONS))
+            found = sorted(os.path.join(folder, name) for folder, _, names in os.walk(path)
+                           for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
             if not found:
-                raise FileNotFoundError(f'{path} holds no image ({", ".join(IMAGE_EXTENSIONS)})')
+                raise FileNotFoundError(f'{path} holds no image ({", ".join(IMAGE_EXTENSIONS)}), nor do its '
+                                        'subfolders')
             image_paths += found
         elif os.path.isfile(path):
             image_paths.append(path)
         else:
             raise FileNotFoundError(f'{path} does not exist: give PNG or JPEG images, or folders of them')
-    return image_paths
+    first_path_of_file = {}
+    for path in image_paths:
+        first_path_of_file.setdefault(os.path.realpath(path), path)
+    return list(first_path_of_file.values())
+
+
+def require_distinct_outputs(image_paths, output_names):
+    """Raise ValueError naming every group of images whose outputs, output_names[i] of image_paths[i], share a name.
+
+    Called before anything is predicted, so that each input gets its own output and none overwrites another's.
+    """
+    inputs_of_name = collections.defaultdict(list)
+    for image_path, output_name in zip(image_paths, output_names):
+        inputs_of_name[output_name].append(image_path)
+    clashes = {name: inputs for name, inputs in inputs_of_name.items() if len(inputs) > 1}
+    if clashes:
+        raise ValueError('input images whose outputs would share a name, so that one would overwrite another: '
+                         + '; '.join(f'{" and ".join(inputs)} would write the same {name}'
+                                     for name, inputs in sorted(clashes.items()))
+                         + '. Give images with distinct file names, or infer each folder into its own --out.')
 
 
 def predict_image_files(predict, image_paths, batch_size=8):
@@ -104,12 +127,10 @@ def save_road_images(predict, image_paths, output_dir, masks=False, batch_size=8
     overlays/<name>.png, the image with its road painted (paint_road), and with masks also
     masks/<name>.png, grayscale 255 on road (probability > ROAD_THRESHOLD) and 0 elsewhere; <name> is
     the image's file name without its extension. Raises ValueError before predicting anything when two
-    images would write one file.
+    images would write one file (require_distinct_outputs).
     """
     result_names = [os.path.splitext(os.path.basename(path))[0] + '.png' for path in image_paths]
-    clashes = sorted(name for name, count in collections.Counter(result_names).items() if count > 1)
-    if clashes:
-        raise ValueError(f'several input images would write {", ".join(clashes)}: give images with distinct names')
+    require_distinct_outputs(image_paths, result_names)
     written_paths = []
     predictions = predict_image_files(predict, image_paths, batch_size)
     for result_name, (_, image, road_prob) in tqdm(zip(result_names, predictions), total=len(image_paths),

@@ -94,9 +94,10 @@ def road_metrics(counts):
 class RoadEvaluation:
     """evaluate_road's counts per category ('um', 'umm', 'uu'), in perspective and in bird's-eye view.
 
-    BEV counts leave out the images whose calibration is missing or unreadable (listed, with the
-    problem, in without_calibration). bev_examples holds the first evaluated image of each category in
-    BEV: (image [800, 400, 3] uint8, road probability [800, 400] float, label [800, 400, 3] uint8).
+    BEV counts leave out the images whose calibration is missing or unusable (bev.read_calibration), or
+    maps none of the label's evaluated pixels into the grid: without_calibration holds one message per such
+    image, naming its calibration file and the problem. bev_examples holds the first evaluated image of each
+    category in BEV: (image [800, 400, 3] uint8, road probability [800, 400] float, label [800, 400, 3] uint8).
     """
     perspective: dict = dataclasses.field(default_factory=lambda: {category: RoadCounts()
                                                                    for category in kitti.KITTI_CATEGORIES})
@@ -127,8 +128,14 @@ def evaluate_road(predict, pairs, batch_size=8):
         except DataError as error:
             evaluation.without_calibration.append(str(error))
             continue
+        bev_road, bev_valid = kitti.decode_label(bev_label)
+        if not bev_valid.any():
+            evaluation.without_calibration.append(
+                f'{bev.calibration_path(image_path)} maps none of the evaluated pixels of {label_paths[image_path]} '
+                "into the bird's-eye-view grid: check that it is this image's calibration.")
+            continue
         bev_road_prob = bev.image_to_bev(kitti.result_image(road_prob), image_path) / 255
-        evaluation.bev[category] += count_road_pixels(bev_road_prob, *kitti.decode_label(bev_label))
+        evaluation.bev[category] += count_road_pixels(bev_road_prob, bev_road, bev_valid)
         if category not in evaluation.bev_examples:
             evaluation.bev_examples[category] = (bev.image_to_bev(image, image_path), bev_road_prob, bev_label)
     return evaluation
@@ -171,8 +178,8 @@ def format_evaluation(scores, without_calibration=()):
     perspective = {name: measures for name, measures in scores.items() if name != 'bev'}
     text = 'Perspective (the image as the camera sees it):\n' + format_scores(perspective)
     text += "\nBird's-eye view (the benchmark's space; compare with the leaderboard):\n"
-    text += format_scores(scores['bev'], BEV_ROW_NAMES) if scores['bev'] else '  no image has a calibration file'
+    text += format_scores(scores['bev'], BEV_ROW_NAMES) if scores['bev'] else '  no image has a usable calibration'
     if without_calibration:
-        text += (f'\n{len(without_calibration)} images are left out of the BEV scores for want of a calibration: '
-                 + without_calibration[0])
+        text += (f"\n{len(without_calibration)} images are left out of the bird's-eye view (its tables count the "
+                 'images scored):\n' + '\n'.join(f'  - {problem}' for problem in without_calibration))
     return text

@@ -1,9 +1,11 @@
 """Tests of fcn8s/images.py: reading image files and painting the road."""
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from fcn8s.images import load_image, paint_road
+from fcn8s.images import list_image_files, load_image, paint_road, require_distinct_outputs
 from fcn8s.kitti import BACKGROUND_COLOUR, INVALID_COLOUR, ROAD_COLOUR
 
 
@@ -47,3 +49,29 @@ def test_paint_road_tints_only_road_pixels():
     tinted = np.round(np.array([100, 100, 100]) * (1 - 127 / 255) + np.array([0, 255, 0]) * 127 / 255)
     assert overlay[0, 0].tolist() == tinted.tolist() and overlay[1, 1].tolist() == tinted.tolist()
     assert overlay[0, 1].tolist() == [100, 100, 100] and overlay[1, 0].tolist() == [100, 100, 100]
+
+
+def test_folders_are_searched_at_every_depth_and_each_file_is_listed_once(tmp_path):
+    for relative_path in ('leftImg8bit/test/berlin/b.png', 'leftImg8bit/test/bonn/a.JPG', 'leftImg8bit/top.jpeg',
+                          'leftImg8bit/test/bonn/notes.txt', 'empty/sub/readme.md'):
+        os.makedirs(tmp_path / os.path.dirname(relative_path), exist_ok=True)
+        (tmp_path / relative_path).write_bytes(b'')
+    images = str(tmp_path / 'leftImg8bit')
+    berlin_image = os.path.join(images, 'test', 'berlin', 'b.png')
+    expected = [berlin_image, os.path.join(images, 'test', 'bonn', 'a.JPG'), os.path.join(images, 'top.jpeg')]
+    assert list_image_files([images]) == expected
+    assert list_image_files([berlin_image, images, os.path.join(images, 'test', '..', 'test', 'berlin', 'b.png')]) == \
+        [berlin_image] + expected[1:]
+    with pytest.raises(FileNotFoundError, match=f'{tmp_path / "empty"} holds no image .*, nor do its subfolders'):
+        list_image_files([str(tmp_path / 'empty')])
+
+
+def test_inputs_whose_outputs_share_a_name_are_named_together():
+    require_distinct_outputs(['a/x.png', 'b/y.png'], ['x.png', 'y.png'])
+    with pytest.raises(ValueError) as raised:
+        require_distinct_outputs(['a/x.png', 'b/x.jpg', 'c/y.png', 'd/y.png', 'e/z.png'],
+                                 ['x.png', 'x.png', 'y.png', 'y.png', 'z.png'])
+    assert str(raised.value) == (
+        'input images whose outputs would share a name, so that one would overwrite another: a/x.png and b/x.jpg '
+        'would write the same x.png; c/y.png and d/y.png would write the same y.png. Give images with distinct file '
+        'names, or infer each folder into its own --out.')
