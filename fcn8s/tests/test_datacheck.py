@@ -196,9 +196,9 @@ def test_calibrations_missing_or_malformed_are_a_warning_or_with_require_calib_e
 def test_calibrations_of_non_finite_values_or_a_singular_transform_never_count_as_usable(kitti_copy):
     not_finite = kitti_copy / 'training' / 'calib' / 'umm_000000.txt'
     singular = kitti_copy / 'testing' / 'calib' / 'um_000000.txt'
-    not_finite.write_text(not_finite.read_text().replace('P2: ', 'P2: nan ', 1).replace('e+02 ', ' ', 1))
-    singular.write_text('\n'.join('Tr_cam_to_road: ' + ' '.join(['0'] * 12) if line.startswith('Tr_cam_to_road')
-                                  else line for line in singular.read_text().splitlines()))
+    for path, key, values in ((not_finite, 'P2', ['nan'] + ['0'] * 11), (singular, 'Tr_cam_to_road', ['0'] * 12)):
+        path.write_text(''.join(f'{key}: {" ".join(values)}\n' if line.startswith(f'{key}:') else f'{line}\n'
+                                for line in path.read_text().splitlines()))
     data_check = check_kitti_folder(str(kitti_copy), TINY_INPUT_SHAPE)
     assert data_check.errors == [] and data_check.summary['calibrations'] == (7, 9)
     [warning] = data_check.warnings
