@@ -49,7 +49,7 @@ def evaluate_classes(predict, pairs, batch_size=8):
 
 
 def unknown_ids_note(evaluation):
-    """The lines that say how many pixels of which labels a ClassEvaluation ignored for ids outside the table ('' if none)."""
+    """The lines saying how many pixels of which labels a ClassEvaluation ignored for ids outside the table, or ''."""
     if not evaluation.unknown_id_pixels:
         return ''
     total = sum(sum(pixels.values()) for pixels in evaluation.unknown_id_pixels.values())

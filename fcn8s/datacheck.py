@@ -282,7 +282,8 @@ def label_file_errors(pairs, label_modes, expected_label):
             continue
         if label_mode not in label_modes:
             what = rgb_conversion(label_mode)[0]
-            check.errors.append(f'{label_path} is a {what if what == label_mode else f"{what} ({label_mode})"} image: expected '
+            what = what if what == label_mode else f'{what} ({label_mode})'
+            check.errors.append(f'{label_path} is a {what} image: expected '
                                 f'{expected_label}. Replace it with the label made for {image_path}.')
         check_label_size(check, label_path, label_size, image_path, {image_path: image_size})
     return check.errors

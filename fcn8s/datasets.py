@@ -106,8 +106,8 @@ class KittiRoad(Dataset):
     def check_labels(self, pairs):
         """[error] of the labels of (image, label) pairs that evaluate cannot score: unreadable, not a colour image
         or of another size than their image (datacheck.label_file_errors)."""
-        return datacheck.label_file_errors(pairs, KITTI_LABEL_MODES, f'a colour image (RGB) like {kitti.LABEL_NAME_FORM}'
-                                           ' of data_road.zip: road magenta, background red')
+        return datacheck.label_file_errors(pairs, KITTI_LABEL_MODES, 'a colour image (RGB) like the '
+                                           f'{kitti.LABEL_NAME_FORM} of data_road.zip: road magenta, background red')
 
     def testing_folder(self, path):
         """data_road/testing: the folder gen_test_output paints."""

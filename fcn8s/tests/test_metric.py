@@ -118,7 +118,8 @@ def test_images_whose_calibration_cannot_make_a_bev_are_left_out_of_it_one_line_
         label[:10 if name == 'uu_000003' else 40, :, 0] = 255
         label[5 if name == 'uu_000003' else 30:, :, 2] = 255  # uu_000003: road rows 5..9 in perspective
         category, number = name.split('_')
-        pairs.append((str(training / 'image_2' / f'{name}.png'), str(training / 'gt_image_2' / f'{category}_road_{number}.png')))
+        pairs.append((str(training / 'image_2' / f'{name}.png'),
+                      str(training / 'gt_image_2' / f'{category}_road_{number}.png')))
         Image.fromarray(np.zeros((40, 400, 3), np.uint8)).save(pairs[-1][0])
         Image.fromarray(label).save(pairs[-1][1])
         write_calibration(str(training / 'calib' / f'{name}.txt'), calibration)
