@@ -161,9 +161,16 @@ def bev_lookup(homography, image_shape):
 def calibration_lookup(calibration_file, image_shape):
     """The BevLookup of images of image_shape (height, width) that calibration_file describes, read once and cached.
 
-    A file edited after its first use keeps its old lookup until the process ends.
+    Raises DataError naming the file when it is unusable (read_calibration) or no BEV cell sees such an image
+    through it (it describes another camera or image size: the BEV would be all black). A file edited after
+    its first use keeps its old lookup until the process ends.
     """
-    return bev_lookup(road_to_image_homography(read_calibration(calibration_file)), image_shape)
+    lookup = bev_lookup(road_to_image_homography(read_calibration(calibration_file)), image_shape)
+    if not bev_visible_mask(lookup).any():
+        raise DataError(f"{calibration_file}: no cell of the bird's-eye-view grid sees an image of {image_shape[1]}x"
+                        f'{image_shape[0]} pixels through it, so its BEV would be all black: it is not the calibration '
+                        f'of this image. {CALIBRATION_ADVICE}')
+    return lookup
 
 
 def to_bev(array, lookup):

@@ -61,6 +61,15 @@ def load_image(path, image_shape=None, resample=Image.BILINEAR):
         raise DataError(f'cannot read image {path}: {error}. Replace or delete the file.') from error
 
 
+def image_shape_of(path):
+    """(height, width) of an image file, read from its header; raises DataError naming a file that is not an image."""
+    try:
+        with Image.open(path) as opened:
+            return opened.height, opened.width
+    except (OSError, SyntaxError) as error:
+        raise DataError(f'cannot read image {path}: {error}. Replace or delete the file.') from error
+
+
 def paint_road(image, road_prob, threshold=ROAD_THRESHOLD):
     """Overlay: image [h, w, 3] uint8 with pixels of road_prob [h, w] > threshold tinted translucent green."""
     road = (road_prob > threshold)[..., None]

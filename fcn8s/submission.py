@@ -15,11 +15,12 @@ UPLOAD_PAGE = 'https://www.cvlibs.net/datasets/kitti/user_login.php'
 
 
 def require_calibrations(image_paths):
-    """Read every image's calibration (bev.read_calibration); raises DataError naming every one missing or unusable."""
+    """Make every image's BEV lookup (bev.calibration_lookup, at its size); raises DataError naming every calibration
+    that is missing or unusable, or through which the BEV grid sees nothing of its image, and any unreadable image."""
     problems = []
     for image_path in image_paths:
         try:
-            bev.read_calibration(bev.calibration_path(image_path))
+            bev.calibration_lookup(bev.calibration_path(image_path), images.image_shape_of(image_path))
         except DataError as error:
             problems.append(str(error))
     if problems:

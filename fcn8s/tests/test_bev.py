@@ -125,6 +125,15 @@ def test_calibrations_that_cannot_make_a_bev_are_refused_naming_the_file_and_key
     assert str(raised.value).startswith(f'{path}: ') and 'data_road.zip' in str(raised.value)
 
 
+def test_a_calibration_through_which_no_cell_sees_the_image_is_refused_for_that_image_size(tmp_path):
+    path = str(tmp_path / 'um_000003.txt')
+    write_calibration(path, toy_calibration(principal_v=100.0))  # v = 100 + 150 / Z in 103.3..125: below 60 rows
+    with pytest.raises(DataError, match=rf"^{path}: no cell of the bird's-eye-view grid sees an image of 121x60 pixels "
+                                        'through it, so its BEV would be all black'):
+        calibration_lookup(path, TOY_SHAPE)
+    assert bev_visible_mask(calibration_lookup(path, (126, 121))).any()  # 126 rows reach v = 103.3..125
+
+
 def test_the_level_camera_text_reads_as_the_toy_calibration(tmp_path):
     path = tmp_path / 'um_000003.txt'
     path.write_text(''.join(f'{name}: {text}\n' for name, text in LEVEL_CAMERA.items()))

@@ -110,21 +110,23 @@ def write_kitti_testing_images(split_dir, names, width=150, height=41):
 def test_kitti_submission_refuses_before_predicting_every_bad_calibration_twin_name_and_a_folder_at_the_zip(
         exported_run, tmp_path, monkeypatch):
     monkeypatch.setattr(commands, 'saved_model_predictor', lambda *args: pytest.fail('the model was loaded'))
-    image_dir = write_kitti_testing_images(tmp_path / 'testing', ['um_000000', 'um_000001', 'uu_000002'])
+    image_dir = write_kitti_testing_images(tmp_path / 'testing', ['um_000000', 'um_000001', 'uu_000002', 'uu_000003'])
     calib_dir, out_dir = tmp_path / 'testing' / 'calib', tmp_path / 'out'
-    not_finite, singular = calib_dir / 'um_000001.txt', calib_dir / 'uu_000002.txt'
+    not_finite, singular, elsewhere = (calib_dir / f'{name}.txt' for name in ('um_000001', 'uu_000002', 'uu_000003'))
+    write_calibration(str(elsewhere), synthetic_calibration(150, 500))  # a horizon 500 rows down: no cell sees 41 rows
     not_finite.write_text(not_finite.read_text().replace('P2: 7.215377000000e+02', 'P2: nan'))
     singular.write_text(singular.read_text().split('Tr_cam_to_road:')[0] + 'Tr_cam_to_road: ' + '0 ' * 12 + '\n')
     argv = [str(image_dir), '--run', exported_run[0], '--out', str(out_dir), '--kitti-submission']
     with pytest.raises(SystemExit) as exited:
         infer_command(argv)
     message = str(exited.value.code)
-    assert message.startswith("error: 2 of 3 images have no usable calibration, which the bird's-eye view of the "
+    assert message.startswith("error: 3 of 4 images have no usable calibration, which the bird's-eye view of the "
                               'submission needs; nothing was predicted or written:')
     assert f'  - {not_finite}: its P2 line holds nan' in message and f'  - {singular}: its Tr_cam_to_road cannot' in message
+    assert f"  - {elsewhere}: no cell of the bird's-eye-view grid sees an image of 150x41 pixels" in message
     assert not os.path.exists(out_dir)
 
-    write_kitti_testing_images(tmp_path / 'testing', ['um_000001', 'uu_000002'])
+    write_kitti_testing_images(tmp_path / 'testing', ['um_000001', 'uu_000002', 'uu_000003'])
     (out_dir / 'kitti_road_submission.zip').mkdir(parents=True)
     (out_dir / 'kitti_road_submission.zip' / 'notes.txt').write_text('mine')
     with pytest.raises(SystemExit) as exited:
