@@ -14,7 +14,7 @@ from PIL import Image
 from fcn8s import (cityscapes, cityscapes_check, cityscapes_results, classmetric, datacheck, downloads, kitti, metric,
                    plots, submission, synthetic, synthetic_cityscapes)
 from fcn8s.batches import split_training_pairs
-from fcn8s.images import load_image, paint_road, save_road_images
+from fcn8s.images import load_image, paint_road, pair_images_with_labels, save_road_images
 from fcn8s.predict import CLASS_ID_OUTPUT, SERVING_OUTPUT
 
 KITTI_LABEL_MODES = ('RGB', 'RGBA', 'P')  # PIL modes of KITTI label files whose colours load_image reads as they are
@@ -100,8 +100,11 @@ class KittiRoad(Dataset):
         return self.training_pairs(self.training_folder(path), image_names)
 
     def labelled_pairs(self, image_dir, label_dir):
-        """[(image path, label path)]: <cat>_NNNNNN.png of image_dir with <cat>_road_NNNNNN.png of label_dir."""
-        return kitti.list_labelled_images(image_dir, label_dir)
+        """[(image path, label path)]: each <cat>_NNNNNN.png under image_dir with its <cat>_road_NNNNNN.png under
+        label_dir (images.pair_images_with_labels: subfolders too)."""
+        return pair_images_with_labels(image_dir, label_dir, kitti.IMAGE_NAME, kitti.LABEL_NAME, kitti.IMAGE_NAME_FORM,
+                                       'a KITTI Road model is scored on images such as those of data_road/training/'
+                                       "image_2, with gt_image_2's labels.")
 
     def check_labels(self, pairs):
         """[error] of the labels of (image, label) pairs that evaluate cannot score: unreadable, not a colour image
@@ -235,23 +238,10 @@ class Cityscapes(Dataset):
 
     def labelled_pairs(self, image_dir, label_dir):
         """[(image path, label path)]: each *_leftImg8bit.png under image_dir with the *_gtFine_labelIds.png of its
-        frame under label_dir (city folders or not). Raises FileNotFoundError naming an image without its label, or
-        image_dir when it holds no such image."""
-        labels = {cityscapes.frame_id_of(path): path
-                  for path in glob.glob(os.path.join(label_dir, '**', '*' + cityscapes.LABEL_SUFFIX), recursive=True)}
-        pairs = []
-        image_paths = glob.glob(os.path.join(image_dir, '**', '*' + cityscapes.IMAGE_SUFFIX), recursive=True)
-        for image_path in sorted(image_paths):
-            frame_id = cityscapes.frame_id_of(image_path)
-            if frame_id not in labels:
-                raise FileNotFoundError(f'{image_path} has no label {cityscapes.label_name(frame_id)} '
-                                        f'under {label_dir}')
-            pairs.append((image_path, labels[frame_id]))
-        if not pairs:
-            raise FileNotFoundError(f'no {cityscapes.IMAGE_NAME_FORM} was found in {image_dir} or its subfolders: a '
-                                    'Cityscapes model is scored on the images of leftImg8bit/val (or a folder of '
-                                    "them) with gtFine/val's labels.")
-        return pairs
+        frame under label_dir (images.pair_images_with_labels: city folders or not)."""
+        return pair_images_with_labels(image_dir, label_dir, cityscapes.IMAGE_NAME, cityscapes.LABEL_NAME,
+                                       cityscapes.IMAGE_NAME_FORM, 'a Cityscapes model is scored on the images of '
+                                       "leftImg8bit/val (or a folder of them) with gtFine/val's labels.")
 
     def check_labels(self, pairs):
         """[error] of the labels of (image, label) pairs that evaluate cannot score: unreadable, not of label ids or

@@ -103,6 +103,45 @@ def list_image_files(paths):
     return list(first_path_of_file.values())
 
 
+def files_by_key(folder, key_of_name):
+    """{key: path} of the files under folder, subfolders too, whose name key_of_name maps to a key (not None).
+
+    Raises FileNotFoundError when folder does not exist, ValueError naming the files when two have one key.
+    """
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f'{folder} does not exist or is not a folder')
+    paths_of_key = collections.defaultdict(list)
+    for parent, _, names in sorted(os.walk(folder)):
+        for name in sorted(names):
+            key = key_of_name(name)
+            if key is not None:
+                paths_of_key[key].append(os.path.join(parent, name))
+    twins = [paths for paths in paths_of_key.values() if len(paths) > 1]
+    if twins:
+        raise ValueError(f'files of the same image under {folder}, which cannot both be paired: '
+                         + '; '.join(' and '.join(paths) for paths in twins) + '. Keep one of each.')
+    return {key: paths[0] for key, paths in paths_of_key.items()}
+
+
+def pair_images_with_labels(image_dir, label_dir, image_name, label_name, image_form, advice):
+    """[(image path, label path)], sorted by image path: each image under image_dir (subfolders too) whose name
+    the regular expression image_name matches, with the label under label_dir whose name label_name matches
+    with the same groups (such as category and number).
+
+    image_form describes the images' names, advice where they are. Raises FileNotFoundError when image_dir holds
+    no such image or an image has no label, ValueError when two images or two labels share their groups.
+    """
+    image_paths, label_paths = (files_by_key(folder, lambda name: (match := pattern.match(name)) and match.groups())
+                                for folder, pattern in ((image_dir, image_name), (label_dir, label_name)))
+    if not image_paths:
+        raise FileNotFoundError(f'no {image_form} was found in {image_dir} or its subfolders: {advice}')
+    unlabelled = sorted(image_paths[key] for key in image_paths.keys() - label_paths.keys())
+    if unlabelled:
+        raise FileNotFoundError(f'{len(unlabelled)} images have no label under {label_dir} or its subfolders: '
+                                f'{", ".join(unlabelled)}. Add their labels, or score a folder of labelled images.')
+    return sorted((image_path, label_paths[key]) for key, image_path in image_paths.items())
+
+
 def require_distinct_outputs(image_paths, output_names):
     """Raise ValueError naming every group of images whose outputs, output_names[i] of image_paths[i], share a name.
 

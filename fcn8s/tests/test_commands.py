@@ -182,6 +182,8 @@ def test_kitti_evaluate_leaves_bad_calibrations_out_of_the_bev_and_refuses_missi
                             "12 numbers (a 3x4 matrix, row by row). KITTI's data_road.zip holds each split's calib/ "
                             'folder beside image_2/: unpack it there, or replace this file with its copy from the zip.']
 
+    subfolders = evaluate_command(['--model', model_dir, '--images', str(training), '--labels', str(training)])
+    assert subfolders['overall'] == scores['overall']  # image_2/ and gt_image_2/ found under training/
     run_dir = tmp_path / 'run'
     run_dir.mkdir()
     os.symlink(model_dir, run_dir / 'model')

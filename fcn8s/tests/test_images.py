@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcn8s.images import list_image_files, load_image, paint_road, require_distinct_outputs
-from fcn8s.kitti import BACKGROUND_COLOUR, INVALID_COLOUR, ROAD_COLOUR
+from fcn8s.images import (list_image_files, load_image, paint_road, pair_images_with_labels,
+                          require_distinct_outputs)
+from fcn8s.kitti import BACKGROUND_COLOUR, IMAGE_NAME, INVALID_COLOUR, LABEL_NAME, ROAD_COLOUR
 
 
 def test_nearest_resize_keeps_only_the_three_colours(tmp_path):
@@ -75,3 +76,28 @@ def test_inputs_whose_outputs_share_a_name_are_named_together():
         'input images whose outputs would share a name, so that one would overwrite another: a/x.png and b/x.jpg '
         'would write the same x.png; c/y.png and d/y.png would write the same y.png. Give images with distinct file '
         'names, or infer each folder into its own --out.')
+
+
+def test_images_in_subfolders_pair_with_labels_of_the_same_groups_anywhere_under_the_label_folder(tmp_path):
+    for relative_path in ('images/a/um_000000.png', 'images/b/c/uu_000001.png', 'images/b/notes.png',
+                          'labels/x/um_road_000000.png', 'labels/uu_road_000001.png', 'labels/um_lane_000000.png'):
+        os.makedirs(tmp_path / os.path.dirname(relative_path), exist_ok=True)
+        (tmp_path / relative_path).write_bytes(b'')
+    images, labels = str(tmp_path / 'images'), str(tmp_path / 'labels')
+
+    def pairs():
+        return pair_images_with_labels(images, labels, IMAGE_NAME, LABEL_NAME, 'KITTI image', 'give KITTI images.')
+
+    assert pairs() == [(os.path.join(images, 'a', 'um_000000.png'), os.path.join(labels, 'x', 'um_road_000000.png')),
+                       (os.path.join(images, 'b', 'c', 'uu_000001.png'), os.path.join(labels, 'uu_road_000001.png'))]
+    (tmp_path / 'images' / 'b' / 'um_000000.png').write_bytes(b'')
+    with pytest.raises(ValueError, match=f"files of the same image under {images}, which cannot both be paired: "
+                                         f"{os.path.join(images, 'a', 'um_000000.png')} and "
+                                         f"{os.path.join(images, 'b', 'um_000000.png')}. Keep one of each."):
+        pairs()
+    os.rename(tmp_path / 'images' / 'b' / 'um_000000.png', tmp_path / 'images' / 'b' / 'umm_000002.png')
+    with pytest.raises(FileNotFoundError, match=f"^1 images have no label under {labels} or its subfolders: "
+                                                f"{os.path.join(images, 'b', 'umm_000002.png')}. Add their labels"):
+        pairs()
+    with pytest.raises(FileNotFoundError, match=f'^no KITTI image was found in {labels} or its subfolders: give KITTI'):
+        pair_images_with_labels(labels, labels, IMAGE_NAME, LABEL_NAME, 'KITTI image', 'give KITTI images.')
