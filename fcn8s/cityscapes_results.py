@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from fcn8s import cityscapes
 from fcn8s.classmetric import ClassCounts, count_classes
+from fcn8s.files import check_output_path
 from fcn8s.images import OVERLAY_ALPHA, predict_image_files, require_distinct_outputs
 
 SUBMISSION_PAGE = 'https://www.cityscapes-dataset.com/submit/'
@@ -85,22 +86,39 @@ def save_class_images(predict, image_paths, output_dir, masks=False, batch_size=
     return written_paths
 
 
-def check_submission_inputs(image_paths):
+def check_submission_inputs(image_paths, output_dir):
     """[<city>_<seq>_<frame>_labelIds.png] of the images; raises ValueError when an image is not named like a
-    Cityscapes one (cityscapes.submission_name) or two would have one name (require_distinct_outputs)."""
+    Cityscapes one (cityscapes.submission_name) or two would have one name (require_distinct_outputs), and
+    FileExistsError when output_dir is a file (files.check_output_path)."""
     result_names = [cityscapes.submission_name(path) for path in image_paths]
     require_distinct_outputs(image_paths, result_names)
+    check_output_path(output_dir, folder=True)
     return result_names
+
+
+def submission_report(output_dir, image_paths):
+    """What write_cityscapes_submission wrote for image_paths into output_dir, what else the folder holds, and
+    where to upload it: the benchmark's evaluator takes every *_labelIds.png file of the folder."""
+    written = {cityscapes.submission_name(path) for path in image_paths}
+    others = sorted(name for name in os.listdir(output_dir) if name.endswith(cityscapes.SUBMISSION_SUFFIX)
+                    and name not in written)
+    text = (f'Wrote {len(written)} label-id predictions to {output_dir}: zip its files and upload them at '
+            f'{SUBMISSION_PAGE} (an account is needed; the server scores all 1525 test images).')
+    if others:
+        text += (f' The folder also holds {len(others)} other {cityscapes.SUBMISSION_SUFFIX} files that this command '
+                 f"did not write ({', '.join(others[:3])}{' ...' if len(others) > 3 else ''}): leave them out of "
+                 'the zip, or the server takes them too.')
+    return text
 
 
 def write_cityscapes_submission(predict, image_paths, output_dir, batch_size=8):
     """Write output_dir/<city>_<seq>_<frame>_labelIds.png for each Cityscapes image: [h, w] uint8 label ids.
 
     The benchmark (and cityscapesscripts' evaluator, CITYSCAPES_RESULTS=output_dir) takes these files.
-    Returns the folder. Raises ValueError before predicting when an image is not named like a Cityscapes one,
-    or two images would write one file (check_submission_inputs).
+    Returns the folder. Raises before predicting when an image is not named like a Cityscapes one, two images
+    would write one file or output_dir is a file (check_submission_inputs).
     """
-    result_names = check_submission_inputs(image_paths)
+    result_names = check_submission_inputs(image_paths, output_dir)
     os.makedirs(output_dir, exist_ok=True)
     predictions = predict_image_files(predict, image_paths, batch_size)
     for result_name, (_, _, class_ids) in tqdm(zip(result_names, predictions), total=len(image_paths),

@@ -311,17 +311,16 @@ class Cityscapes(Dataset):
 
     def submission_inputs(self, path):
         """What a submission predicts: leftImg8bit/test, every city."""
-        return self.testing_images(self.testing_folder(path))
+        return [cityscapes.split_folder(path, cityscapes.LEFT_IMG, 'test')]
 
     def check_submission_inputs(self, image_paths, output_dir):
-        """cityscapes_results.check_submission_inputs: each image's benchmark name, its own, before predicting."""
-        cityscapes_results.check_submission_inputs(image_paths)
+        """cityscapes_results.check_submission_inputs: names, each its own, and the folder, before predicting."""
+        cityscapes_results.check_submission_inputs(image_paths, output_dir)
 
     def write_submission(self, predict, image_paths, output_dir, batch_size=8):
         """cityscapes_results.write_cityscapes_submission; returns the folder."""
         folder = cityscapes_results.write_cityscapes_submission(predict, image_paths, output_dir, batch_size)
-        print(f'Wrote {len(image_paths)} label-id predictions to {folder}: zip its files and upload them at '
-              f'{cityscapes_results.SUBMISSION_PAGE} (an account is needed; the server scores all 1525 test images).')
+        print(cityscapes_results.submission_report(folder, image_paths))
         return folder
 
 

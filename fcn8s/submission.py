@@ -33,11 +33,14 @@ def check_submission_inputs(image_paths, output_dir):
     """Everything a submission can check before predicting: raises DataError, ValueError or FileExistsError.
 
     Each image needs a benchmark name (kitti.result_name) of its own (images.require_distinct_outputs) and a
-    usable calibration (require_calibrations); output_dir/kitti_road_submission.zip must be free for a file.
+    usable calibration (require_calibrations); output_dir/kitti_road_submission.zip must be free for a file,
+    output_dir/perspective and output_dir/bev for folders.
     """
     images.require_distinct_outputs(image_paths, [kitti.result_name(path) for path in image_paths])
     require_calibrations(image_paths)
     check_output_path(os.path.join(output_dir, SUBMISSION_ZIP))
+    for space in ('perspective', 'bev'):
+        check_output_path(os.path.join(output_dir, space), folder=True)
 
 
 def write_kitti_submission(predict, image_paths, output_dir, batch_size=8):

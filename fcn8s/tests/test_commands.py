@@ -135,6 +135,12 @@ def test_kitti_submission_refuses_before_predicting_every_bad_calibration_twin_n
                                              'command writes a file: it is left as it is.')
     assert os.listdir(out_dir) == ['kitti_road_submission.zip']
     assert (out_dir / 'kitti_road_submission.zip' / 'notes.txt').read_text() == 'mine'
+    os.rename(out_dir / 'kitti_road_submission.zip', tmp_path / 'kept')
+    (out_dir / 'bev').write_text('a file')
+    with pytest.raises(SystemExit) as exited:
+        infer_command(argv)
+    assert str(exited.value.code).startswith(f"error: {out_dir / 'bev'} is a file, where this command writes a folder")
+    assert os.listdir(out_dir) == ['bev'] and (out_dir / 'bev').read_text() == 'a file'
 
     twin_dir = write_kitti_testing_images(tmp_path / 'more', ['um_000001'])
     with pytest.raises(SystemExit) as exited:
@@ -347,9 +353,14 @@ def test_cityscapes_layouts_twins_palette_labels_unknown_ids_bad_labels_and_miss
     data = shutil.copytree(os.path.join(config['data_dir'], 'demo', 'cityscapes'),
                            tmp_path / 'data' / 'demo' / 'cityscapes')
     model_dir = os.path.join(cityscapes_run, 'model')
+    os.makedirs(tmp_path / 'submission')
+    (tmp_path / 'submission' / 'zurich_000001_000019_labelIds.png').write_bytes(b'of an earlier submission')
     folder = infer_command([str(data / 'leftImg8bit'), '--model', model_dir, '--out', str(tmp_path / 'submission'),
                             '--cityscapes-submission'])  # train, val and test: 4 + 2 + 1 images in city folders
-    assert len(os.listdir(folder)) == 7 and 'Wrote 7 label-id predictions' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert len(os.listdir(folder)) == 8 and f'Wrote 7 label-id predictions to {folder}: ' in printed
+    assert ('The folder also holds 1 other _labelIds.png files that this command did not write '
+            '(zurich_000001_000019_labelIds.png): leave them out of the zip') in printed
     val_image = data / 'leftImg8bit' / 'val' / 'frankfurt' / 'frankfurt_000000_000019_leftImg8bit.png'
     os.makedirs(tmp_path / 'twin')
     shutil.copy(val_image, tmp_path / 'twin')
@@ -389,6 +400,10 @@ def test_cityscapes_layouts_twins_palette_labels_unknown_ids_bad_labels_and_miss
         evaluate_command(['--run', str(run_dir)])
     assert str(exited.value.code).startswith(f'error: 1 of the 2 validation images of the run are missing from '
                                              f"{data}: {val_image.name}. The run's score is of all of them")
+    shutil.rmtree(data / 'leftImg8bit' / 'test')
+    with pytest.raises(SystemExit) as exited:
+        infer_command(['--run', str(run_dir), '--out', str(tmp_path / 'no_test'), '--cityscapes-submission'])
+    assert str(exited.value.code).startswith(f"error: {data / 'leftImg8bit' / 'test'} does not exist")
 
     monkeypatch.setattr(commands, 'saved_model_predictor', lambda *args: pytest.fail('the model was loaded'))
     other_label = data / 'gtFine' / 'val' / 'munster' / 'munster_000001_000019_gtFine_labelIds.png'
