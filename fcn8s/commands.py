@@ -171,7 +171,7 @@ def evaluate_command(argv):
     predict = load_predictor(model_dir, dataset, arguments)
     with exits_on(DataError):
         evaluation = dataset.evaluate(predict, pairs, arguments.batch_size)
-    scores = dataset.score(evaluation)
+        scores = dataset.score(evaluation)
     print(f'{len(pairs)} images, {dataset.format_scores(scores, evaluation)}')
     return scores
 

@@ -145,18 +145,27 @@ def score_road(counts_by_category):
     """{'overall': metrics, 'um': ..., 'umm': ..., 'uu': ...} (road_metrics) of one space's counts per category.
 
     The overall numbers come from the pixel counts summed over all images, not from a mean of the
-    categories' numbers; a category without images is left out.
+    categories' numbers; a category without a labelled road pixel (or without images) is left out. Raises
+    DataError when no image has one: there is nothing to score.
     """
     overall = sum(counts_by_category.values(), RoadCounts())
+    if not overall.positives:
+        raise DataError(f'the labels of the {overall.images} images scored hold no evaluated road pixel (magenta, '
+                        'red > 0 and blue > 0) in this space, so there is no road to score: give labelled images '
+                        'that show road.')
     scores = {'overall': road_metrics(overall)}
-    scores.update({category: road_metrics(counts) for category, counts in counts_by_category.items() if counts.images})
+    scores.update({category: road_metrics(counts) for category, counts in counts_by_category.items()
+                   if counts.positives})
     return scores
 
 
 def score_evaluation(evaluation):
-    """score_road of the perspective counts, with score_road of the BEV counts under 'bev' (None without any)."""
-    bev_images = sum(counts.images for counts in evaluation.bev.values())
-    return {**score_road(evaluation.perspective), 'bev': score_road(evaluation.bev) if bev_images else None}
+    """score_road of the perspective counts, with score_road of the BEV counts under 'bev' (None without a road pixel).
+
+    Raises DataError when the perspective counts hold no road pixel (score_road).
+    """
+    bev_positives = sum(counts.positives for counts in evaluation.bev.values())
+    return {**score_road(evaluation.perspective), 'bev': score_road(evaluation.bev) if bev_positives else None}
 
 
 def format_scores(scores, row_names=None):
@@ -178,7 +187,7 @@ def format_evaluation(scores, without_calibration=()):
     perspective = {name: measures for name, measures in scores.items() if name != 'bev'}
     text = 'Perspective (the image as the camera sees it):\n' + format_scores(perspective)
     text += "\nBird's-eye view (the benchmark's space; compare with the leaderboard):\n"
-    text += format_scores(scores['bev'], BEV_ROW_NAMES) if scores['bev'] else '  no image has a usable calibration'
+    text += format_scores(scores['bev'], BEV_ROW_NAMES) if scores['bev'] else '  no image with road has a usable calibration'
     if without_calibration:
         text += (f"\n{len(without_calibration)} images are left out of the bird's-eye view (its tables count the "
                  'images scored):\n' + '\n'.join(f'  - {problem}' for problem in without_calibration))

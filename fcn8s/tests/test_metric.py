@@ -6,9 +6,10 @@ import pytest
 from PIL import Image
 
 from fcn8s.bev import write_calibration
+from fcn8s.errors import DataError
 from fcn8s.kitti import KITTI_CATEGORIES
-from fcn8s.metric import (count_road_pixels, evaluate_road, format_evaluation, road_metrics, score_evaluation,
-                          score_road)
+from fcn8s.metric import (RoadCounts, count_road_pixels, evaluate_road, format_evaluation, road_metrics,
+                          score_evaluation, score_road)
 
 
 def hand_made_case():
@@ -139,3 +140,14 @@ def test_images_whose_calibration_cannot_make_a_bev_are_left_out_of_it_one_line_
         text[-2], f'  - {calib / "uu_000003.txt"} maps none of the evaluated pixels of {pairs[3][1]} into the '
                   "bird's-eye-view grid: check that it is this image's calibration."]
     assert text[-2].startswith(f'  - {calib / "umm_000002.txt"}: its Tr_cam_to_road cannot be inverted')
+
+
+def test_a_category_without_labelled_road_is_left_out_and_no_road_at_all_is_a_data_error():
+    road_prob, road, valid = hand_made_case()
+    counts = {'um': count_road_pixels(road_prob, road, valid), 'umm': count_road_pixels(road_prob, road & False, valid),
+              'uu': RoadCounts()}
+    scores = score_road(counts)
+    assert sorted(scores) == ['overall', 'um'] and scores['overall']['images'] == 2
+    assert scores['overall']['MaxF'] == pytest.approx(road_metrics(counts['um'] + counts['umm'])['MaxF'])
+    with pytest.raises(DataError, match='^the labels of the 1 images scored hold no evaluated road pixel'):
+        score_road({'umm': counts['umm']})

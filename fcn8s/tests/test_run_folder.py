@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from fcn8s.config import TrainConfig, load_run_config
 from fcn8s.datasets import DATASETS
@@ -55,6 +56,13 @@ def test_validation_leaves_an_image_of_an_unusable_calibration_out_of_the_bev_an
                             "a translation (KITTI's put the road about 1.65 m below the camera). KITTI's data_road.zip "
                             "holds each split's calib/ folder beside image_2/: unpack it there, or replace this file "
                             'with its copy from the zip.']
+    for _, label_path in val_pairs:  # without blue no pixel is road: nothing to score, and the epoch goes on
+        label = np.array(Image.open(label_path))
+        label[..., 2] = 0
+        Image.fromarray(label).save(label_path)
+    assert validate(1, []) is None
+    assert capsys.readouterr().out.startswith('Validation after epoch 1 (3 images) scores nothing: the labels of the '
+                                              '3 images scored hold no evaluated road pixel')
 
 def test_restarting_loss_csv_keeps_the_epochs_before_the_resumed_one_and_skips_a_torn_row(tmp_path):
     csv_path = str(tmp_path / 'loss.csv')
