@@ -84,7 +84,8 @@ def check_cityscapes_folder(cityscapes_path, image_shape=None):
     read; labels that are not single-channel 8-bit PNG files (mode L, or P read as its indices), hold ids that
     are not Cityscapes label ids (0..33), or differ in size from their image; images smaller than image_shape
     (height, width), the network input. Warnings: a missing leftImg8bit/test, images that are not RGB, labels
-    without a pixel of the 19 classes, ignored files. Each problem of many files is one line: how many, the first few names, and what to do.
+    without a pixel of the 19 classes, ignored files. Each problem of many files is one line: how many, the first
+    few names, and what to do.
     """
     check = CityscapesCheck(cityscapes_path)
     files = {LEFT_IMG: {}, GT_FINE: {}}  # {kind: {(split, frame id): path}}

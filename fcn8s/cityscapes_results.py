@@ -10,7 +10,7 @@ from tqdm import tqdm
 from fcn8s import cityscapes
 from fcn8s.classmetric import ClassCounts, count_classes
 from fcn8s.files import check_output_path
-from fcn8s.images import OVERLAY_ALPHA, predict_image_files, require_distinct_outputs
+from fcn8s.images import OVERLAY_ALPHA, benchmark_output_names, predict_image_files, require_distinct_outputs
 
 SUBMISSION_PAGE = 'https://www.cityscapes-dataset.com/submit/'
 
@@ -88,10 +88,10 @@ def save_class_images(predict, image_paths, output_dir, masks=False, batch_size=
 
 def check_submission_inputs(image_paths, output_dir):
     """[<city>_<seq>_<frame>_labelIds.png] of the images; raises ValueError when an image is not named like a
-    Cityscapes one (cityscapes.submission_name) or two would have one name (require_distinct_outputs), and
+    Cityscapes one or two would have one name (benchmark_output_names), and
     FileExistsError when output_dir is a file (files.check_output_path)."""
-    result_names = [cityscapes.submission_name(path) for path in image_paths]
-    require_distinct_outputs(image_paths, result_names)
+    result_names = benchmark_output_names(image_paths, cityscapes.submission_name, cityscapes.IMAGE_NAME_FORM,
+                                          'give the images of leftImg8bit/test (or leftImg8bit/val).')
     check_output_path(output_dir, folder=True)
     return result_names
 

@@ -142,6 +142,28 @@ def pair_images_with_labels(image_dir, label_dir, image_name, label_name, image_
     return sorted((image_path, label_paths[key]) for key, image_path in image_paths.items())
 
 
+def benchmark_output_names(image_paths, output_name_of, image_form, advice):
+    """[output_name_of(path)] of each image, the benchmark's name for its result; checked before predicting.
+
+    output_name_of raises ValueError for a path not named like the benchmark's images (image_form). Raises
+    ValueError naming the first few such images, or saying that none of them is named so (advice: where the
+    right ones are), and when two images would have one name (require_distinct_outputs).
+    """
+    output_names, misnamed = [], []
+    for path in image_paths:
+        try:
+            output_names.append(output_name_of(path))
+        except ValueError:
+            misnamed.append(path)
+    if misnamed:
+        first_few = ', '.join(misnamed[:3]) + (f' and {len(misnamed) - 3} more' if len(misnamed) > 3 else '')
+        found = (f'no {image_form} was found among the {len(image_paths)} images given' if len(misnamed) == len(
+            image_paths) else f'{len(misnamed)} of {len(image_paths)} images are not named {image_form}')
+        raise ValueError(f'{found} ({first_few}), so the benchmark has no name for their results: {advice}')
+    require_distinct_outputs(image_paths, output_names)
+    return output_names
+
+
 def require_distinct_outputs(image_paths, output_names):
     """Raise ValueError naming every group of images whose outputs, output_names[i] of image_paths[i], share a name.
 

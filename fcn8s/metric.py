@@ -187,7 +187,7 @@ def format_evaluation(scores, without_calibration=()):
     perspective = {name: measures for name, measures in scores.items() if name != 'bev'}
     text = 'Perspective (the image as the camera sees it):\n' + format_scores(perspective)
     text += "\nBird's-eye view (the benchmark's space; compare with the leaderboard):\n"
-    text += format_scores(scores['bev'], BEV_ROW_NAMES) if scores['bev'] else '  no image with road has a usable calibration'
+    text += format_scores(scores['bev'], BEV_ROW_NAMES) if scores['bev'] else '  no image with road is scored in BEV'
     if without_calibration:
         text += (f"\n{len(without_calibration)} images are left out of the bird's-eye view (its tables count the "
                  'images scored):\n' + '\n'.join(f'  - {problem}' for problem in without_calibration))

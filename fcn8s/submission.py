@@ -30,17 +30,20 @@ def require_calibrations(image_paths):
 
 
 def check_submission_inputs(image_paths, output_dir):
-    """Everything a submission can check before predicting: raises DataError, ValueError or FileExistsError.
+    """The results' names, once everything a submission can check before predicting is checked: raises
+    DataError, ValueError or FileExistsError.
 
-    Each image needs a benchmark name (kitti.result_name) of its own (images.require_distinct_outputs) and a
+    Each image needs a benchmark name of its own (images.benchmark_output_names) and a
     usable calibration (require_calibrations); output_dir/kitti_road_submission.zip must be free for a file,
     output_dir/perspective and output_dir/bev for folders.
     """
-    images.require_distinct_outputs(image_paths, [kitti.result_name(path) for path in image_paths])
+    result_names = images.benchmark_output_names(image_paths, kitti.result_name, kitti.IMAGE_NAME_FORM,
+                                                 'give the images of data_road/testing/image_2.')
     require_calibrations(image_paths)
     check_output_path(os.path.join(output_dir, SUBMISSION_ZIP))
     for space in ('perspective', 'bev'):
         check_output_path(os.path.join(output_dir, space), folder=True)
+    return result_names
 
 
 def write_kitti_submission(predict, image_paths, output_dir, batch_size=8):
@@ -54,8 +57,7 @@ def write_kitti_submission(predict, image_paths, output_dir, batch_size=8):
     800x400 BEV grid, what the server scores. output_dir/kitti_road_submission.zip holds the BEV
     files at its root, written whole or not at all.
     """
-    check_submission_inputs(image_paths, output_dir)
-    result_names = [kitti.result_name(path) for path in image_paths]
+    result_names = check_submission_inputs(image_paths, output_dir)
     for space in ('perspective', 'bev'):
         os.makedirs(os.path.join(output_dir, space), exist_ok=True)
     predictions = images.predict_image_files(predict, image_paths, batch_size)

@@ -122,7 +122,8 @@ def test_kitti_submission_refuses_before_predicting_every_bad_calibration_twin_n
     message = str(exited.value.code)
     assert message.startswith("error: 3 of 4 images have no usable calibration, which the bird's-eye view of the "
                               'submission needs; nothing was predicted or written:')
-    assert f'  - {not_finite}: its P2 line holds nan' in message and f'  - {singular}: its Tr_cam_to_road cannot' in message
+    assert f'  - {not_finite}: its P2 line holds nan' in message
+    assert f'  - {singular}: its Tr_cam_to_road cannot' in message
     assert f"  - {elsewhere}: no cell of the bird's-eye-view grid sees an image of 150x41 pixels" in message
     assert not os.path.exists(out_dir)
 
@@ -215,7 +216,8 @@ def test_kitti_evaluate_leaves_bad_calibrations_out_of_the_bev_and_refuses_missi
         evaluate_command(['--model', model_dir, *given])
     lines = str(exited.value.code).splitlines()
     assert lines[0] == 'error: 2 of 4 labels cannot be scored; nothing was predicted:'
-    assert lines[1].startswith(f"  - {small_label} is 100x30 pixels but its image {training / 'image_2' / 'um_000001.png'} ")
+    small_image = training / 'image_2' / 'um_000001.png'
+    assert lines[1].startswith(f'  - {small_label} is 100x30 pixels but its image {small_image} ')
     assert lines[2].startswith(f'  - {grey_label} is a 8-bit grey (L) image: expected a colour image (RGB) like')
 
 
@@ -420,6 +422,12 @@ def test_cityscapes_layouts_twins_palette_labels_unknown_ids_bad_labels_and_miss
                         f'gtFine_trainvaltest.zip. Replace it with the label made for {val_image}.')
     assert lines[2].startswith(f'  - {other_label} is 1024x512 pixels but its image ')
     kitti_images = write_kitti_testing_images(tmp_path / 'kitti', ['um_000000'])
+    with pytest.raises(SystemExit) as exited:
+        infer_command([str(kitti_images), '--model', model_dir, '--out', str(tmp_path / 'kitti_out'),
+                       '--cityscapes-submission'])
+    assert str(exited.value.code) == (
+        'error: no <city>_<seq>_<frame>_leftImg8bit.png was found among the 1 images given '
+        f"({kitti_images / 'um_000000.png'}), so the benchmark has no name for their results: give the images of leftImg8bit/test (or leftImg8bit/val).')
     with pytest.raises(SystemExit) as exited:
         evaluate_command(['--model', model_dir, '--images', str(kitti_images), '--labels', str(tmp_path / 'kitti')])
     assert str(exited.value.code) == (

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcn8s.images import (list_image_files, load_image, paint_road, pair_images_with_labels,
+from fcn8s.images import (benchmark_output_names, list_image_files, load_image, paint_road, pair_images_with_labels,
                           require_distinct_outputs)
+from fcn8s.kitti import result_name
 from fcn8s.kitti import BACKGROUND_COLOUR, IMAGE_NAME, INVALID_COLOUR, LABEL_NAME, ROAD_COLOUR
 
 
@@ -101,3 +102,17 @@ def test_images_in_subfolders_pair_with_labels_of_the_same_groups_anywhere_under
         pairs()
     with pytest.raises(FileNotFoundError, match=f'^no KITTI image was found in {labels} or its subfolders: give KITTI'):
         pair_images_with_labels(labels, labels, IMAGE_NAME, LABEL_NAME, 'KITTI image', 'give KITTI images.')
+
+
+def test_benchmark_names_are_checked_for_every_image_before_predicting():
+    assert benchmark_output_names(['t/um_000001.png', 'u/uu_000002.png'], result_name, 'KITTI', 'give KITTI.') == [
+        'um_road_000001.png', 'uu_road_000002.png']
+    with pytest.raises(ValueError) as raised:
+        benchmark_output_names(['t/um_000001.png', 'a.png', 'b.png', 'c.png', 'd.png'], result_name, 'KITTI',
+                               'give KITTI.')
+    assert str(raised.value) == ('4 of 5 images are not named KITTI (a.png, b.png, c.png and 1 more), so the benchmark '
+                                 'has no name for their results: give KITTI.')
+    with pytest.raises(ValueError, match=r'^no KITTI was found among the 1 images given \(a.png\), so the benchmark'):
+        benchmark_output_names(['a.png'], result_name, 'KITTI', 'give KITTI.')
+    with pytest.raises(ValueError, match='t/um_000001.png and u/um_000001.png would write the same um_road_000001.png'):
+        benchmark_output_names(['t/um_000001.png', 'u/um_000001.png'], result_name, 'KITTI', 'give KITTI.')
