@@ -218,7 +218,7 @@ def infer_command(argv):
             parser.error("give IMAGE_OR_DIR (only a submission with --run defaults to the run's testing images)")
         arguments.inputs = dataset.submission_inputs(dataset.path(run_config(arguments.run).dataset_dir))
     with exits_on(FileNotFoundError):
-        image_paths = list_image_files(arguments.inputs)
+        image_paths = list_image_files(arguments.inputs, arguments.out)
     with exits_on(ValueError, FileExistsError):
         if arguments.submission:
             dataset.check_submission_inputs(image_paths, arguments.out)

@@ -77,17 +77,21 @@ def paint_road(image, road_prob, threshold=ROAD_THRESHOLD):
     return np.where(road, tinted, image).round().astype(np.uint8)
 
 
-def list_image_files(paths):
+def list_image_files(paths, output_dir=None):
     """The image files that paths name, each once: each file as given, and the PNG and JPEG files of each folder
     and of all its subfolders (such as Cityscapes' leftImg8bit/<split>/<city>/), in path order.
 
-    A file named twice (given, and in a folder given) is listed once. Raises FileNotFoundError naming a path
-    that does not exist or a folder that holds no such image, at any depth.
+    A file named twice (given, and in a folder given) is listed once; a folder's files under output_dir (the
+    results of an earlier run written inside an input folder) are left out. Raises FileNotFoundError naming a
+    path that does not exist or a folder that holds no such image, at any depth.
     """
     image_paths = []
+    results_folder = output_dir and os.path.join(os.path.realpath(output_dir), '')
     for path in paths:
         if os.path.isdir(path):
             found = sorted(os.path.join(folder, name) for folder, _, names in os.walk(path)
+                           if not (results_folder and os.path.join(os.path.realpath(folder), '').startswith(
+                               results_folder))
                            for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
             if not found:
                 raise FileNotFoundError(f'{path} holds no image ({", ".join(IMAGE_EXTENSIONS)}), nor do its '

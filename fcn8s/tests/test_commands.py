@@ -167,10 +167,12 @@ def test_infer_takes_images_in_subfolders_once_each_refuses_twin_names_and_count
             'um_000000.png') in str(exited.value.code)
     assert not os.path.exists(tmp_path / 'out')
     os.remove(twin_dir / 'um_000000.png')
-    written = infer_command([str(folder), str(folder / 'a' / 'image_2' / 'um_000000.png'), *argv])
-    assert sorted(os.path.relpath(path, tmp_path / 'out') for path in written) == [
-        'masks/um_000000.png', 'masks/uu_000004.png', 'overlays/um_000000.png', 'overlays/uu_000004.png']
-    assert f"Wrote 4 files for 2 images to {tmp_path / 'out'}" in capsys.readouterr().out
+    for out_dir in (tmp_path / 'out', folder / 'out', folder / 'out'):  # the second time, folder/out holds results
+        written = infer_command([str(folder), str(folder / 'a' / 'image_2' / 'um_000000.png'), '--run',
+                                 exported_run[0], '--out', str(out_dir), '--masks'])
+        assert sorted(os.path.relpath(path, out_dir) for path in written) == [
+            'masks/um_000000.png', 'masks/uu_000004.png', 'overlays/um_000000.png', 'overlays/uu_000004.png']
+        assert f'Wrote 4 files for 2 images to {out_dir}' in capsys.readouterr().out
 
 
 

@@ -64,6 +64,8 @@ def test_folders_are_searched_at_every_depth_and_each_file_is_listed_once(tmp_pa
     assert list_image_files([images]) == expected
     assert list_image_files([berlin_image, images, os.path.join(images, 'test', '..', 'test', 'berlin', 'b.png')]) == \
         [berlin_image] + expected[1:]
+    assert list_image_files([images], output_dir=os.path.join(images, 'test', '..', 'test', 'bonn')) == \
+        [berlin_image, expected[2]]  # the results of an earlier run inside an input folder are not inputs
     with pytest.raises(FileNotFoundError, match=f'{tmp_path / "empty"} holds no image .*, nor do its subfolders'):
         list_image_files([str(tmp_path / 'empty')])
 
