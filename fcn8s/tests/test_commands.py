@@ -429,7 +429,8 @@ def test_cityscapes_layouts_twins_palette_labels_unknown_ids_bad_labels_and_miss
                        '--cityscapes-submission'])
     assert str(exited.value.code) == (
         'error: no <city>_<seq>_<frame>_leftImg8bit.png was found among the 1 images given '
-        f"({kitti_images / 'um_000000.png'}), so the benchmark has no name for their results: give the images of leftImg8bit/test (or leftImg8bit/val).')
+        f"({kitti_images / 'um_000000.png'}), so the benchmark has no name for their results: give the images of "
+        'leftImg8bit/test (or leftImg8bit/val).')
     with pytest.raises(SystemExit) as exited:
         evaluate_command(['--model', model_dir, '--images', str(kitti_images), '--labels', str(tmp_path / 'kitti')])
     assert str(exited.value.code) == (
