@@ -282,7 +282,7 @@ def check_data_command(argv):
                         help='KITTI: a missing testing/image_2 is an error, as it is for training (by default a '
                              'warning, so that a folder of training pairs alone can be checked)')
     parser.add_argument('--require-calib', action='store_true',
-                        help="KITTI: a missing or unreadable calib/<cat>_NNNNNN.txt is an error (by default a warning: "
+                        help="KITTI: a missing or unusable calib/<cat>_NNNNNN.txt is an error (by default a warning: "
                              "the bird's-eye-view scores leave that image out)")
     arguments = parser.parse_args(argv)
     dataset = DATASETS[arguments.dataset]
