@@ -494,8 +494,9 @@ def test_a_validation_image_without_a_usable_calibration_is_left_out_of_the_bev_
     run_dir = main.run([*TINY_RUN, '--epochs', '1', '--val-count', '3', '--data-dir', str(data_dir), '--runs-dir',
                         str(tmp_path / 'runs')])
     printed = capsys.readouterr().out
-    assert os.path.isdir(os.path.join(run_dir, 'model')) and os.listdir(os.path.join(run_dir, 'checkpoint', 'epoch-001'))
-    assert "warning: 6 of 9 images have no usable calibration" in printed
+    assert os.path.isdir(os.path.join(run_dir, 'model'))
+    assert os.listdir(os.path.join(run_dir, 'checkpoint', 'epoch-001'))
+    assert 'warning: 6 of 9 images have no usable calibration' in printed
     assert "3 images are left out of the bird's-eye view (its tables count the images scored):" in printed
     assert printed.count(f'  - {calib_dir}') == 3 and "its Tr_cam_to_road cannot be inverted" in printed
     with open(os.path.join(run_dir, 'metrics.json')) as metrics_file:
