@@ -1,4 +1,5 @@
-"""Image files and videos: reading them, painting the predicted road on them, and writing the results."""
+"""Image files and videos: finding and pairing them, reading them, painting the predicted road on them, and writing
+the results, one output per input."""
 import collections
 import os
 
@@ -77,6 +78,11 @@ def paint_road(image, road_prob, threshold=ROAD_THRESHOLD):
     return np.where(road, tinted, image).round().astype(np.uint8)
 
 
+def is_under(path, folder):
+    """Whether path is folder or lies inside it, their real paths compared (links resolved)."""
+    return os.path.join(os.path.realpath(path), '').startswith(os.path.join(os.path.realpath(folder), ''))
+
+
 def list_image_files(paths, output_dir=None):
     """The image files that paths name, each once: each file as given, and the PNG and JPEG files of each folder
     and of all its subfolders (such as Cityscapes' leftImg8bit/<split>/<city>/), in path order.
@@ -86,12 +92,10 @@ def list_image_files(paths, output_dir=None):
     path that does not exist or a folder that holds no such image, at any depth.
     """
     image_paths = []
-    results_folder = output_dir and os.path.join(os.path.realpath(output_dir), '')
     for path in paths:
         if os.path.isdir(path):
             found = sorted(os.path.join(folder, name) for folder, _, names in os.walk(path)
-                           if not (results_folder and os.path.join(os.path.realpath(folder), '').startswith(
-                               results_folder))
+                           if output_dir is None or not is_under(folder, output_dir)
                            for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
             if not found:
                 raise FileNotFoundError(f'{path} holds no image ({", ".join(IMAGE_EXTENSIONS)}), nor do its '
