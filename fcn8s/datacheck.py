@@ -268,9 +268,9 @@ def check_label_size(check, label_path, label_size, image_path, image_sizes):
 
 
 def label_file_errors(pairs, label_modes, expected_label):
-    """[error message] of the (image path, label path) pairs whose label cannot be scored: one that cannot be read
-    (verify_image), is of a PIL mode not in label_modes (expected_label says what it should be), or has another size
-    than its image, which cannot be read either. Each names its file; the files are verified, not decoded.
+    """[error message] of the (image path, label path) pairs that cannot be scored: an image or label that cannot
+    be read (verify_image), a label of a PIL mode not in label_modes (expected_label says what it should be) or of
+    another size than its image. Each names its file; the files are verified, not decoded.
     """
     check = DataCheck('')
     for image_path, label_path in tqdm(pairs, desc='Checking labels', unit='label', leave=False):
