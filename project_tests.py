@@ -477,6 +477,27 @@ def test_training_stops_on_bad_data_before_making_a_run_folder(tiny_demo_data, t
     assert not os.path.exists(tmp_path / 'runs')
 
 
+
+def test_a_validation_image_without_a_usable_calibration_is_left_out_of_the_bev_and_the_run_ends_with_its_model(
+        tiny_demo_data, tmp_path, capsys):
+    data_dir = tmp_path / 'data'
+    shutil.copytree(tiny_demo_data, data_dir)
+    calib_dir = data_dir / 'demo' / 'data_road' / 'training' / 'calib'
+    for calibration_path in calib_dir.iterdir():  # every training image: whichever are held out, all lose their BEV
+        calibration_path.write_text(''.join('Tr_cam_to_road: ' + '0 ' * 12 + '\n' if line.startswith('Tr_cam_to_road')
+                                            else line + '\n' for line in calibration_path.read_text().splitlines()))
+    run_dir = main.run([*TINY_RUN, '--epochs', '1', '--val-count', '3', '--data-dir', str(data_dir), '--runs-dir',
+                        str(tmp_path / 'runs')])
+    printed = capsys.readouterr().out
+    assert os.path.isdir(os.path.join(run_dir, 'model'))
+    assert os.listdir(os.path.join(run_dir, 'checkpoint', 'epoch-001'))
+    assert 'warning: 6 of 9 images have no usable calibration' in printed
+    assert "3 images are left out of the bird's-eye view (its tables count the images scored):" in printed
+    assert printed.count(f'  - {calib_dir}') == 3 and "its Tr_cam_to_road cannot be inverted" in printed
+    with open(os.path.join(run_dir, 'metrics.json')) as metrics_file:
+        metrics = json.load(metrics_file)
+    assert metrics['bev'] is None and metrics['overall']['images'] == 3
+
 def test_a_runs_folder_that_cannot_be_written_stops_training(tiny_demo_data, tmp_path):
     runs_dir = tmp_path / 'runs'
     runs_dir.write_text('a file where the runs folder should be')

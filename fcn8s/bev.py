@@ -27,6 +27,7 @@ BEV_Z_CENTRES = (BEV_Z_RANGE[1] - BEV_CELL_METRES * (np.arange(BEV_SHAPE[0]) + 0
 CALIB_FOLDER = 'calib'
 CALIBRATION_SHAPES = {'P2': (3, 4), 'R0_rect': (3, 3), 'Tr_cam_to_road': (3, 4)}  # the keys the BEV needs
 LOOKUPS_CACHED = 64  # (calibration file, image size) lookups kept: a validation set's worth, 2.6 MB each
+MAX_CONDITION_NUMBER = 1e12  # a Tr_cam_to_road (4x4) of a larger condition number counts as not invertible
 CALIBRATION_ADVICE = ("KITTI's data_road.zip holds each split's calib/ folder beside image_2/: unpack it there, "
                    'or replace this file with its copy from the zip.')
 
@@ -48,8 +49,11 @@ def calibration_path(image_path):
 def read_calibration(path):
     """{'P2': [3, 4], 'R0_rect': [3, 3], 'Tr_cam_to_road': [3, 4]} float64 matrices of a KITTI calibration file.
 
-    Lines are `KEY: v1 v2 ...` (row-major); other keys are ignored. Raises DataError naming the file when it
-    is missing or unreadable, lacks one of the three keys or gives one the wrong number of values.
+    Lines are `KEY: v1 v2 ...` (row-major); other keys are ignored. The one reader of calibration files: it
+    raises DataError naming the file, and the key where there is one, when the file is missing or unreadable,
+    lacks one of the three keys, gives one the wrong number of values or a value that is not a finite number,
+    holds a Tr_cam_to_road that cannot be inverted, or a homography (road_to_image_homography) that does not
+    put the whole BEV grid in front of the camera (check_bev_grid_in_front).
     """
     try:
         with open(path, encoding='ascii') as calibration_file:
@@ -74,8 +78,33 @@ def read_calibration(path):
         if values.size != shape[0] * shape[1]:
             raise DataError(f'{path}: its {key} line has {values.size} numbers: expected {expected}. '
                             f'{CALIBRATION_ADVICE}')
+        if not np.isfinite(values).all():
+            raise DataError(f'{path}: its {key} line holds {values[~np.isfinite(values)][0]}, not a finite number: '
+                            f'expected {expected}. {CALIBRATION_ADVICE}')
         calibration[key] = values.reshape(shape)
+    if np.linalg.cond(padded_4x4(calibration['Tr_cam_to_road'])) > MAX_CONDITION_NUMBER:
+        raise DataError(f'{path}: its Tr_cam_to_road cannot be inverted (padded to 4x4, it is singular): expected '
+                        'the rigid transform from camera to road coordinates, a rotation and a translation (KITTI\'s '
+                        f'put the road about 1.65 m below the camera). {CALIBRATION_ADVICE}')
+    check_bev_grid_in_front(road_to_image_homography(calibration), path)
     return calibration
+
+
+def check_bev_grid_in_front(homography, path):
+    """Raise DataError naming path unless homography Tr33 [3, 3] puts every BEV cell in front of the camera.
+
+    A road point (X, Z) lies in front when its projection's w' > 0; w' is affine in X and Z, so the four
+    corner cells decide for the whole grid. A cell behind the camera would take a pixel through its
+    mirrored projection, as the devkit, which does not test w', would.
+    """
+    corners_x, corners_z = np.meshgrid(BEV_X_CENTRES[[0, -1]], BEV_Z_CENTRES[[0, -1]])
+    depths = homography[2, 0] * corners_x + homography[2, 1] * corners_z + homography[2, 2]
+    if not (depths > 0).all():
+        raise DataError(f'{path}: its P2, R0_rect and Tr_cam_to_road put part of the bird\'s-eye-view grid '
+                        f'(X {BEV_X_RANGE[0]:g}..{BEV_X_RANGE[1]:g} m, Z {BEV_Z_RANGE[0]:g}..{BEV_Z_RANGE[1]:g} m '
+                        'ahead on the road) behind the camera or on its focal plane (projected depth '
+                        f'w\' from {depths.min():.3g} to {depths.max():.3g}; expected > 0 for every cell). '
+                        f'{CALIBRATION_ADVICE}')
 
 
 def write_calibration(path, matrices):
@@ -85,16 +114,21 @@ def write_calibration(path, matrices):
             calibration_file.write(f'{key}: ' + ' '.join(f'{value:.12e}' for value in np.ravel(matrix)) + '\n')
 
 
+def padded_4x4(matrix):
+    """A [3, 3] or [3, 4] matrix in the top rows of the 4x4 identity: [4, 4] float64, 1 at [3, 3]."""
+    padded = np.eye(4)
+    padded[:3, :matrix.shape[1]] = matrix
+    return padded
+
+
 def road_to_image_homography(calibration):
     """Tr33 [3, 3] float64: maps a road-plane point (X, Z, 1) in metres to (u', v', w'), u'/w', v'/w' 1-based pixels.
 
     Tr = P2 . R0 . inv(T) with R0_rect and Tr_cam_to_road padded to 4x4 (1 at [3, 3]); Tr33 is its columns
     for X, Z and 1, as the road plane is Y = 0.
     """
-    rectification, camera_to_road = np.eye(4), np.eye(4)
-    rectification[:3, :3] = calibration['R0_rect']
-    camera_to_road[:3, :] = calibration['Tr_cam_to_road']
-    road_to_image = calibration['P2'] @ rectification @ np.linalg.inv(camera_to_road)
+    road_to_image = (calibration['P2'] @ padded_4x4(calibration['R0_rect'])
+                     @ np.linalg.inv(padded_4x4(calibration['Tr_cam_to_road'])))
     return road_to_image[:, [0, 2, 3]]
 
 
@@ -110,8 +144,8 @@ def bev_lookup(homography, image_shape):
     As the devkit: each cell centre (X, Z) projects to 1-based (u, v) = (u'/w', v'/w'); it sees the image when
     1 <= u <= width and 1 <= v <= height, and takes the pixel at row int(v) - 1, column int(u) - 1 (truncation):
     so the image's last row and column are taken only where v = height or u = width exactly. Like the devkit,
-    cells are not tested for w' > 0 (lying in front of the camera): for KITTI's calibrations and synthetic.py's,
-    w' is about the depth Z >= 6 m.
+    cells are not tested for w' > 0 (lying in front of the camera) here: read_calibration refuses a calibration
+    that puts any cell behind (for KITTI's and synthetic.py's, w' is about the depth Z >= 6 m).
     """
     height, width = image_shape
     x_centres, z_centres = BEV_X_CENTRES.astype(np.float64), BEV_Z_CENTRES[:, np.newaxis].astype(np.float64)
@@ -127,9 +161,16 @@ def bev_lookup(homography, image_shape):
 def calibration_lookup(calibration_file, image_shape):
     """The BevLookup of images of image_shape (height, width) that calibration_file describes, read once and cached.
 
-    A file edited after its first use keeps its old lookup until the process ends.
+    Raises DataError naming the file when it is unusable (read_calibration) or no BEV cell sees such an image
+    through it (it describes another camera or image size: the BEV would be all black). A file edited after
+    its first use keeps its old lookup until the process ends.
     """
-    return bev_lookup(road_to_image_homography(read_calibration(calibration_file)), image_shape)
+    lookup = bev_lookup(road_to_image_homography(read_calibration(calibration_file)), image_shape)
+    if not bev_visible_mask(lookup).any():
+        raise DataError(f"{calibration_file}: no cell of the bird's-eye-view grid sees an image of {image_shape[1]}x"
+                        f'{image_shape[0]} pixels through it, so its BEV would be all black: it is not the calibration '
+                        f'of this image. {CALIBRATION_ADVICE}')
+    return lookup
 
 
 def to_bev(array, lookup):

@@ -46,6 +46,9 @@ LABEL_IDS = tuple(sorted(label.id for label in LABEL_TABLE if label.id >= 0))  #
 LABEL_TO_TRAIN_ID = np.full(256, IGNORE_ID, np.uint8)  # [256]: 255 for ignored ids (0 unlabeled, ...) and unknown ones
 LABEL_TO_TRAIN_ID[[label.id for label in TRAIN_LABELS]] = np.arange(NUM_CLASSES)
 TRAIN_TO_LABEL_ID = np.array([label.id for label in TRAIN_LABELS], np.uint8)  # [19]
+# PIL modes of label-id images: 8-bit grey, or a palette whose indices are the ids, as cityscapesscripts'
+# evaluator reads both (np.array(Image.open(path))).
+LABEL_ID_MODES = ('L', 'P')
 
 
 def image_name(frame_id):
@@ -125,14 +128,15 @@ def list_cityscapes_pairs(cityscapes_path, split):
 def load_label_ids(path, image_shape=None):
     """A gtFine label-id image as [height, width] uint8 label ids, resized nearest to image_shape (height, width).
 
-    Raises DataError naming a file that cannot be read or is not single-channel 8-bit (mode L).
+    An 8-bit grey image's values, or a palette image's indices, are the ids (LABEL_ID_MODES). Raises DataError
+    naming a file that cannot be read or is of another mode.
     """
     try:
         with Image.open(path) as opened:
-            if opened.mode != 'L':
-                raise DataError(f'{path} is a {opened.mode} image, not the single-channel 8-bit (mode L) image of '
-                                f'label ids that {LABEL_NAME_FORM} is: replace it with the file from '
-                                'gtFine_trainvaltest.zip (the _color.png files are not labels).')
+            if opened.mode not in LABEL_ID_MODES:
+                raise DataError(f'{path} is a {opened.mode} image, not the single-channel 8-bit image of label ids '
+                                f'(mode L, or P read as its palette indices) that {LABEL_NAME_FORM} is: replace it '
+                                'with the file from gtFine_trainvaltest.zip (the _color.png files are not labels).')
             if image_shape is not None:
                 opened = opened.resize((image_shape[1], image_shape[0]), Image.NEAREST)
             return np.asarray(opened)

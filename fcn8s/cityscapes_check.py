@@ -81,10 +81,11 @@ def check_cityscapes_folder(cityscapes_path, image_shape=None):
 
     cityscapes_path holds leftImg8bit/{train,val,test}/<city>/ and gtFine/{train,val}/<city>/. Errors: a
     missing train or val folder; images without their label, labels without their image; files that cannot be
-    read; labels that are not single-channel 8-bit PNG files, hold ids that are not Cityscapes label ids (0..33),
-    or differ in size from their image; images smaller than image_shape (height, width), the network input. Warnings: a
-    missing leftImg8bit/test, images that are not RGB, labels without a pixel of the 19 classes, ignored files.
-    Each problem of many files is one line: how many, the first few names, and what to do.
+    read; labels that are not single-channel 8-bit PNG files (mode L, or P read as its indices), hold ids that
+    are not Cityscapes label ids (0..33), or differ in size from their image; images smaller than image_shape
+    (height, width), the network input. Warnings: a missing leftImg8bit/test, images that are not RGB, labels
+    without a pixel of the 19 classes, ignored files. Each problem of many files is one line: how many, the first
+    few names, and what to do.
     """
     check = CityscapesCheck(cityscapes_path)
     files = {LEFT_IMG: {}, GT_FINE: {}}  # {kind: {(split, frame id): path}}
@@ -141,7 +142,7 @@ def check_label_ids(check, pairs, image_sizes):
     for image_path, label_path in tqdm(pairs, desc='Checking labels', unit='label', leave=False):
         try:
             (width, height), mode, file_format = verify_image(label_path)
-            if (file_format, mode) != ('PNG', 'L'):
+            if file_format != 'PNG' or mode not in cityscapes.LABEL_ID_MODES:
                 not_label_png[f'{file_format} {mode}'].append(label_path)
                 continue
             label_ids = cityscapes.load_label_ids(label_path)
@@ -158,7 +159,7 @@ def check_label_ids(check, pairs, image_sizes):
     if not_label_png:
         paths = [path for kind_paths in not_label_png.values() for path in kind_paths]
         kinds = ', '.join(f'{kind} {len(kind_paths)}' for kind, kind_paths in sorted(not_label_png.items()))
-        check.errors.append(f'labels that are not single-channel 8-bit PNG files (mode L) of label ids: '
+        check.errors.append(f'labels that are not single-channel 8-bit PNG files of label ids (mode L, or P): '
                             f'{len(paths)} ({kinds}: {quote_files(paths)}). Replace them with the '
                             f'{cityscapes.LABEL_NAME_FORM} files of {cityscapes.PACKAGES[0]}; its _gtFine_color.png '
                             'files are pictures, not labels, and lossy compression (JPEG) changes ids.')

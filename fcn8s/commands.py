@@ -11,7 +11,7 @@ import tempfile
 
 from fcn8s import bench, downloads, vgg
 from fcn8s.config import TrainConfig, image_side, load_run_config, positive_int
-from fcn8s.errors import DataUnavailableError
+from fcn8s.errors import DataError, DataUnavailableError
 from fcn8s.files import write_atomically
 from fcn8s.datasets import DATASET_NAMES, DATASETS
 from fcn8s.images import list_image_files, open_video, paint_video
@@ -156,7 +156,6 @@ def evaluate_command(argv):
     if arguments.model and not arguments.images:
         parser.error('--model has no validation split of its own: give --images and --labels, or --run')
     model_dir, dataset = trained_model(arguments)
-    predict = load_predictor(model_dir, dataset, arguments)
     with exits_on(OSError, ValueError):
         if arguments.images:
             pairs = dataset.labelled_pairs(arguments.images, arguments.labels)
@@ -165,8 +164,14 @@ def evaluate_command(argv):
             pairs = dataset.validation_pairs(dataset_path, set(read_split(arguments.run)['val']))
     if not pairs:
         sys.exit(f'error: {arguments.run} held out no validation images (val_count 0): give --images and --labels')
-    evaluation = dataset.evaluate(predict, pairs, arguments.batch_size)
-    scores = dataset.score(evaluation)
+    label_errors = dataset.check_labels(pairs)
+    if label_errors:
+        sys.exit(f'error: {len(label_errors)} of {len(pairs)} labels cannot be scored; nothing was predicted:\n'
+                 + '\n'.join(f'  - {error}' for error in label_errors))
+    predict = load_predictor(model_dir, dataset, arguments)
+    with exits_on(DataError):
+        evaluation = dataset.evaluate(predict, pairs, arguments.batch_size)
+        scores = dataset.score(evaluation)
     print(f'{len(pairs)} images, {dataset.format_scores(scores, evaluation)}')
     return scores
 
@@ -213,10 +218,10 @@ def infer_command(argv):
             parser.error("give IMAGE_OR_DIR (only a submission with --run defaults to the run's testing images)")
         arguments.inputs = dataset.submission_inputs(dataset.path(run_config(arguments.run).dataset_dir))
     with exits_on(FileNotFoundError):
-        image_paths = list_image_files(arguments.inputs)
-    with exits_on(ValueError):
+        image_paths = list_image_files(arguments.inputs, arguments.out)
+    with exits_on(ValueError, FileExistsError):
         if arguments.submission:
-            dataset.check_submission_inputs(image_paths)
+            dataset.check_submission_inputs(image_paths, arguments.out)
         predict = load_predictor(model_dir, dataset, arguments)
         if arguments.submission:
             return dataset.write_submission(predict, image_paths, arguments.out, arguments.batch_size)
@@ -277,7 +282,7 @@ def check_data_command(argv):
                         help='KITTI: a missing testing/image_2 is an error, as it is for training (by default a '
                              'warning, so that a folder of training pairs alone can be checked)')
     parser.add_argument('--require-calib', action='store_true',
-                        help="KITTI: a missing or unreadable calib/<cat>_NNNNNN.txt is an error (by default a warning: "
+                        help="KITTI: a missing or unusable calib/<cat>_NNNNNN.txt is an error (by default a warning: "
                              "the bird's-eye-view scores leave that image out)")
     arguments = parser.parse_args(argv)
     dataset = DATASETS[arguments.dataset]

@@ -267,6 +267,28 @@ def check_label_size(check, label_path, label_size, image_path, image_sizes):
                             'label with the one made for this image.')
 
 
+def label_file_errors(pairs, label_modes, expected_label):
+    """[error message] of the (image path, label path) pairs that cannot be scored: an image or label that cannot
+    be read (verify_image), a label of a PIL mode not in label_modes (expected_label says what it should be) or of
+    another size than its image. Each names its file; the files are verified, not decoded.
+    """
+    check = DataCheck('')
+    for image_path, label_path in tqdm(pairs, desc='Checking labels', unit='label', leave=False):
+        try:
+            image_size, _, _ = verify_image(image_path)
+            label_size, label_mode, _ = verify_image(label_path)
+        except DataError as error:
+            check.errors.append(str(error))
+            continue
+        if label_mode not in label_modes:
+            what = rgb_conversion(label_mode)[0]
+            what = what if what == label_mode else f'{what} ({label_mode})'
+            check.errors.append(f'{label_path} is a {what} image: expected '
+                                f'{expected_label}. Replace it with the label made for {image_path}.')
+        check_label_size(check, label_path, label_size, image_path, {image_path: image_size})
+    return check.errors
+
+
 def check_labels(check, pairs, image_sizes):
     """Check the label of each (image path, label path) pair: its format, its size against image_sizes[image path]
     and its colours.

@@ -15,13 +15,15 @@ from PIL import Image
 from fcn8s import (cityscapes, cityscapes_check, cityscapes_results, classmetric, datacheck, downloads, kitti, metric,
                    plots, submission, synthetic, synthetic_cityscapes)
 from fcn8s.batches import split_training_pairs
-from fcn8s.images import load_image, paint_road, save_road_images
+from fcn8s.images import load_image, paint_road, pair_images_with_labels, save_road_images
 from fcn8s.predict import CLASS_ID_OUTPUT, SERVING_OUTPUT
+
+KITTI_LABEL_MODES = ('RGB', 'RGBA', 'P')  # PIL modes of KITTI label files whose colours load_image reads as they are
 
 
 class Dataset(abc.ABC):
     """The contract between a dataset and the rest: training, validation, the exported model and the commands call
-    only these attributes and methods. Each subclass sets the attributes and implements every method."""
+    only these attributes and methods. Each subclass sets the attributes and implements every abstract method."""
     name = ''  # what --dataset and config.json call it
     folder_name = ''  # its folder in a data folder
     split_marker = ''  # the folder that one of its split folders (gen_batch_function's data_folder) holds
@@ -35,6 +37,21 @@ class Dataset(abc.ABC):
     def path(self, data_dir):
         """The dataset's folder in a data folder: data_dir/folder_name."""
         return os.path.join(data_dir, self.folder_name)
+
+    def validation_pairs(self, path, image_names):
+        """The pairs of a run's validation images, image_names (its split.json), in the dataset folder path.
+
+        Raises FileNotFoundError naming every one of them that is missing: a score of the others would not be
+        the run's.
+        """
+        pairs = self.named_validation_pairs(path, image_names)
+        missing = sorted(set(image_names) - {os.path.basename(image_path) for image_path, _ in pairs})
+        if missing:
+            raise FileNotFoundError(
+                f'{len(missing)} of the {len(image_names)} validation images of the run are missing from {path}: '
+                f"{', '.join(missing)}. The run's score is of all of them, so the others are not scored alone: put "
+                'them back, or score the images you have with --images and --labels.')
+        return pairs
 
     def holds(self, folder):
         """Whether folder is a data folder with this dataset (folder_name/ in it) or one of its split folders."""
@@ -65,12 +82,16 @@ class Dataset(abc.ABC):
         """(train_pairs, val_pairs) of a run with config."""
 
     @abc.abstractmethod
-    def validation_pairs(self, path, image_names):
-        """The pairs of a run's validation images, named in its split.json."""
+    def named_validation_pairs(self, path, image_names):
+        """The pairs of the validation images named image_names (those of them that are there)."""
 
     @abc.abstractmethod
     def labelled_pairs(self, image_dir, label_dir):
         """[(image path, label path)] of the images of image_dir with their labels in label_dir (evaluate)."""
+
+    @abc.abstractmethod
+    def check_labels(self, pairs):
+        """[error] of the labels of (image, label) pairs that evaluate cannot score."""
 
     @abc.abstractmethod
     def testing_folder(self, path):
@@ -125,8 +146,8 @@ class Dataset(abc.ABC):
         """What a submission predicts: folders or image paths."""
 
     @abc.abstractmethod
-    def check_submission_inputs(self, image_paths):
-        """Raise before predicting when an image cannot be part of a submission."""
+    def check_submission_inputs(self, image_paths, output_dir):
+        """Raise before predicting when an image cannot be part of a submission, or output_dir cannot take it."""
 
     @abc.abstractmethod
     def write_submission(self, predict, image_paths, output_dir, batch_size=8):
@@ -174,13 +195,22 @@ class KittiRoad(Dataset):
         """(train_pairs, val_pairs): config.val_count pairs held out of training/, stratified and seeded."""
         return split_training_pairs(self.training_pairs(self.training_folder(path)), config.val_count, config.seed)
 
-    def validation_pairs(self, path, image_names):
-        """The pairs of a run's validation images, named in its split.json."""
+    def named_validation_pairs(self, path, image_names):
+        """The pairs of training/ of the images named image_names (those of them that are there)."""
         return self.training_pairs(self.training_folder(path), image_names)
 
     def labelled_pairs(self, image_dir, label_dir):
-        """[(image path, label path)]: <cat>_NNNNNN.png of image_dir with <cat>_road_NNNNNN.png of label_dir."""
-        return kitti.list_labelled_images(image_dir, label_dir)
+        """[(image path, label path)]: each <cat>_NNNNNN.png under image_dir with its <cat>_road_NNNNNN.png under
+        label_dir (images.pair_images_with_labels: subfolders too)."""
+        return pair_images_with_labels(image_dir, label_dir, kitti.IMAGE_NAME, kitti.LABEL_NAME, kitti.IMAGE_NAME_FORM,
+                                       'a KITTI Road model is scored on images such as those of data_road/training/'
+                                       "image_2, with gt_image_2's labels.")
+
+    def check_labels(self, pairs):
+        """[error] of the labels of (image, label) pairs that evaluate cannot score: unreadable, not a colour image
+        or of another size than their image (datacheck.label_file_errors)."""
+        return datacheck.label_file_errors(pairs, KITTI_LABEL_MODES, 'a colour image (RGB) like the '
+                                           f'{kitti.LABEL_NAME_FORM} of data_road.zip: road magenta, background red')
 
     def testing_folder(self, path):
         """data_road/testing: the folder gen_test_output paints."""
@@ -241,9 +271,9 @@ class KittiRoad(Dataset):
         """What a submission scores: data_road/testing/image_2."""
         return [os.path.join(path, 'testing', 'image_2')]
 
-    def check_submission_inputs(self, image_paths):
-        """Stop before predicting when an image lacks its calibration (submission.require_calibrations)."""
-        submission.require_calibrations(image_paths)
+    def check_submission_inputs(self, image_paths, output_dir):
+        """submission.check_submission_inputs: names, calibrations and the zip's path, before predicting."""
+        submission.check_submission_inputs(image_paths, output_dir)
 
     def write_submission(self, predict, image_paths, output_dir, batch_size=8):
         """submission.write_kitti_submission, then what to upload where; returns the zip's path."""
@@ -299,25 +329,24 @@ class Cityscapes(Dataset):
         val_pairs = cityscapes.list_cityscapes_pairs(path, 'val')[:config.val_count] if config.val_count else []
         return self.training_pairs(path), val_pairs
 
-    def validation_pairs(self, path, image_names):
-        """The pairs of the val split named in a run's split.json."""
+    def named_validation_pairs(self, path, image_names):
+        """The pairs of the val split of the images named image_names (those of them that are there)."""
         return [pair for pair in cityscapes.list_cityscapes_pairs(path, 'val')
                 if os.path.basename(pair[0]) in image_names]
 
     def labelled_pairs(self, image_dir, label_dir):
         """[(image path, label path)]: each *_leftImg8bit.png under image_dir with the *_gtFine_labelIds.png of its
-        frame under label_dir (city folders or not). Raises FileNotFoundError naming an image without its label."""
-        labels = {cityscapes.frame_id_of(path): path
-                  for path in glob.glob(os.path.join(label_dir, '**', '*' + cityscapes.LABEL_SUFFIX), recursive=True)}
-        pairs = []
-        image_paths = glob.glob(os.path.join(image_dir, '**', '*' + cityscapes.IMAGE_SUFFIX), recursive=True)
-        for image_path in sorted(image_paths):
-            frame_id = cityscapes.frame_id_of(image_path)
-            if frame_id not in labels:
-                raise FileNotFoundError(f'{image_path} has no label {cityscapes.label_name(frame_id)} '
-                                        f'under {label_dir}')
-            pairs.append((image_path, labels[frame_id]))
-        return pairs
+        frame under label_dir (images.pair_images_with_labels: city folders or not)."""
+        return pair_images_with_labels(image_dir, label_dir, cityscapes.IMAGE_NAME, cityscapes.LABEL_NAME,
+                                       cityscapes.IMAGE_NAME_FORM, 'a Cityscapes model is scored on the images of '
+                                       "leftImg8bit/val (or a folder of them) with gtFine/val's labels.")
+
+    def check_labels(self, pairs):
+        """[error] of the labels of (image, label) pairs that evaluate cannot score: unreadable, not of label ids or
+        of another size than their image (datacheck.label_file_errors)."""
+        return datacheck.label_file_errors(pairs, cityscapes.LABEL_ID_MODES, 'an 8-bit image of label ids (mode L, '
+                                           f'or P read as its indices) like the {cityscapes.LABEL_NAME_FORM} files '
+                                           f'of {cityscapes.PACKAGES[0]}')
 
     def testing_folder(self, path):
         """The Cityscapes folder itself: its test split is listed from there."""
@@ -335,12 +364,12 @@ class Cityscapes(Dataset):
         return cityscapes.train_ids_of(cityscapes.load_label_ids(label_path, image_shape))
 
     def evaluate(self, predict, pairs, batch_size=8):
-        """cityscapes_results.evaluate_classes: one confusion matrix over the pairs."""
+        """cityscapes_results.evaluate_classes: one confusion matrix over the pairs, and the unknown ids' pixels."""
         return cityscapes_results.evaluate_classes(predict, pairs, batch_size)
 
     def score(self, evaluation):
         """classmetric.class_scores: IoU per class and category, mIoU, pixel accuracy."""
-        return classmetric.class_scores(evaluation, cityscapes.CLASS_NAMES, cityscapes.CLASS_CATEGORY,
+        return classmetric.class_scores(evaluation.counts, cityscapes.CLASS_NAMES, cityscapes.CLASS_CATEGORY,
                                         cityscapes.CATEGORY_NAMES)
 
     def ranking_score(self, scores):
@@ -352,12 +381,13 @@ class Cityscapes(Dataset):
         return {'mIoU': scores['mIoU'], 'pixel_accuracy': scores['pixel_accuracy']}
 
     def format_scores(self, scores, evaluation):
-        """The table per class and category (IoU in %)."""
-        return 'Cityscapes IoU in %\n' + classmetric.format_class_scores(scores)
+        """The table per class and category (IoU in %), then the pixels ignored for ids outside the table, if any."""
+        note = cityscapes_results.unknown_ids_note(evaluation)
+        return 'Cityscapes IoU in %\n' + classmetric.format_class_scores(scores) + (f'\n{note}' if note else '')
 
     def save_pictures(self, evaluation, folder):
         """folder/confusion_matrix.png."""
-        plots.save_confusion_matrix(evaluation.confusion, cityscapes.CLASS_NAMES,
+        plots.save_confusion_matrix(evaluation.counts.confusion, cityscapes.CLASS_NAMES,
                                           os.path.join(folder, 'confusion_matrix.png'))
 
     def paint(self, image, class_ids):
@@ -375,18 +405,16 @@ class Cityscapes(Dataset):
 
     def submission_inputs(self, path):
         """What a submission predicts: leftImg8bit/test, every city."""
-        return self.testing_images(self.testing_folder(path))
+        return [cityscapes.split_folder(path, cityscapes.LEFT_IMG, 'test')]
 
-    def check_submission_inputs(self, image_paths):
-        """Stop before predicting when an image is not named like a Cityscapes image."""
-        for image_path in image_paths:
-            cityscapes.submission_name(image_path)
+    def check_submission_inputs(self, image_paths, output_dir):
+        """cityscapes_results.check_submission_inputs: names, each its own, and the folder, before predicting."""
+        cityscapes_results.check_submission_inputs(image_paths, output_dir)
 
     def write_submission(self, predict, image_paths, output_dir, batch_size=8):
         """cityscapes_results.write_cityscapes_submission; returns the folder."""
         folder = cityscapes_results.write_cityscapes_submission(predict, image_paths, output_dir, batch_size)
-        print(f'Wrote {len(image_paths)} label-id predictions to {folder}: zip its files and upload them at '
-              f'{cityscapes_results.SUBMISSION_PAGE} (an account is needed; the server scores all 1525 test images).')
+        print(cityscapes_results.submission_report(folder, image_paths))
         return folder
 
 

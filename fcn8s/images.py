@@ -1,4 +1,5 @@
-"""Image files and videos: reading them, painting the predicted road on them, and writing the results."""
+"""Image files and videos: finding and pairing them, reading them, painting the predicted road on them, and writing
+the results, one output per input."""
 import collections
 import os
 
@@ -61,6 +62,15 @@ def load_image(path, image_shape=None, resample=Image.BILINEAR):
         raise DataError(f'cannot read image {path}: {error}. Replace or delete the file.') from error
 
 
+def image_shape_of(path):
+    """(height, width) of an image file, read from its header; raises DataError naming a file that is not an image."""
+    try:
+        with Image.open(path) as opened:
+            return opened.height, opened.width
+    except (OSError, SyntaxError) as error:
+        raise DataError(f'cannot read image {path}: {error}. Replace or delete the file.') from error
+
+
 def paint_road(image, road_prob, threshold=ROAD_THRESHOLD):
     """Overlay: image [h, w, 3] uint8 with pixels of road_prob [h, w] > threshold tinted translucent green."""
     road = (road_prob > threshold)[..., None]
@@ -68,23 +78,114 @@ def paint_road(image, road_prob, threshold=ROAD_THRESHOLD):
     return np.where(road, tinted, image).round().astype(np.uint8)
 
 
-def list_image_files(paths):
-    """The image files that paths name: each file as given, and each folder's PNG and JPEG files in name order.
+def is_under(path, folder):
+    """Whether path is folder or lies inside it, their real paths compared (links resolved)."""
+    return os.path.join(os.path.realpath(path), '').startswith(os.path.join(os.path.realpath(folder), ''))
 
-    Raises FileNotFoundError naming a path that does not exist or a folder that holds no such image.
+
+def list_image_files(paths, output_dir=None):
+    """The image files that paths name, each once: each file as given, and the PNG and JPEG files of each folder
+    and of all its subfolders (such as Cityscapes' leftImg8bit/<split>/<city>/), in path order.
+
+    A file named twice (given, and in a folder given) is listed once; a folder's files under output_dir (the
+    results of an earlier run written inside an input folder) are left out. Raises FileNotFoundError naming a
+    path that does not exist or a folder that holds no such image, at any depth.
     """
     image_paths = []
     for path in paths:
         if os.path.isdir(path):
-            found = sorted(os.path.join(path, name) for name in os.listdir(path) if name.lower().endswith(IMAGE_EXTENSIONS))
+            found = sorted(os.path.join(folder, name) for folder, _, names in os.walk(path)
+                           if output_dir is None or not is_under(folder, output_dir)
+                           for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
             if not found:
-                raise FileNotFoundError(f'{path} holds no image ({", ".join(IMAGE_EXTENSIONS)})')
+                raise FileNotFoundError(f'{path} holds no image ({", ".join(IMAGE_EXTENSIONS)}), nor do its '
+                                        'subfolders')
             image_paths += found
         elif os.path.isfile(path):
             image_paths.append(path)
         else:
             raise FileNotFoundError(f'{path} does not exist: give PNG or JPEG images, or folders of them')
-    return image_paths
+    first_path_of_file = {}
+    for path in image_paths:
+        first_path_of_file.setdefault(os.path.realpath(path), path)
+    return list(first_path_of_file.values())
+
+
+def files_by_key(folder, key_of_name):
+    """{key: path} of the files under folder, subfolders too, whose name key_of_name maps to a key (not None).
+
+    Raises FileNotFoundError when folder does not exist, ValueError naming the files when two have one key.
+    """
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f'{folder} does not exist or is not a folder')
+    paths_of_key = collections.defaultdict(list)
+    for parent, _, names in sorted(os.walk(folder)):
+        for name in sorted(names):
+            key = key_of_name(name)
+            if key is not None:
+                paths_of_key[key].append(os.path.join(parent, name))
+    twins = [paths for paths in paths_of_key.values() if len(paths) > 1]
+    if twins:
+        raise ValueError(f'files of the same image under {folder}, which cannot both be paired: '
+                         + '; '.join(' and '.join(paths) for paths in twins) + '. Keep one of each.')
+    return {key: paths[0] for key, paths in paths_of_key.items()}
+
+
+def pair_images_with_labels(image_dir, label_dir, image_name, label_name, image_form, advice):
+    """[(image path, label path)], sorted by image path: each image under image_dir (subfolders too) whose name
+    the regular expression image_name matches, with the label under label_dir whose name label_name matches
+    with the same groups (such as category and number).
+
+    image_form describes the images' names, advice where they are. Raises FileNotFoundError when image_dir holds
+    no such image or an image has no label, ValueError when two images or two labels share their groups.
+    """
+    image_paths, label_paths = (files_by_key(folder, lambda name: (match := pattern.match(name)) and match.groups())
+                                for folder, pattern in ((image_dir, image_name), (label_dir, label_name)))
+    if not image_paths:
+        raise FileNotFoundError(f'no {image_form} was found in {image_dir} or its subfolders: {advice}')
+    unlabelled = sorted(image_paths[key] for key in image_paths.keys() - label_paths.keys())
+    if unlabelled:
+        raise FileNotFoundError(f'{len(unlabelled)} images have no label under {label_dir} or its subfolders: '
+                                f'{", ".join(unlabelled)}. Add their labels, or score a folder of labelled images.')
+    return sorted((image_path, label_paths[key]) for key, image_path in image_paths.items())
+
+
+def benchmark_output_names(image_paths, output_name_of, image_form, advice):
+    """[output_name_of(path)] of each image, the benchmark's name for its result; checked before predicting.
+
+    output_name_of raises ValueError for a path not named like the benchmark's images (image_form). Raises
+    ValueError naming the first few such images, or saying that none of them is named so (advice: where the
+    right ones are), and when two images would have one name (require_distinct_outputs).
+    """
+    output_names, misnamed = [], []
+    for path in image_paths:
+        try:
+            output_names.append(output_name_of(path))
+        except ValueError:
+            misnamed.append(path)
+    if misnamed:
+        first_few = ', '.join(misnamed[:3]) + (f' and {len(misnamed) - 3} more' if len(misnamed) > 3 else '')
+        found = (f'no {image_form} was found among the {len(image_paths)} images given' if len(misnamed) == len(
+            image_paths) else f'{len(misnamed)} of {len(image_paths)} images are not named {image_form}')
+        raise ValueError(f'{found} ({first_few}), so the benchmark has no name for their results: {advice}')
+    require_distinct_outputs(image_paths, output_names)
+    return output_names
+
+
+def require_distinct_outputs(image_paths, output_names):
+    """Raise ValueError naming every group of images whose outputs, output_names[i] of image_paths[i], share a name.
+
+    Called before anything is predicted, so that each input gets its own output and none overwrites another's.
+    """
+    inputs_of_name = collections.defaultdict(list)
+    for image_path, output_name in zip(image_paths, output_names):
+        inputs_of_name[output_name].append(image_path)
+    clashes = {name: inputs for name, inputs in inputs_of_name.items() if len(inputs) > 1}
+    if clashes:
+        raise ValueError('input images whose outputs would share a name, so that one would overwrite another: '
+                         + '; '.join(f'{" and ".join(inputs)} would write the same {name}'
+                                     for name, inputs in sorted(clashes.items()))
+                         + '. Give images with distinct file names, or infer each folder into its own --out.')
 
 
 def predict_image_files(predict, image_paths, batch_size=8):
@@ -104,12 +205,10 @@ def save_road_images(predict, image_paths, output_dir, masks=False, batch_size=8
     overlays/<name>.png, the image with its road painted (paint_road), and with masks also
     masks/<name>.png, grayscale 255 on road (probability > ROAD_THRESHOLD) and 0 elsewhere; <name> is
     the image's file name without its extension. Raises ValueError before predicting anything when two
-    images would write one file.
+    images would write one file (require_distinct_outputs).
     """
     result_names = [os.path.splitext(os.path.basename(path))[0] + '.png' for path in image_paths]
-    clashes = sorted(name for name, count in collections.Counter(result_names).items() if count > 1)
-    if clashes:
-        raise ValueError(f'several input images would write {", ".join(clashes)}: give images with distinct names')
+    require_distinct_outputs(image_paths, result_names)
     written_paths = []
     predictions = predict_image_files(predict, image_paths, batch_size)
     for result_name, (_, image, road_prob) in tqdm(zip(result_names, predictions), total=len(image_paths),

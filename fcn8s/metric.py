@@ -94,9 +94,10 @@ def road_metrics(counts):
 class RoadEvaluation:
     """evaluate_road's counts per category ('um', 'umm', 'uu'), in perspective and in bird's-eye view.
 
-    BEV counts leave out the images whose calibration is missing or unreadable (listed, with the
-    problem, in without_calibration). bev_examples holds the first evaluated image of each category in
-    BEV: (image [800, 400, 3] uint8, road probability [800, 400] float, label [800, 400, 3] uint8).
+    BEV counts leave out the images whose calibration is missing or unusable (bev.read_calibration), or
+    maps none of the label's evaluated pixels into the grid: without_calibration holds one message per such
+    image, naming its calibration file and the problem. bev_examples holds the first evaluated image of each
+    category in BEV: (image [800, 400, 3] uint8, road probability [800, 400] float, label [800, 400, 3] uint8).
     """
     perspective: dict = dataclasses.field(default_factory=lambda: {category: RoadCounts()
                                                                    for category in kitti.KITTI_CATEGORIES})
@@ -127,8 +128,14 @@ def evaluate_road(predict, pairs, batch_size=8):
         except DataError as error:
             evaluation.without_calibration.append(str(error))
             continue
+        bev_road, bev_valid = kitti.decode_label(bev_label)
+        if not bev_valid.any():
+            evaluation.without_calibration.append(
+                f'{bev.calibration_path(image_path)} maps none of the evaluated pixels of {label_paths[image_path]} '
+                "into the bird's-eye-view grid: check that it is this image's calibration.")
+            continue
         bev_road_prob = bev.image_to_bev(kitti.result_image(road_prob), image_path) / 255
-        evaluation.bev[category] += count_road_pixels(bev_road_prob, *kitti.decode_label(bev_label))
+        evaluation.bev[category] += count_road_pixels(bev_road_prob, bev_road, bev_valid)
         if category not in evaluation.bev_examples:
             evaluation.bev_examples[category] = (bev.image_to_bev(image, image_path), bev_road_prob, bev_label)
     return evaluation
@@ -138,18 +145,27 @@ def score_road(counts_by_category):
     """{'overall': metrics, 'um': ..., 'umm': ..., 'uu': ...} (road_metrics) of one space's counts per category.
 
     The overall numbers come from the pixel counts summed over all images, not from a mean of the
-    categories' numbers; a category without images is left out.
+    categories' numbers; a category without a labelled road pixel (or without images) is left out. Raises
+    DataError when no image has one: there is nothing to score.
     """
     overall = sum(counts_by_category.values(), RoadCounts())
+    if not overall.positives:
+        raise DataError(f'the labels of the {overall.images} images scored hold no evaluated road pixel (magenta, '
+                        'red > 0 and blue > 0) in this space, so there is no road to score: give labelled images '
+                        'that show road.')
     scores = {'overall': road_metrics(overall)}
-    scores.update({category: road_metrics(counts) for category, counts in counts_by_category.items() if counts.images})
+    scores.update({category: road_metrics(counts) for category, counts in counts_by_category.items()
+                   if counts.positives})
     return scores
 
 
 def score_evaluation(evaluation):
-    """score_road of the perspective counts, with score_road of the BEV counts under 'bev' (None without any)."""
-    bev_images = sum(counts.images for counts in evaluation.bev.values())
-    return {**score_road(evaluation.perspective), 'bev': score_road(evaluation.bev) if bev_images else None}
+    """score_road of the perspective counts, with score_road of the BEV counts under 'bev' (None without a road pixel).
+
+    Raises DataError when the perspective counts hold no road pixel (score_road).
+    """
+    bev_positives = sum(counts.positives for counts in evaluation.bev.values())
+    return {**score_road(evaluation.perspective), 'bev': score_road(evaluation.bev) if bev_positives else None}
 
 
 def format_scores(scores, row_names=None):
@@ -171,8 +187,8 @@ def format_evaluation(scores, without_calibration=()):
     perspective = {name: measures for name, measures in scores.items() if name != 'bev'}
     text = 'Perspective (the image as the camera sees it):\n' + format_scores(perspective)
     text += "\nBird's-eye view (the benchmark's space; compare with the leaderboard):\n"
-    text += format_scores(scores['bev'], BEV_ROW_NAMES) if scores['bev'] else '  no image has a calibration file'
+    text += format_scores(scores['bev'], BEV_ROW_NAMES) if scores['bev'] else '  no image with road is scored in BEV'
     if without_calibration:
-        text += (f'\n{len(without_calibration)} images are left out of the BEV scores for want of a calibration: '
-                 + without_calibration[0])
+        text += (f"\n{len(without_calibration)} images are left out of the bird's-eye view (its tables count the "
+                 'images scored):\n' + '\n'.join(f'  - {problem}' for problem in without_calibration))
     return text

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from fcn8s import kitti
 from fcn8s.config import save_config
+from fcn8s.errors import DataError
 from fcn8s.files import write_atomically
 
 LOSS_CSV_COLUMNS = ('epoch', 'step', 'loss', 'cross_entropy', 'l2')  # loss = cross_entropy + l2
@@ -110,7 +111,11 @@ def validator(dataset, predict, val_pairs, config, run_dir, start_epoch=1):
         if not val_pairs or not due:
             return None
         evaluation = dataset.evaluate(predict, val_pairs)
-        scores = dataset.score(evaluation)
+        try:
+            scores = dataset.score(evaluation)
+        except DataError as error:
+            tqdm.write(f'Validation after epoch {epoch} ({len(val_pairs)} images) scores nothing: {error}')
+            return None
         history.append({'epoch': epoch, **dataset.history_entry(scores)})
         tqdm.write(f'Validation after epoch {epoch} ({len(val_pairs)} images), '
                    + dataset.format_scores(scores, evaluation))

@@ -5,9 +5,9 @@ import zipfile
 from PIL import Image
 from tqdm import tqdm
 
-from fcn8s import bev, kitti
-from fcn8s.files import written_whole
-from fcn8s.images import predict_image_files
+from fcn8s import bev, images, kitti
+from fcn8s.errors import DataError
+from fcn8s.files import check_output_path, written_whole
 
 SUBMISSION_ZIP = 'kitti_road_submission.zip'
 KITTI_TESTING_IMAGES = 290  # um 96, umm 94, uu 100: the server scores all of them
@@ -15,26 +15,52 @@ UPLOAD_PAGE = 'https://www.cvlibs.net/datasets/kitti/user_login.php'
 
 
 def require_calibrations(image_paths):
-    """Read every image's calibration (bev.calibration_path); raises DataError naming the first one missing or bad."""
+    """Make every image's BEV lookup (bev.calibration_lookup, at its size); raises DataError naming every calibration
+    that is missing or unusable, or through which the BEV grid sees nothing of its image, and any unreadable image."""
+    problems = []
     for image_path in image_paths:
-        bev.read_calibration(bev.calibration_path(image_path))
+        try:
+            bev.calibration_lookup(bev.calibration_path(image_path), images.image_shape_of(image_path))
+        except DataError as error:
+            problems.append(str(error))
+    if problems:
+        raise DataError(f'{len(problems)} of {len(image_paths)} images have no usable calibration, which the '
+                        "bird's-eye view of the submission needs; nothing was predicted or written:\n"
+                        + '\n'.join(f'  - {problem}' for problem in problems))
+
+
+def check_submission_inputs(image_paths, output_dir):
+    """The results' names, once everything a submission can check before predicting is checked: raises
+    DataError, ValueError or FileExistsError.
+
+    Each image needs a benchmark name of its own (images.benchmark_output_names) and a
+    usable calibration (require_calibrations); output_dir/kitti_road_submission.zip must be free for a file,
+    output_dir/perspective and output_dir/bev for folders.
+    """
+    result_names = images.benchmark_output_names(image_paths, kitti.result_name, kitti.IMAGE_NAME_FORM,
+                                                 'give the images of data_road/testing/image_2.')
+    require_calibrations(image_paths)
+    check_output_path(os.path.join(output_dir, SUBMISSION_ZIP))
+    for space in ('perspective', 'bev'):
+        check_output_path(os.path.join(output_dir, space), folder=True)
+    return result_names
 
 
 def write_kitti_submission(predict, image_paths, output_dir, batch_size=8):
     """Write the benchmark's results of KITTI images; returns the zip's path.
 
-    Every calibration is read first, so that a missing one stops the command before anything is
-    predicted. For each <cat>_NNNNNN.png: output_dir/perspective/<cat>_road_NNNNNN.png, the road
+    Everything is checked first (check_submission_inputs), so that a missing calibration, two images of
+    one name or a folder where the zip goes stops the command before anything is predicted or written.
+    For each <cat>_NNNNNN.png: output_dir/perspective/<cat>_road_NNNNNN.png, the road
     probability as 8-bit grayscale (probability * 255, rounded) at the image's size, and
     output_dir/bev/<cat>_road_NNNNNN.png, the same through the image's calibration on the
     800x400 BEV grid, what the server scores. output_dir/kitti_road_submission.zip holds the BEV
     files at its root, written whole or not at all.
     """
-    require_calibrations(image_paths)
-    result_names = [kitti.result_name(path) for path in image_paths]
+    result_names = check_submission_inputs(image_paths, output_dir)
     for space in ('perspective', 'bev'):
         os.makedirs(os.path.join(output_dir, space), exist_ok=True)
-    predictions = predict_image_files(predict, image_paths, batch_size)
+    predictions = images.predict_image_files(predict, image_paths, batch_size)
     for result_name, (image_path, _, road_prob) in tqdm(zip(result_names, predictions), total=len(image_paths),
                                                         desc='Predicting road', unit='image'):
         result = kitti.result_image(road_prob)

@@ -101,6 +101,46 @@ def test_bad_calibration_files_are_named(tmp_path, content, message):
     assert str(raised.value).startswith(str(path)) and 'data_road.zip' in str(raised.value)
 
 
+LEVEL_CAMERA = {'P2': '100 0 60 0 0 100 20 0 0 0 1 0', 'R0_rect': '1 0 0 0 1 0 0 0 1',
+                'Tr_cam_to_road': '1 0 0 0 0 1 0 -1.5 0 0 1 0'}  # toy_calibration() as text
+
+
+@pytest.mark.parametrize('key, values, message', [
+    ('P2', 'nan 0 60 0 0 100 20 0 0 0 1 0', r'its P2 line holds nan, not a finite number'),
+    ('R0_rect', '1 0 0 0 inf 0 0 0 1', r'its R0_rect line holds inf, not a finite number'),
+    ('Tr_cam_to_road', '0 0 0 0 0 0 0 0 0 0 0 0', r'its Tr_cam_to_road cannot be inverted'),
+    ('Tr_cam_to_road', '1 0 0 0 0 1 0 -1.5 2 0 0 0', r'its Tr_cam_to_road cannot be inverted'),  # rows 1 and 3 alike
+    # A camera looking backwards (Z -> -Z): every cell is behind it, w' = -Z from -46 to -6.
+    ('R0_rect', '1 0 0 0 1 0 0 0 -1', r"behind the camera .*projected depth w' from -46 to -6"),
+    # Turned 90 degrees to the left (camera Z = road -X): w' = -X at cell centres X = -9.975..9.975.
+    ('Tr_cam_to_road', '0 0 -1 0 0 1 0 -1.5 1 0 0 0', r"behind the camera .*w' from -9.98 to 9.98"),
+    ('P2', '0 0 0 0 0 0 0 0 0 0 0 0', r"on its focal plane .*w' from 0 to 0"),
+])
+def test_calibrations_that_cannot_make_a_bev_are_refused_naming_the_file_and_key(tmp_path, key, values, message):
+    path = tmp_path / 'calib' / 'um_000003.txt'
+    path.parent.mkdir()
+    path.write_text(''.join(f'{name}: {values if name == key else text}\n' for name, text in LEVEL_CAMERA.items()))
+    with pytest.raises(DataError, match=message) as raised:
+        read_calibration(str(path))
+    assert str(raised.value).startswith(f'{path}: ') and 'data_road.zip' in str(raised.value)
+
+
+def test_a_calibration_through_which_no_cell_sees_the_image_is_refused_for_that_image_size(tmp_path):
+    path = str(tmp_path / 'um_000003.txt')
+    write_calibration(path, toy_calibration(principal_v=100.0))  # v = 100 + 150 / Z in 103.3..125: below 60 rows
+    with pytest.raises(DataError, match=rf"^{path}: no cell of the bird's-eye-view grid sees an image of 121x60 pixels "
+                                        'through it, so its BEV would be all black'):
+        calibration_lookup(path, TOY_SHAPE)
+    assert bev_visible_mask(calibration_lookup(path, (126, 121))).any()  # 126 rows reach v = 103.3..125
+
+
+def test_the_level_camera_text_reads_as_the_toy_calibration(tmp_path):
+    path = tmp_path / 'um_000003.txt'
+    path.write_text(''.join(f'{name}: {text}\n' for name, text in LEVEL_CAMERA.items()))
+    for key, matrix in toy_calibration().items():
+        np.testing.assert_array_equal(read_calibration(str(path))[key], matrix)
+
+
 def test_unreadable_calibration_is_named(tmp_path):
     with pytest.raises(DataError, match='cannot be read as a KITTI calibration text file'):
         read_calibration(str(tmp_path))  # a folder

@@ -108,11 +108,26 @@ def test_load_label_ids_resizes_nearest_and_refuses_a_colour_picture(tmp_path):
     np.testing.assert_array_equal(cityscapes.load_label_ids(str(tmp_path / 'label.png'), (4, 6)),
                                   np.repeat(np.repeat(label_ids, 2, axis=0), 3, axis=1))
     Image.fromarray(cityscapes.colour_mask(cityscapes.train_ids_of(label_ids))).save(tmp_path / 'colour.png')
-    with pytest.raises(DataError, match=r'colour.png is a RGB image, not the single-channel 8-bit \(mode L\)'):
+    with pytest.raises(DataError, match=r'colour.png is a RGB image, not the single-channel 8-bit image of label ids '
+                                        r'\(mode L, or P read as its palette indices\)'):
         cityscapes.load_label_ids(str(tmp_path / 'colour.png'))
     (tmp_path / 'broken.png').write_bytes(b'not a png')
     with pytest.raises(DataError, match='cannot read label .*broken.png'):
         cityscapes.load_label_ids(str(tmp_path / 'broken.png'))
+
+
+def test_a_palette_label_reads_as_its_indices_as_the_official_evaluator_reads_it(tmp_path):
+    label_ids = np.array([[7, 26, 33], [0, 24, 8]], np.uint8)
+    palette_label = Image.new('P', (3, 2))
+    palette_label.putpalette([channel for index in range(256) for channel in (255 - index, index, 3 * index % 256)])
+    palette_label.putdata(label_ids.ravel().tolist())
+    palette_label.save(tmp_path / 'palette.png')
+    with Image.open(tmp_path / 'palette.png') as reopened:
+        assert reopened.mode == 'P'
+        assert np.asarray(reopened.convert('RGB'))[0, 0].tolist() == [248, 7, 21]  # the colour is not the id
+    np.testing.assert_array_equal(cityscapes.load_label_ids(str(tmp_path / 'palette.png')), label_ids)
+    np.testing.assert_array_equal(cityscapes.load_label_ids(str(tmp_path / 'palette.png'), (4, 6)),
+                                  np.repeat(np.repeat(label_ids, 2, axis=0), 2, axis=1))
 
 
 def test_require_cityscapes_says_how_to_get_it(tmp_path):

@@ -93,8 +93,19 @@ def test_check_names_labels_that_are_not_single_channel_8_bit_pngs(cityscapes_co
         label.load()
         label.save(cityscapes_copy / VAL_LABEL, format='JPEG')
     message = data_errors(cityscapes_copy)
-    assert ('labels that are not single-channel 8-bit PNG files (mode L) of label ids: 2 (JPEG L 1, PNG RGB 1: '
+    assert ('labels that are not single-channel 8-bit PNG files of label ids (mode L, or P): 2 (JPEG L 1, PNG RGB 1: '
             'aachen_000000_000019_gtFine_labelIds.png, frankfurt_000000_000019_gtFine_labelIds.png).') in message
+
+
+def test_a_palette_label_is_read_as_its_indices(synthetic_cityscapes, cityscapes_copy):
+    label_pixels = check_cityscapes_folder(str(synthetic_cityscapes), INPUT_SHAPE).summary['label ids']
+    with Image.open(cityscapes_copy / TRAIN_LABEL) as label:
+        palette_label = label.convert('P')  # the grey palette: index = id, so the picture looks the same
+        palette_label.putpalette([channel for index in range(256) for channel in (index, 0, 255 - index)])
+    palette_label.save(cityscapes_copy / TRAIN_LABEL)
+    assert Image.open(cityscapes_copy / TRAIN_LABEL).mode == 'P'
+    data_check = check_cityscapes_folder(str(cityscapes_copy), INPUT_SHAPE)
+    assert data_check.errors == [] and data_check.summary['label ids'] == label_pixels
 
 
 def test_check_names_ids_that_are_no_label_ids(cityscapes_copy):

@@ -1,6 +1,7 @@
 """Tests of fcn8s/commands.py: build-vgg, infer, video and check-data as a user runs them."""
 import json
 import os
+import shutil
 import zipfile
 
 import imageio_ffmpeg
@@ -82,7 +83,9 @@ def test_kitti_submission_writes_perspective_bev_and_the_zip_to_upload(exported_
     monkeypatch.setattr(commands, 'saved_model_predictor', lambda *args: pytest.fail('the model was loaded'))
     with pytest.raises(SystemExit) as exited:
         infer_command([str(image_dir), '--run', run_dir, '--out', str(tmp_path / 'other'), '--kitti-submission'])
-    assert str(exited.value.code).startswith(f"error: {calib_dir / 'umm_000003.txt'} does not exist")
+    assert str(exited.value.code).startswith("error: 1 of 2 images have no usable calibration, which the bird's-eye "
+                                             'view of the submission needs; nothing was predicted or written:\n'
+                                             f"  - {calib_dir / 'umm_000003.txt'} does not exist")
     assert not os.path.exists(tmp_path / 'other')
 
 
@@ -90,6 +93,134 @@ def test_kitti_submission_defaults_to_the_runs_testing_images(exported_run, tmp_
     infer_command(['--run', exported_run[0], '--out', str(tmp_path / 'testing'), '--kitti-submission'])
     assert os.listdir(tmp_path / 'testing' / 'bev') == ['uu_road_000007.png']  # the run's data_road/testing/image_2
     assert Image.open(tmp_path / 'testing' / 'perspective' / 'uu_road_000007.png').size == (130, 50)
+
+
+
+def write_kitti_testing_images(split_dir, names, width=150, height=41):
+    """Random images split_dir/image_2/<name>.png with synthetic calibrations in split_dir/calib; returns image_2."""
+    rng = np.random.default_rng(11)
+    for folder in ('image_2', 'calib'):
+        os.makedirs(split_dir / folder, exist_ok=True)
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(split_dir / 'image_2' / f'{name}.png')
+        write_calibration(str(split_dir / 'calib' / f'{name}.txt'), synthetic_calibration(width, 12))
+    return split_dir / 'image_2'
+
+
+def test_kitti_submission_refuses_before_predicting_every_bad_calibration_twin_name_and_a_folder_at_the_zip(
+        exported_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(commands, 'saved_model_predictor', lambda *args: pytest.fail('the model was loaded'))
+    image_dir = write_kitti_testing_images(tmp_path / 'testing', ['um_000000', 'um_000001', 'uu_000002', 'uu_000003'])
+    calib_dir, out_dir = tmp_path / 'testing' / 'calib', tmp_path / 'out'
+    not_finite, singular, elsewhere = (calib_dir / f'{name}.txt' for name in ('um_000001', 'uu_000002', 'uu_000003'))
+    write_calibration(str(elsewhere), synthetic_calibration(150, 500))  # a horizon 500 rows down: no cell sees 41 rows
+    not_finite.write_text(not_finite.read_text().replace('P2: 7.215377000000e+02', 'P2: nan'))
+    singular.write_text(singular.read_text().split('Tr_cam_to_road:')[0] + 'Tr_cam_to_road: ' + '0 ' * 12 + '\n')
+    argv = [str(image_dir), '--run', exported_run[0], '--out', str(out_dir), '--kitti-submission']
+    with pytest.raises(SystemExit) as exited:
+        infer_command(argv)
+    message = str(exited.value.code)
+    assert message.startswith("error: 3 of 4 images have no usable calibration, which the bird's-eye view of the "
+                              'submission needs; nothing was predicted or written:')
+    assert f'  - {not_finite}: its P2 line holds nan' in message
+    assert f'  - {singular}: its Tr_cam_to_road cannot' in message
+    assert f"  - {elsewhere}: no cell of the bird's-eye-view grid sees an image of 150x41 pixels" in message
+    assert not os.path.exists(out_dir)
+
+    write_kitti_testing_images(tmp_path / 'testing', ['um_000001', 'uu_000002', 'uu_000003'])
+    (out_dir / 'kitti_road_submission.zip').mkdir(parents=True)
+    (out_dir / 'kitti_road_submission.zip' / 'notes.txt').write_text('mine')
+    with pytest.raises(SystemExit) as exited:
+        infer_command(argv)
+    assert str(exited.value.code).startswith(f"error: {out_dir / 'kitti_road_submission.zip'} is a folder, where this "
+                                             'command writes a file: it is left as it is.')
+    assert os.listdir(out_dir) == ['kitti_road_submission.zip']
+    assert (out_dir / 'kitti_road_submission.zip' / 'notes.txt').read_text() == 'mine'
+    os.rename(out_dir / 'kitti_road_submission.zip', tmp_path / 'kept')
+    (out_dir / 'bev').write_text('a file')
+    with pytest.raises(SystemExit) as exited:
+        infer_command(argv)
+    assert str(exited.value.code).startswith(f"error: {out_dir / 'bev'} is a file, where this command writes a folder")
+    assert os.listdir(out_dir) == ['bev'] and (out_dir / 'bev').read_text() == 'a file'
+
+    twin_dir = write_kitti_testing_images(tmp_path / 'more', ['um_000001'])
+    with pytest.raises(SystemExit) as exited:
+        infer_command([str(image_dir), str(twin_dir), '--run', exported_run[0], '--out', str(tmp_path / 'twins'),
+                       '--kitti-submission'])
+    assert str(exited.value.code) == (
+        'error: input images whose outputs would share a name, so that one would overwrite another: '
+        f"{image_dir / 'um_000001.png'} and {twin_dir / 'um_000001.png'} would write the same um_road_000001.png. Give "
+        'images with distinct file names, or infer each folder into its own --out.')
+    assert not os.path.exists(tmp_path / 'twins')
+
+
+def test_infer_takes_images_in_subfolders_once_each_refuses_twin_names_and_counts_the_files_written(
+        exported_run, tmp_path, capsys):
+    folder = tmp_path / 'photos'
+    write_kitti_testing_images(folder / 'a', ['um_000000'])
+    write_kitti_testing_images(folder / 'b' / 'c', ['uu_000004'])
+    twin_dir = write_kitti_testing_images(folder / 'b', ['um_000000'])
+    argv = ['--run', exported_run[0], '--out', str(tmp_path / 'out'), '--masks']
+    with pytest.raises(SystemExit) as exited:
+        infer_command([str(folder), *argv])
+    assert (f"{folder / 'a' / 'image_2' / 'um_000000.png'} and {twin_dir / 'um_000000.png'} would write the same "
+            'um_000000.png') in str(exited.value.code)
+    assert not os.path.exists(tmp_path / 'out')
+    os.remove(twin_dir / 'um_000000.png')
+    for out_dir in (tmp_path / 'out', folder / 'out', folder / 'out'):  # the second time, folder/out holds results
+        written = infer_command([str(folder), str(folder / 'a' / 'image_2' / 'um_000000.png'), '--run',
+                                 exported_run[0], '--out', str(out_dir), '--masks'])
+        assert sorted(os.path.relpath(path, out_dir) for path in written) == [
+            'masks/um_000000.png', 'masks/uu_000004.png', 'overlays/um_000000.png', 'overlays/uu_000004.png']
+        assert f'Wrote 4 files for 2 images to {out_dir}' in capsys.readouterr().out
+
+
+
+def test_kitti_evaluate_leaves_bad_calibrations_out_of_the_bev_and_refuses_missing_images_and_bad_labels(
+        exported_run, kitti_copy, tmp_path, capsys, monkeypatch):
+    model_dir, training = os.path.join(exported_run[0], 'model'), kitti_copy / 'training'
+    calibration_path = training / 'calib' / 'um_000000.txt'
+    calibration_path.write_text(calibration_path.read_text().replace('P2: 7.215377000000e+02', 'P2: inf'))
+    given = ['--images', str(training / 'image_2'), '--labels', str(training / 'gt_image_2')]
+    scores = evaluate_command(['--model', model_dir, *given])
+    assert scores['overall']['images'] == 6 and scores['bev']['overall']['images'] == 5
+    assert scores['um']['images'] == 2 and scores['bev']['um']['images'] == 1
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2:] == ["1 images are left out of the bird's-eye view (its tables count the images scored):",
+                            f'  - {calibration_path}: its P2 line holds inf, not a finite number: expected "P2:" and '
+                            "12 numbers (a 3x4 matrix, row by row). KITTI's data_road.zip holds each split's calib/ "
+                            'folder beside image_2/: unpack it there, or replace this file with its copy from the zip.']
+
+    subfolders = evaluate_command(['--model', model_dir, '--images', str(training), '--labels', str(training)])
+    assert subfolders['overall'] == scores['overall']  # image_2/ and gt_image_2/ found under training/
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    os.symlink(model_dir, run_dir / 'model')
+    with open(os.path.join(exported_run[0], 'config.json')) as config_file:
+        config = {**json.load(config_file), 'data_dir': str(tmp_path)}  # its data_road/ is kitti_copy
+    (run_dir / 'config.json').write_text(json.dumps(config))
+    (run_dir / 'split.json').write_text(json.dumps({'train': [], 'val': ['um_000000.png', 'uu_000001.png']}))
+    assert evaluate_command(['--run', str(run_dir)])['overall']['images'] == 2
+    for missing in ('uu_000001.png', 'um_000000.png'):
+        os.remove(training / 'image_2' / missing)
+    with pytest.raises(SystemExit) as exited:
+        evaluate_command(['--run', str(run_dir)])
+    assert str(exited.value.code) == (
+        f'error: 2 of the 2 validation images of the run are missing from {kitti_copy}: um_000000.png, uu_000001.png. '
+        "The run's score is of all of them, so the others are not scored alone: put them back, or score the images "
+        'you have with --images and --labels.')
+
+    monkeypatch.setattr(commands, 'saved_model_predictor', lambda *args: pytest.fail('the model was loaded'))
+    small_label, grey_label = (training / 'gt_image_2' / name for name in ('um_road_000001.png', 'umm_road_000000.png'))
+    Image.open(small_label).resize((100, 30), Image.NEAREST).save(small_label)
+    Image.open(grey_label).convert('L').save(grey_label)
+    with pytest.raises(SystemExit) as exited:
+        evaluate_command(['--model', model_dir, *given])
+    lines = str(exited.value.code).splitlines()
+    assert lines[0] == 'error: 2 of 4 labels cannot be scored; nothing was predicted:'
+    small_image = training / 'image_2' / 'um_000001.png'
+    assert lines[1].startswith(f'  - {small_label} is 100x30 pixels but its image {small_image} ')
+    assert lines[2].startswith(f'  - {grey_label} is a 8-bit grey (L) image: expected a colour image (RGB) like')
 
 
 def test_video_paints_every_frame_in_batches_and_keeps_fps_size_and_audio(exported_run, tmp_path, monkeypatch):
@@ -217,3 +348,91 @@ def test_a_cityscapes_model_infers_masks_submissions_scores_and_videos(cityscape
     moviepy.ImageSequenceClip(frames, fps=4).write_videofile(str(tmp_path / 'in.mp4'), logger=None)
     video_command([str(tmp_path / 'in.mp4'), str(tmp_path / 'out.mp4'), '--run', run_dir])
     assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / 'out.mp4'))[0] == 4
+
+
+def test_cityscapes_layouts_twins_palette_labels_unknown_ids_bad_labels_and_missing_images(
+        cityscapes_run, tmp_path, capsys, monkeypatch):
+    with open(os.path.join(cityscapes_run, 'config.json')) as config_file:
+        config = json.load(config_file)
+    data = shutil.copytree(os.path.join(config['data_dir'], 'demo', 'cityscapes'),
+                           tmp_path / 'data' / 'demo' / 'cityscapes')
+    model_dir = os.path.join(cityscapes_run, 'model')
+    os.makedirs(tmp_path / 'submission')
+    (tmp_path / 'submission' / 'zurich_000001_000019_labelIds.png').write_bytes(b'of an earlier submission')
+    folder = infer_command([str(data / 'leftImg8bit'), '--model', model_dir, '--out', str(tmp_path / 'submission'),
+                            '--cityscapes-submission'])  # train, val and test: 4 + 2 + 1 images in city folders
+    printed = capsys.readouterr().out
+    assert len(os.listdir(folder)) == 8 and f'Wrote 7 label-id predictions to {folder}: ' in printed
+    assert ('The folder also holds 1 other _labelIds.png files that this command did not write '
+            '(zurich_000001_000019_labelIds.png): leave them out of the zip') in printed
+    val_image = data / 'leftImg8bit' / 'val' / 'frankfurt' / 'frankfurt_000000_000019_leftImg8bit.png'
+    os.makedirs(tmp_path / 'twin')
+    shutil.copy(val_image, tmp_path / 'twin')
+    for flag in ('--cityscapes-submission', '--masks'):
+        with pytest.raises(SystemExit) as exited:
+            infer_command([str(data / 'leftImg8bit' / 'val'), str(tmp_path / 'twin'), '--model', model_dir,
+                           '--out', str(tmp_path / 'twins'), flag])
+        assert f"{val_image} and {tmp_path / 'twin' / val_image.name} would write the same" in str(exited.value.code)
+    assert not os.path.exists(tmp_path / 'twins')
+
+    given = ['--model', model_dir, '--images', str(data / 'leftImg8bit' / 'val'),
+             '--labels', str(data / 'gtFine' / 'val')]
+    scores = evaluate_command(given)
+    label_path = data / 'gtFine' / 'val' / 'frankfurt' / 'frankfurt_000000_000019_gtFine_labelIds.png'
+    label_ids = np.asarray(Image.open(label_path))
+    palette_label = Image.fromarray(label_ids).convert('P')
+    palette_label.putpalette([channel for index in range(256) for channel in (index, 255 - index, 0)])
+    palette_label.save(label_path)
+    assert Image.open(label_path).mode == 'P' and evaluate_command(given) == scores
+    unknown_ids = label_ids.copy()
+    unknown_ids[:10, :30], unknown_ids[-1, :5] = 200, 34
+    Image.fromarray(unknown_ids).save(label_path)
+    capsys.readouterr()
+    evaluate_command(given)
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        "305 pixels of 1 labels hold ids outside the official table (label ids 0..33) and were ignored, as void "
+        "pixels are; cityscapesscripts' evaluator would stop at them:",
+        f'  - {label_path}: id 34 5 pixels, id 200 300 pixels']
+
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    os.symlink(model_dir, run_dir / 'model')
+    (run_dir / 'config.json').write_text(json.dumps({**config, 'data_dir': str(tmp_path / 'data')}))
+    shutil.copy(os.path.join(cityscapes_run, 'split.json'), run_dir)
+    os.remove(val_image)
+    with pytest.raises(SystemExit) as exited:
+        evaluate_command(['--run', str(run_dir)])
+    assert str(exited.value.code).startswith(f'error: 1 of the 2 validation images of the run are missing from '
+                                             f"{data}: {val_image.name}. The run's score is of all of them")
+    shutil.rmtree(data / 'leftImg8bit' / 'test')
+    with pytest.raises(SystemExit) as exited:
+        infer_command(['--run', str(run_dir), '--out', str(tmp_path / 'no_test'), '--cityscapes-submission'])
+    assert str(exited.value.code).startswith(f"error: {data / 'leftImg8bit' / 'test'} does not exist")
+
+    monkeypatch.setattr(commands, 'saved_model_predictor', lambda *args: pytest.fail('the model was loaded'))
+    other_label = data / 'gtFine' / 'val' / 'munster' / 'munster_000001_000019_gtFine_labelIds.png'
+    Image.fromarray(label_ids).resize((1024, 512), Image.NEAREST).save(other_label)
+    shutil.copy(label_path, tmp_path / 'label.png')
+    Image.open(tmp_path / 'label.png').convert('RGB').save(label_path)
+    shutil.copy(tmp_path / 'twin' / val_image.name, val_image)
+    with pytest.raises(SystemExit) as exited:
+        evaluate_command(given)
+    lines = str(exited.value.code).splitlines()
+    assert lines[0] == 'error: 2 of 2 labels cannot be scored; nothing was predicted:'
+    assert lines[1] == (f'  - {label_path} is a RGB image: expected an 8-bit image of label ids (mode L, or P read as '
+                        'its indices) like the <city>_<seq>_<frame>_gtFine_labelIds.png files of '
+                        f'gtFine_trainvaltest.zip. Replace it with the label made for {val_image}.')
+    assert lines[2].startswith(f'  - {other_label} is 1024x512 pixels but its image ')
+    kitti_images = write_kitti_testing_images(tmp_path / 'kitti', ['um_000000'])
+    with pytest.raises(SystemExit) as exited:
+        infer_command([str(kitti_images), '--model', model_dir, '--out', str(tmp_path / 'kitti_out'),
+                       '--cityscapes-submission'])
+    assert str(exited.value.code) == (
+        'error: no <city>_<seq>_<frame>_leftImg8bit.png was found among the 1 images given '
+        f"({kitti_images / 'um_000000.png'}), so the benchmark has no name for their results: give the images of "
+        'leftImg8bit/test (or leftImg8bit/val).')
+    with pytest.raises(SystemExit) as exited:
+        evaluate_command(['--model', model_dir, '--images', str(kitti_images), '--labels', str(tmp_path / 'kitti')])
+    assert str(exited.value.code) == (
+        f'error: no <city>_<seq>_<frame>_leftImg8bit.png was found in {kitti_images} or its subfolders: a '
+        "Cityscapes model is scored on the images of leftImg8bit/val (or a folder of them) with gtFine/val's labels.")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from fcn8s.batches import decode_pairs
-from fcn8s.datacheck import check_kitti_folder
+from fcn8s.datacheck import check_kitti_folder, label_file_errors
 from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError
 from fcn8s.kitti import INVALID_COLOUR, KITTI_FOLDERS, list_training_pairs
@@ -194,3 +194,33 @@ def test_calibrations_missing_or_malformed_are_a_warning_or_with_require_calib_e
     assert 'BEV scores leave them out' in warning and f'{missing} does not exist' in warning
     message = data_errors(kitti_copy, require_calib=True)
     assert f'{missing} does not exist' in message and str(malformed) in message
+
+
+def test_calibrations_of_non_finite_values_or_a_singular_transform_never_count_as_usable(kitti_copy):
+    not_finite = kitti_copy / 'training' / 'calib' / 'umm_000000.txt'
+    singular = kitti_copy / 'testing' / 'calib' / 'um_000000.txt'
+    for path, key, values in ((not_finite, 'P2', ['nan'] + ['0'] * 11), (singular, 'Tr_cam_to_road', ['0'] * 12)):
+        path.write_text(''.join(f'{key}: {" ".join(values)}\n' if line.startswith(f'{key}:') else f'{line}\n'
+                                for line in path.read_text().splitlines()))
+    data_check = check_kitti_folder(str(kitti_copy), TINY_INPUT_SHAPE)
+    assert data_check.errors == [] and data_check.summary['calibrations'] == (7, 9)
+    [warning] = data_check.warnings
+    assert warning.startswith('2 of 9 images have no usable calibration (umm_000000.png, um_000000.png)')
+    assert f'First: {not_finite}: its P2 line holds nan, not a finite number' in warning
+    message = data_errors(kitti_copy, require_calib=True)
+    assert f'{not_finite}: its P2 line holds nan, not a finite number' in message
+    assert f'{singular}: its Tr_cam_to_road cannot be inverted' in message
+
+
+def test_labels_that_evaluate_cannot_score_are_named_without_decoding(kitti_copy):
+    pairs = list_training_pairs(str(kitti_copy / 'training'))
+    assert label_file_errors(pairs, ('RGB',), 'an RGB label') == []
+    (image_path, small_label), (_, grey_label), (_, broken_label) = pairs[0], pairs[1], pairs[2]
+    Image.open(small_label).resize((20, 10), Image.NEAREST).save(small_label)
+    Image.open(grey_label).convert('L').save(grey_label)
+    open(broken_label, 'r+b').truncate(100)
+    errors = label_file_errors(pairs, ('RGB',), 'an RGB label')
+    assert errors[0].startswith(f'{small_label} is 20x10 pixels but its image {image_path} is ')
+    assert errors[1] == (f'{grey_label} is a 8-bit grey (L) image: expected an RGB label. Replace it with the label '
+                         f'made for {pairs[1][0]}.')
+    assert errors[2].startswith(f'{broken_label} cannot be read as an image') and len(errors) == 3

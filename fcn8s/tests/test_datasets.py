@@ -31,10 +31,10 @@ def demo(request, tmp_path_factory):
 
 def test_the_contract_is_every_method_that_training_validation_and_the_commands_call():
     assert CONTRACT == sorted([
-        'check', 'check_submission_inputs', 'evaluate', 'fetch', 'format_scores', 'history_entry', 'labelled_pairs',
-        'load_label', 'make_demo_data', 'paint', 'ranking_score', 'save_pictures', 'score', 'split',
-        'submission_inputs', 'summary_images', 'testing_folder', 'testing_images', 'training_folder',
-        'training_pairs', 'validation_pairs', 'write_results', 'write_submission'])
+        'check', 'check_labels', 'check_submission_inputs', 'evaluate', 'fetch', 'format_scores', 'history_entry',
+        'labelled_pairs', 'load_label', 'make_demo_data', 'named_validation_pairs', 'paint', 'ranking_score',
+        'save_pictures', 'score', 'split', 'submission_inputs', 'summary_images', 'testing_folder', 'testing_images',
+        'training_folder', 'training_pairs', 'write_results', 'write_submission'])
     with pytest.raises(TypeError, match='abstract'):
         type('Partial', (Dataset,), {'load_label': lambda self, label_path, image_shape: None})()
 
@@ -73,9 +73,11 @@ def test_every_method_of_the_contract_runs_on_the_dataset(demo, tmp_path):
     train_pairs, val_pairs = call('split', path, config)
     assert len(val_pairs) == 2 and train_pairs and all(os.path.isfile(file) for pair in pairs for file in pair)
     val_names = [os.path.basename(image_path) for image_path, _ in val_pairs]
-    assert call('validation_pairs', path, val_names) == val_pairs
+    assert call('named_validation_pairs', path, val_names[:1]) == val_pairs[:1]
+    assert dataset.validation_pairs(path, val_names) == val_pairs
     labelled = call('labelled_pairs', os.path.dirname(val_pairs[0][0]), os.path.dirname(val_pairs[0][1]))
     assert set(val_pairs[:1]) <= set(labelled)
+    assert call('check_labels', val_pairs) == []
     label = call('load_label', val_pairs[0][1], IMAGE_SHAPE)
     assert label.shape == IMAGE_SHAPE and label.dtype == np.uint8
     assert set(np.unique(label).tolist()) <= {*range(dataset.num_classes), 255}
@@ -105,7 +107,7 @@ def test_every_method_of_the_contract_runs_on_the_dataset(demo, tmp_path):
 
     submission_images = list_image_files(call('submission_inputs', path))
     assert sorted(submission_images) == sorted(testing_images)
-    call('check_submission_inputs', submission_images)
+    call('check_submission_inputs', submission_images, str(tmp_path / 'submission'))
     uploaded = call('write_submission', everywhere(dataset, 1), submission_images, str(tmp_path / 'submission'))
     assert os.path.exists(uploaded)
     assert called == set(CONTRACT)

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from fcn8s.files import write_atomically, written_whole
+from fcn8s.files import check_output_path, write_atomically, written_whole
 
 
 def test_a_folder_appears_whole_and_replaces_the_old_one(tmp_path):
@@ -40,3 +40,23 @@ def test_a_leftover_of_a_killed_write_is_removed_first(tmp_path):
         assert not os.path.exists(partial)
         os.makedirs(partial)
     assert os.listdir(tmp_path) == ['checkpoint'] and os.listdir(target) == []
+
+
+def test_a_folder_where_a_file_goes_is_refused_and_left_with_its_contents(tmp_path):
+    target = tmp_path / 'kitti_road_submission.zip'
+    target.mkdir()
+    (target / 'notes.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match=f'{target} is a folder, where this command writes a file: it is left'):
+        check_output_path(str(target))
+    with pytest.raises(FileExistsError, match='is a folder, where this command writes a file'):
+        with written_whole(str(target)) as partial:
+            open(partial, 'w').write('zip')
+    assert sorted(os.listdir(tmp_path)) == ['kitti_road_submission.zip'] and os.listdir(target) == ['notes.txt']
+    (tmp_path / 'model').write_text('a file')
+    with pytest.raises(FileExistsError, match='is a file, where this command writes a folder'):
+        with written_whole(str(tmp_path / 'model')) as partial:
+            os.makedirs(partial)
+    assert (tmp_path / 'model').read_text() == 'a file' and not os.path.exists(tmp_path / 'model.partial')
+    check_output_path(str(tmp_path / 'model'))  # a file may replace a file
+    check_output_path(str(target), folder=True)  # and a folder a folder
+    check_output_path(str(tmp_path / 'absent'))

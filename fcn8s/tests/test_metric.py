@@ -6,8 +6,10 @@ import pytest
 from PIL import Image
 
 from fcn8s.bev import write_calibration
+from fcn8s.errors import DataError
 from fcn8s.kitti import KITTI_CATEGORIES
-from fcn8s.metric import count_road_pixels, evaluate_road, road_metrics, score_evaluation, score_road
+from fcn8s.metric import (RoadCounts, count_road_pixels, evaluate_road, format_evaluation, road_metrics,
+                          score_evaluation, score_road)
 
 
 def hand_made_case():
@@ -99,3 +101,53 @@ def test_bev_scores_of_a_hand_made_pair_equal_the_hand_computed_values(tmp_path)
     evaluation = evaluate_road(lambda images: [np.full(image.shape[:2], 0.6) for image in images],
                                [(str(training / 'image_2' / 'um_000001.png'), str(training / 'gt_image_2' / 'um_road_000001.png'))])
     assert score_evaluation(evaluation)['bev'] is None and 'um_000001.txt does not exist' in evaluation.without_calibration[0]
+
+
+def test_images_whose_calibration_cannot_make_a_bev_are_left_out_of_it_one_line_each(tmp_path):
+    # The hand-made pair's camera, for um_000000 (scored) and three broken ones: P2 with a NaN, a singular
+    # Tr_cam_to_road, and a good calibration of a label whose only valid (red) rows, 0..9, no cell sees (v >= 13.6).
+    training = tmp_path / 'training'
+    for folder in ('image_2', 'gt_image_2', 'calib'):
+        (training / folder).mkdir(parents=True)
+    camera = np.array([[100.0, 0, 201, 0], [0, 100, 10, 0], [0, 0, 1, 0]])
+    level = {'P2': camera, 'R0_rect': np.eye(3), 'Tr_cam_to_road': np.hstack([np.eye(3), [[0], [-1.65], [0]]])}
+    calibrations = {'um_000000': level, 'um_000001': {**level, 'P2': np.where(camera == 100, np.nan, camera)},
+                    'umm_000002': {**level, 'Tr_cam_to_road': np.zeros((3, 4))}, 'uu_000003': level}
+    pairs = []
+    for name, calibration in calibrations.items():
+        label = np.zeros((40, 400, 3), np.uint8)
+        label[:10 if name == 'uu_000003' else 40, :, 0] = 255
+        label[5 if name == 'uu_000003' else 30:, :, 2] = 255  # uu_000003: road rows 5..9 in perspective
+        category, number = name.split('_')
+        pairs.append((str(training / 'image_2' / f'{name}.png'),
+                      str(training / 'gt_image_2' / f'{category}_road_{number}.png')))
+        Image.fromarray(np.zeros((40, 400, 3), np.uint8)).save(pairs[-1][0])
+        Image.fromarray(label).save(pairs[-1][1])
+        write_calibration(str(training / 'calib' / f'{name}.txt'), calibration)
+    evaluation = evaluate_road(lambda images: [np.full(image.shape[:2], 0.6) for image in images], pairs)
+    assert [evaluation.perspective[category].images for category in KITTI_CATEGORIES] == [2, 1, 1]
+    assert [evaluation.bev[category].images for category in KITTI_CATEGORIES] == [1, 0, 0]
+    assert (evaluation.bev['um'].positives, evaluation.bev['um'].negatives) == (37 * 400, 763 * 400)
+    scores = score_evaluation(evaluation)
+    assert scores['bev']['overall']['images'] == 1 and sorted(scores['bev']) == ['overall', 'um']
+    text = format_evaluation(scores, evaluation.without_calibration).splitlines()
+    calib = training / 'calib'
+    assert text[-4:] == [
+        "3 images are left out of the bird's-eye view (its tables count the images scored):",
+        f'  - {calib / "um_000001.txt"}: its P2 line holds nan, not a finite number: expected "P2:" and 12 numbers '
+        "(a 3x4 matrix, row by row). KITTI's data_road.zip holds each split's calib/ folder beside image_2/: unpack it "
+        'there, or replace this file with its copy from the zip.',
+        text[-2], f'  - {calib / "uu_000003.txt"} maps none of the evaluated pixels of {pairs[3][1]} into the '
+                  "bird's-eye-view grid: check that it is this image's calibration."]
+    assert text[-2].startswith(f'  - {calib / "umm_000002.txt"}: its Tr_cam_to_road cannot be inverted')
+
+
+def test_a_category_without_labelled_road_is_left_out_and_no_road_at_all_is_a_data_error():
+    road_prob, road, valid = hand_made_case()
+    counts = {'um': count_road_pixels(road_prob, road, valid), 'umm': count_road_pixels(road_prob, road & False, valid),
+              'uu': RoadCounts()}
+    scores = score_road(counts)
+    assert sorted(scores) == ['overall', 'um'] and scores['overall']['images'] == 2
+    assert scores['overall']['MaxF'] == pytest.approx(road_metrics(counts['um'] + counts['umm'])['MaxF'])
+    with pytest.raises(DataError, match='^the labels of the 1 images scored hold no evaluated road pixel'):
+        score_road({'umm': counts['umm']})

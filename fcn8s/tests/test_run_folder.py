@@ -3,11 +3,14 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from fcn8s.config import TrainConfig, load_run_config
 from fcn8s.datasets import DATASETS
-from fcn8s.run_folder import new_run_dir, read_loss_csv, read_split, restart_loss_csv, save_split, write_loss_csv
+from fcn8s.run_folder import (new_run_dir, read_loss_csv, read_split, restart_loss_csv, save_split, validator,
+                              write_loss_csv)
 from fcn8s.synthetic import make_synthetic_kitti
 
 
@@ -31,6 +34,35 @@ def test_the_kitti_split_is_saved_with_the_names_of_both_parts(tmp_path):
     with pytest.raises(ValueError, match='--val-count 6 must lie in 0..5'):
         DATASETS['kitti_road'].split(str(tmp_path / 'data_road'), TrainConfig(val_count=6))
 
+
+
+def test_validation_leaves_an_image_of_an_unusable_calibration_out_of_the_bev_and_goes_on(kitti_copy, tmp_path, capsys):
+    calibration_path = kitti_copy / 'training' / 'calib' / 'um_000000.txt'
+    calibration_path.write_text(''.join('Tr_cam_to_road: ' + ' '.join(['0'] * 12) + '\n' if line.startswith('Tr_cam')
+                                        else line + '\n' for line in calibration_path.read_text().splitlines()))
+    dataset = DATASETS['kitti_road']
+    val_pairs = dataset.training_pairs(str(kitti_copy / 'training'))[:3]  # um_000000, um_000001, umm_000000
+    validate = validator(dataset, lambda images: [np.full(image.shape[:2], 0.6) for image in images], val_pairs,
+                         TrainConfig(epochs=1), str(tmp_path))
+    scores = validate(1, [])
+    assert scores['overall']['images'] == 3 and scores['bev']['overall']['images'] == 2
+    assert scores['bev']['um']['images'] == 1 and scores['bev']['umm']['images'] == 1
+    assert json.loads((tmp_path / 'metrics.json').read_text())['bev']['overall']['images'] == 2
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == 'Validation after epoch 1 (3 images), KITTI road measures in %'
+    assert printed[-2:] == ["1 images are left out of the bird's-eye view (its tables count the images scored):",
+                            f'  - {calibration_path}: its Tr_cam_to_road cannot be inverted (padded to 4x4, it is '
+                            'singular): expected the rigid transform from camera to road coordinates, a rotation and '
+                            "a translation (KITTI's put the road about 1.65 m below the camera). KITTI's data_road.zip "
+                            "holds each split's calib/ folder beside image_2/: unpack it there, or replace this file "
+                            'with its copy from the zip.']
+    for _, label_path in val_pairs:  # without blue no pixel is road: nothing to score, and the epoch goes on
+        label = np.array(Image.open(label_path))
+        label[..., 2] = 0
+        Image.fromarray(label).save(label_path)
+    assert validate(1, []) is None
+    assert capsys.readouterr().out.startswith('Validation after epoch 1 (3 images) scores nothing: the labels of the '
+                                              '3 images scored hold no evaluated road pixel')
 
 def test_restarting_loss_csv_keeps_the_epochs_before_the_resumed_one_and_skips_a_torn_row(tmp_path):
     csv_path = str(tmp_path / 'loss.csv')
