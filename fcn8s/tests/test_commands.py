@@ -41,8 +41,9 @@ def test_infer_writes_overlays_and_masks_at_each_images_own_size(exported_run, t
     Image.fromarray(rng.integers(0, 256, (375, 1242, 4), dtype=np.uint8)).save(folder / 'rgba.png')
     Image.fromarray(rng.integers(0, 256, (50, 80, 3), dtype=np.uint8)).save(folder / 'photo.jpg')
     out_dir = tmp_path / 'out'
-    infer_command([str(tmp_path / 'gray.png'), str(folder), '--run', run_dir, '--out', str(out_dir), '--masks'])
-    predict = saved_model_road_predictor(os.path.join(run_dir, 'model'))
+    infer_command([str(tmp_path / 'gray.png'), str(folder), '--run', run_dir, '--out', str(out_dir), '--masks',
+                   '--precision', 'fp32'])
+    predict = saved_model_road_predictor(os.path.join(run_dir, 'model'))  # fp32, as the command ran
     for input_path, name in ((tmp_path / 'gray.png', 'gray.png'), (folder / 'rgba.png', 'rgba.png'),
                              (folder / 'photo.jpg', 'photo.png')):
         overlay, mask = Image.open(out_dir / 'overlays' / name), Image.open(out_dir / 'masks' / name)
@@ -62,7 +63,7 @@ def test_kitti_submission_writes_perspective_bev_and_the_zip_to_upload(exported_
         Image.fromarray(rng.integers(0, 256, (41, 150, 3), dtype=np.uint8)).save(image_dir / f'{name}.png')
         write_calibration(str(calib_dir / f'{name}.txt'), synthetic_calibration(150, 12))
     zip_path = infer_command([str(image_dir), '--model', os.path.join(run_dir, 'model'), '--out', str(out_dir),
-                              '--kitti-submission'])
+                              '--kitti-submission', '--precision', 'fp32'])  # as the reference below
     assert zip_path == str(out_dir / 'kitti_road_submission.zip')
     assert sorted(os.listdir(out_dir)) == ['bev', 'kitti_road_submission.zip', 'perspective']
     result = Image.open(out_dir / 'perspective' / 'um_road_000000.png')
