@@ -1,7 +1,23 @@
 """Files and folders that appear whole or not at all: written under a temporary name, then renamed."""
 import contextlib
+import errno
 import os
 import shutil
+import tempfile
+
+from fcn8s.errors import UnwritableOutput
+
+# Why a write failed, in words, by errno: the errors that writing_into explains.
+WRITE_PROBLEMS = {
+    errno.ENOSPC: 'the disk is full',
+    errno.EDQUOT: 'the disk quota is used up',
+    errno.EROFS: 'the file system is read-only',
+    errno.EACCES: 'permission is denied',
+    errno.EPERM: 'the operation is not permitted',
+    errno.EEXIST: 'a file stands where a folder should be',
+    errno.ENOTDIR: 'a file stands where a folder should be',
+}
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def remove_path(path):
@@ -31,6 +47,52 @@ def written_whole(path, partial_path=None, discard_partial_on_error=False):
     if os.path.isdir(path):
         shutil.rmtree(path)
     os.replace(partial_path, path)
+
+
+def write_problem(error):
+    """Why the OSError `error` stopped a write, in words: 'the disk is full (No space left on device)'."""
+    system_words = error.strerror or str(error)
+    problem = WRITE_PROBLEMS.get(error.errno)
+    return f'{problem} ({system_words})' if problem else system_words
+
+
+@contextlib.contextmanager
+def writing_into(folder, option):
+    """A block that writes into folder, given by the command-line option or argument `option` ('--out').
+
+    An OSError of WRITE_PROBLEMS in the block (a full disk, a read-only file system, no permission, a
+    file in the way) is raised again as UnwritableOutput naming the folder, the option, the problem and
+    what to do; other errors pass unchanged.
+    """
+    try:
+        yield folder
+    except OSError as error:
+        if isinstance(error, UnwritableOutput) or error.errno not in WRITE_PROBLEMS:
+            raise
+        place = f'{error.filename} in ' if error.filename and error.filename != folder else ''
+        advice = (f'Free some space there, or give another {option}' if error.errno in DISK_FULL
+                  else f'Give another {option}, in a folder that can be written')
+        raise UnwritableOutput(f'cannot write {place}{folder} ({option}): {write_problem(error)}. {advice}.'
+                               ) from error
+
+
+def writable_folder(folder, option):
+    """Make folder (and its parents) when missing and check that a file can be written in it; returns folder.
+
+    option names where folder comes from, as in writing_into. Raises UnwritableOutput when a file
+    stands at folder, or it cannot be written (read-only, no permission, a full disk): before anything
+    is computed for it.
+    """
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UnwritableOutput(f'{folder} ({option}) is a file, not a folder: give another {option}.')
+    with writing_into(folder, option):
+        os.makedirs(folder, exist_ok=True)
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise OSError(error.errno, error.strerror) from error  # not the probe's name: the folder is named
+    return folder
 
 
 def write_atomically(path, text):

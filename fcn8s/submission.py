@@ -2,12 +2,11 @@
 import os
 import zipfile
 
-from PIL import Image
 from tqdm import tqdm
 
 from fcn8s import bev, kitti
 from fcn8s.files import written_whole
-from fcn8s.images import predict_image_files
+from fcn8s.images import predict_image_files, save_png
 
 SUBMISSION_ZIP = 'kitti_road_submission.zip'
 KITTI_TESTING_IMAGES = 290  # um 96, umm 94, uu 100: the server scores all of them
@@ -38,8 +37,8 @@ def write_kitti_submission(predict, image_paths, output_dir, batch_size=8):
     for result_name, (image_path, _, road_prob) in tqdm(zip(result_names, predictions), total=len(image_paths),
                                                         desc='Predicting road', unit='image'):
         result = kitti.result_image(road_prob)
-        Image.fromarray(result).save(os.path.join(output_dir, 'perspective', result_name))
-        Image.fromarray(bev.image_to_bev(result, image_path)).save(os.path.join(output_dir, 'bev', result_name))
+        save_png(result, os.path.join(output_dir, 'perspective', result_name))
+        save_png(bev.image_to_bev(result, image_path), os.path.join(output_dir, 'bev', result_name))
     zip_path = os.path.join(output_dir, SUBMISSION_ZIP)
     with written_whole(zip_path) as partial_path, zipfile.ZipFile(partial_path, 'w', zipfile.ZIP_DEFLATED) as archive:
         for result_name in sorted(result_names):

@@ -1,9 +1,11 @@
 """Tests of fcn8s/files.py: a file or folder appears whole under its name, or keeps what it had."""
+import errno
 import os
 
 import pytest
 
-from fcn8s.files import write_atomically, written_whole
+from fcn8s.errors import UnwritableOutput
+from fcn8s.files import writable_folder, write_atomically, writing_into, written_whole
 
 
 def test_a_folder_appears_whole_and_replaces_the_old_one(tmp_path):
@@ -40,3 +42,19 @@ def test_a_leftover_of_a_killed_write_is_removed_first(tmp_path):
         assert not os.path.exists(partial)
         os.makedirs(partial)
     assert os.listdir(tmp_path) == ['checkpoint'] and os.listdir(target) == []
+
+
+def test_writing_into_explains_write_failures_and_passes_other_errors(tmp_path):
+    with pytest.raises(UnwritableOutput) as refused:
+        with writing_into(str(tmp_path), '--out'):
+            raise OSError(errno.EDQUOT, 'Disk quota exceeded', str(tmp_path / 'a.png'))
+    assert str(refused.value) == (f"cannot write {tmp_path / 'a.png'} in {tmp_path} (--out): the disk quota is used up "
+                                  '(Disk quota exceeded). Free some space there, or give another --out.')
+    with pytest.raises(FileNotFoundError):
+        with writing_into(str(tmp_path), '--out'):
+            open(tmp_path / 'missing.png')
+
+
+def test_writable_folder_makes_the_folder_and_leaves_nothing_in_it(tmp_path):
+    assert writable_folder(str(tmp_path / 'new' / 'out'), '--out') == str(tmp_path / 'new' / 'out')
+    assert os.listdir(tmp_path / 'new' / 'out') == []
