@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 import os
+import shlex
 
 from fcn8s.batches import Augmentation
 from fcn8s.datasets import DATASET_NAMES, DATASETS
@@ -223,6 +224,22 @@ def parse_config(argv=None, description=None):
     except BadSettings as bad:
         parser.error(bad.naming(flag))
     return config, resume_dir
+
+
+def command_line(config):
+    """The `python main.py ...` that starts a new run of config: its settings that differ from their defaults."""
+    defaults = dataclasses.replace(DEMO_CONFIG if config.demo else TrainConfig(),
+                                   **dataset_settings(config.dataset, config.demo))
+    options = ['--demo'] if config.demo else []
+    for field in dataclasses.fields(TrainConfig):
+        value = getattr(config, field.name)
+        if value == getattr(defaults, field.name) or field.name == 'demo':
+            continue
+        if field.type is bool:
+            options.append(flag(field.name) if value else '--no-' + flag(field.name)[2:])
+        else:
+            options += [flag(field.name), shlex.quote(str(value))]
+    return ' '.join(['python main.py', *options])
 
 
 def save_config(config, run_dir):

@@ -9,7 +9,9 @@ import time
 from tqdm import tqdm
 
 from fcn8s import kitti
-from fcn8s.config import save_config
+from fcn8s.checkpoints import CheckpointFolder
+from fcn8s.config import command_line, save_config
+from fcn8s.datasets import DATASETS
 from fcn8s.files import write_atomically
 
 LOSS_CSV_COLUMNS = ('epoch', 'step', 'loss', 'cross_entropy', 'l2')  # loss = cross_entropy + l2
@@ -34,6 +36,33 @@ def new_run_dir(config):
     except OSError as error:
         raise OSError(f'cannot write a run folder in {config.runs_dir} ({error}). Make it writable, or choose '
                       'another folder with --runs-dir.') from error
+
+
+def check_resumable(run_dir, config):
+    """Raise ValueError when the run in run_dir cannot go on as config (its config.json, --epochs) says.
+
+    Read before anything is made or changed: its checkpoint/ must hold a finished epoch whose epoch.json
+    and checkpoint index can be read, of a model that scores as many classes as config.dataset has (a
+    config.json that names the other dataset is said to), and no more finished epochs than config.epochs.
+    """
+    checkpoints = CheckpointFolder(os.path.join(run_dir, 'checkpoint'))
+    class_counts = checkpoints.readable_class_counts()
+    if not class_counts:
+        raise ValueError(f'{checkpoints.folder} holds no intact finished epoch, so {run_dir} has nothing to resume; '
+                         f'its files are left as they are. Start a new run instead: {command_line(config)}')
+    dataset, trained_classes = DATASETS[config.dataset], next(iter(class_counts.values()))
+    if trained_classes != dataset.num_classes:
+        trained_datasets = [name for name, other in DATASETS.items() if other.num_classes == trained_classes]
+        put_back = (f'Put "dataset": "{trained_datasets[0]}" back in it to resume this run, or start'
+                    if trained_datasets else 'Start')
+        raise ValueError(
+            f"{os.path.join(run_dir, 'config.json')} names the dataset {config.dataset}, of {dataset.num_classes} "
+            f'classes, but the checkpoints in {checkpoints.folder} are of a model of {trained_classes} classes'
+            + (f' ({trained_datasets[0]})' if trained_datasets else '') + ': the file was changed after the run '
+            f'began. {put_back} a new run of {config.dataset}: {command_line(config)}')
+    if max(class_counts) > config.epochs:
+        raise ValueError(f'{run_dir} has finished {max(class_counts)} epochs; --epochs {config.epochs} is fewer. Give '
+                         f'--epochs {max(class_counts)} to export its model, or more to train on.')
 
 
 def save_split(run_dir, train_pairs, val_pairs):

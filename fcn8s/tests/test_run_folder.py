@@ -7,8 +7,21 @@ import pytest
 
 from fcn8s.config import TrainConfig, load_run_config
 from fcn8s.datasets import DATASETS
-from fcn8s.run_folder import new_run_dir, read_loss_csv, read_split, restart_loss_csv, save_split, write_loss_csv
+from fcn8s.run_folder import check_resumable, new_run_dir, read_loss_csv, read_split, restart_loss_csv, save_split, write_loss_csv
 from fcn8s.synthetic import make_synthetic_kitti
+from fcn8s.tf1 import tf
+
+
+def write_epoch_checkpoint(run_dir, epoch, num_classes):
+    """run_dir/checkpoint/epoch-NNN/ as training writes it, of a decoder whose score_fr scores num_classes classes."""
+    folder = os.path.join(run_dir, 'checkpoint', f'epoch-{epoch:03d}')
+    os.makedirs(folder)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        tf.get_variable('score_fr/biases', [num_classes], initializer=tf.zeros_initializer())
+        sess.run(tf.global_variables_initializer())
+        tf.train.Saver().save(sess, os.path.join(folder, 'model'), write_state=False)
+    with open(os.path.join(folder, 'epoch.json'), 'w') as description_file:
+        json.dump({'epoch': epoch, 'val_score': None}, description_file)
 
 
 def test_new_run_dirs_hold_their_config_and_never_collide(tmp_path):
@@ -52,3 +65,22 @@ def test_a_loss_csv_of_the_earlier_version_reads_with_nan_parts(tmp_path):
     rows = read_loss_csv(str(csv_path))
     assert [row[:3] for row in rows] == [(1, 1, 0.5), (1, 2, 0.25)]
     assert all(len(row) == 5 and math.isnan(row[3]) and math.isnan(row[4]) for row in rows)
+
+
+def test_check_resumable_refuses_other_classes_more_epochs_and_no_readable_epoch(tmp_path):
+    run_dir = str(tmp_path)
+    with pytest.raises(ValueError, match='holds no intact finished epoch.*Start a new run instead: python main.py '
+                                         '--epochs 3$'):
+        check_resumable(run_dir, TrainConfig(epochs=3))
+    write_epoch_checkpoint(run_dir, 1, 2)
+    write_epoch_checkpoint(run_dir, 2, 2)
+    check_resumable(run_dir, TrainConfig(epochs=2))  # all done: resuming exports the model
+    with pytest.raises(ValueError, match='has finished 2 epochs; --epochs 1 is fewer. Give --epochs 2 to export'):
+        check_resumable(run_dir, TrainConfig(epochs=1))
+    with pytest.raises(ValueError, match=r'names the dataset cityscapes, of 19 classes, but the checkpoints in .* are '
+                                         r'of a model of 2 classes \(kitti_road\)'):
+        check_resumable(run_dir, TrainConfig(dataset='cityscapes', epochs=5))
+    index_path = os.path.join(run_dir, 'checkpoint', 'epoch-002', 'model.index')
+    with open(index_path, 'wb') as index_file:
+        index_file.write(b'cut')
+    check_resumable(run_dir, TrainConfig(epochs=1))  # epoch 2 cannot be read: epoch 1 is the last one to go on from
