@@ -316,7 +316,7 @@ def train(config, resume_dir=None):
         with exits_on(ValueError):
             start_epoch = checkpoints.restore_last(sess, required=bool(resume_dir)) + 1
         loss_csv_path = os.path.join(run_dir, 'loss.csv')
-        run_folder.restart_loss_csv(loss_csv_path, start_epoch)
+        run_folder.restart_loss_csv(loss_csv_path, start_epoch, -(-len(train_pairs) // config.batch_size))
         run_folder.save_split(run_dir, train_pairs, val_pairs)
         loss_watch = LossWatch(config.divergence_ratio, run_folder.read_loss_csv(loss_csv_path))
         if resume_dir:

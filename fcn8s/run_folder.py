@@ -98,25 +98,61 @@ def read_loss_csv(csv_path):
     """[(epoch, step, loss, cross_entropy, l2)] of a loss.csv ([] when there is none).
 
     The loss parts are NaN in a row without them (loss.csv of an earlier version has only the loss).
-    A row torn by a kill mid-write is skipped.
+    A row torn by a kill mid-write is skipped: a last line without its end of line (its last number may
+    be cut short), or a row of fewer fields than the header or of a field that is not a number.
     """
     if not os.path.exists(csv_path):
         return []
-    loss_rows = []
     with open(csv_path, newline='') as csv_file:
-        for fields in list(csv.reader(csv_file))[1:]:
-            try:
-                losses = [float(field) for field in fields[2:len(LOSS_CSV_COLUMNS)]]
-                loss_rows.append((int(fields[0]), int(fields[1]), losses[0],
-                                  *losses[1:], *[math.nan] * (len(LOSS_CSV_COLUMNS) - 2 - len(losses))))
-            except (ValueError, IndexError):
-                continue
+        lines = csv_file.read().splitlines(keepends=True)
+    if lines and not lines[-1].endswith('\n'):
+        lines.pop()
+    loss_rows = []
+    table = list(csv.reader(lines))
+    column_count = len(table[0]) if table else 0
+    for fields in table[1:]:
+        try:
+            if len(fields) != column_count:
+                raise ValueError(f'{len(fields)} fields')
+            losses = [float(field) for field in fields[2:len(LOSS_CSV_COLUMNS)]]
+            loss_rows.append((int(fields[0]), int(fields[1]), losses[0],
+                              *losses[1:], *[math.nan] * (len(LOSS_CSV_COLUMNS) - 2 - len(losses))))
+        except (ValueError, IndexError):
+            continue
     return loss_rows
 
 
-def restart_loss_csv(csv_path, start_epoch):
-    """Rewrite csv_path keeping the rows of the epochs before start_epoch: a new run's header, a resumed run's past."""
-    write_loss_csv([row for row in read_loss_csv(csv_path) if row[0] < start_epoch], csv_path)
+def step_ranges(steps):
+    """'1-3, 5' of the sorted step numbers [1, 2, 3, 5]."""
+    ranges = []
+    for step in steps:
+        if ranges and step == ranges[-1][1] + 1:
+            ranges[-1][1] = step
+        else:
+            ranges.append([step, step])
+    return ', '.join(str(first) if first == last else f'{first}-{last}' for first, last in ranges)
+
+
+def restart_loss_csv(csv_path, start_epoch, steps_per_epoch=None):
+    """Rewrite csv_path keeping the rows of the epochs before start_epoch: a new run's header, a resumed run's past.
+
+    With steps_per_epoch, the steps of those epochs that no complete row holds (a loss.csv cut by a kill
+    or a full disk) are named in a printed warning. Returns {epoch: [lost steps]}.
+    """
+    kept_rows = [row for row in read_loss_csv(csv_path) if row[0] < start_epoch]
+    write_loss_csv(kept_rows, csv_path)
+    lost = {}
+    for epoch in range(1, start_epoch if steps_per_epoch else 1):
+        kept_steps = {row[1] for row in kept_rows if row[0] == epoch}
+        lost_steps = [step for step in range(1, steps_per_epoch + 1) if step not in kept_steps]
+        if lost_steps:
+            lost[epoch] = lost_steps
+    if lost:
+        print(f'warning: {csv_path} had lost the losses of ' + '; '.join(
+            f'epoch {epoch} step{"s" if len(steps) > 1 else ""} {step_ranges(steps)}' for epoch, steps in lost.items())
+              + f' (of {steps_per_epoch} steps an epoch; a kill or a full disk cut the file). Every complete row is '
+              'kept; loss.png and the loss watch go on without the lost ones.')
+    return lost
 
 
 def validator(dataset, predict, val_pairs, config, run_dir, start_epoch=1):

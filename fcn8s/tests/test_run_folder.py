@@ -84,3 +84,25 @@ def test_check_resumable_refuses_other_classes_more_epochs_and_no_readable_epoch
     with open(index_path, 'wb') as index_file:
         index_file.write(b'cut')
     check_resumable(run_dir, TrainConfig(epochs=1))  # epoch 2 cannot be read: epoch 1 is the last one to go on from
+
+
+def test_a_loss_csv_cut_mid_line_keeps_every_complete_row_and_names_the_steps_it_lost(tmp_path, capsys):
+    csv_path = str(tmp_path / 'loss.csv')
+    rows = [(epoch, step, 1 / (epoch + step), 0.5 / (epoch + step), 0.5 / (epoch + step))
+            for epoch in (1, 2, 3) for step in (1, 2, 3, 4)]
+    write_loss_csv(rows, csv_path)
+    with open(csv_path, newline='') as csv_file:
+        lines = csv_file.read().splitlines(keepends=True)
+    del lines[2:4]  # epoch 1, steps 2 and 3 gone
+    cut = ''.join(lines[:6]) + lines[6][:8]  # epoch 2 step 4's row cut within its loss: 0.16666 -> 0.16
+    assert cut.endswith('\r\n2,4,0.16')
+    with open(csv_path, 'w', newline='') as csv_file:
+        csv_file.write(cut)
+    assert [row[:2] for row in read_loss_csv(csv_path)] == [(1, 1), (1, 4), (2, 1), (2, 2), (2, 3)]
+    lost = restart_loss_csv(csv_path, start_epoch=3, steps_per_epoch=4)
+    assert lost == {1: [2, 3], 2: [4]}
+    assert read_loss_csv(csv_path) == [row for row in rows if row[:2] in {(1, 1), (1, 4), (2, 1), (2, 2), (2, 3)}]
+    assert capsys.readouterr().out == (f'warning: {csv_path} had lost the losses of epoch 1 steps 2-3; epoch 2 step 4 '
+                                       '(of 4 steps an epoch; a kill or a full disk cut the file). Every complete row '
+                                       'is kept; loss.png and the loss watch go on without the lost ones.\n')
+    assert restart_loss_csv(csv_path, start_epoch=2, steps_per_epoch=1) == {}
