@@ -1,12 +1,12 @@
 """Synthetic road scenes in KITTI Road's exact layout: the offline stand-in for the real dataset."""
 import os
-import shutil
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from fcn8s import bev, kitti
+from fcn8s.files import ensure_made
 from fcn8s.kitti import BACKGROUND_COLOUR, INVALID_COLOUR, KITTI_CATEGORIES, KITTI_FOLDERS, KITTI_SIZES, ROAD_COLOUR
 
 CAMERA_FOCAL_PIXELS = 721.5377  # KITTI's
@@ -155,12 +155,14 @@ def synthetic_calibration(width, horizon):
 
 
 def ensure_synthetic_kitti(road_path, train_per_category, test_per_category, seed=0):
-    """Make road_path hold make_synthetic_kitti's scenes, reusing them when it holds the expected number of images.
+    """Make road_path hold make_synthetic_kitti's scenes when it is missing or incomplete; else reuse it as it is.
 
-    A set made before the scenes had calibrations (no training/calib/) is made again.
+    files.ensure_made: made whole, never remade because these settings differ from those it was made
+    with. A set of an earlier version made before the scenes had calibrations (no training/calib/) is
+    made again.
     """
-    made_folders = [os.path.join(road_path, 'training', name) for name in ('image_2', bev.CALIB_FOLDER)]
-    expected_count = len(KITTI_CATEGORIES) * train_per_category
-    if any(not os.path.isdir(folder) or len(os.listdir(folder)) != expected_count for folder in made_folders):
-        shutil.rmtree(road_path, ignore_errors=True)
-        make_synthetic_kitti(road_path, train_per_category, test_per_category, seed)
+    settings = {'train_per_category': train_per_category, 'test_per_category': test_per_category, 'seed': seed}
+    return ensure_made(road_path, settings,
+                       lambda folder: make_synthetic_kitti(folder, train_per_category, test_per_category, seed),
+                       'the synthetic KITTI',
+                       reusable=lambda path: os.path.isdir(os.path.join(path, 'training', bev.CALIB_FOLDER)))
