@@ -39,7 +39,7 @@ from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal, finishing
 from fcn8s.commands import chosen_precision, exits_on
 from fcn8s.config import command_line, parse_config, save_config
 from fcn8s.datasets import DATASETS
-from fcn8s.errors import DataError, DataUnavailableError, DiskFull, TrainingDiverged, TrainingInterrupted
+from fcn8s.errors import DataUnavailableError, DiskFull, TrainingDiverged, TrainingInterrupted
 from fcn8s.plots import save_loss_curve
 from fcn8s.precision import session_config
 from fcn8s.predict import export_model, session_predictor
@@ -60,12 +60,8 @@ def prepare_data(config):
 
     Real runs download what is missing into config.data_dir (Cityscapes, which needs an account, is
     explained instead). Demo runs generate both under config.data_dir/demo: the dataset's synthetic
-    stand-in and a random VGG16 of width config.demo_vgg_width. Raises DataError when config.data_dir
-    is a file.
+    stand-in and a random VGG16 of width config.demo_vgg_width (run_folder.check_startable checks first).
     """
-    if os.path.exists(config.data_dir) and not os.path.isdir(config.data_dir):
-        raise DataError(f'--data-dir {config.data_dir} is a file, not a folder: give the folder that holds (or is to '
-                        'hold) vgg/ and the dataset, such as data.')
     dataset = DATASETS[config.dataset]
     if config.demo:
         dataset.make_demo_data(dataset.path(config.dataset_dir), config)
@@ -289,9 +285,8 @@ def train(config, resume_dir=None):
     started = time.perf_counter()
     precision = chosen_precision(config.precision)
     dataset = DATASETS[config.dataset]
-    with exits_on(DataUnavailableError, ValueError):
-        if resume_dir:
-            run_folder.check_resumable(resume_dir, config)  # before anything is made or changed
+    with exits_on(DataUnavailableError, ValueError, OSError):
+        run_folder.check_startable(config, resume_dir)  # before anything is made or changed
         vgg_path = prepare_data(config)
         dataset_path = dataset.path(config.dataset_dir)
         data_check = dataset.check(dataset_path, config.image_shape)

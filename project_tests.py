@@ -536,6 +536,19 @@ def test_a_validation_count_too_large_stops_before_making_a_run_folder(tiny_demo
     assert not os.path.exists(tmp_path / 'runs')
 
 
+@pytest.mark.parametrize('options, expected', [
+    (['--val-count', '6'], 'error: --val-count 6 must lie in 0..5: the demo makes 6 training images (2 per category, '
+                           '--demo-train-per-category)'),
+    (['--runs-dir', 'FILE/runs'], 'error: cannot write a run folder in FILE/runs (FILE is a file)')])
+def test_a_first_demo_that_would_refuse_refuses_before_making_its_data(tmp_path, options, expected):
+    (tmp_path / 'file').write_text('not a folder')
+    options = [option.replace('FILE', str(tmp_path / 'file')) for option in options]
+    with pytest.raises(SystemExit) as exited:
+        main.run([*TINY_RUN, '--data-dir', str(tmp_path / 'data'), '--runs-dir', str(tmp_path / 'runs'), *options])
+    assert str(exited.value.code).startswith(expected.replace('FILE', str(tmp_path / 'file')))
+    assert sorted(os.listdir(tmp_path)) == ['file']  # no data, no runs folder
+
+
 def test_resuming_a_run_without_a_finished_epoch_refuses_and_keeps_its_files(tiny_demo_data, tmp_path):
     run_dir = main.run([*TINY_RUN, '--epochs', '1', '--val-count', '1', '--data-dir', str(tiny_demo_data),
                         '--runs-dir', str(tmp_path / 'runs')])

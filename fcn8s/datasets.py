@@ -37,6 +37,9 @@ class Dataset:
         """The dataset's folder in a data folder: data_dir/folder_name."""
         return os.path.join(data_dir, self.folder_name)
 
+    def check_demo_settings(self, path, config):
+        """Raise ValueError when config cannot run on the demo data that make_demo_data would make in path."""
+
 
 class KittiRoad(Dataset):
     """KITTI Road: data_dir/data_road, two classes (background, road), the devkit's MaxF in perspective and BEV."""
@@ -47,6 +50,15 @@ class KittiRoad(Dataset):
     road_output = True  # the exported model keeps the classic road_prob output
     submission_flag = '--kitti-submission'
     default_settings = {}  # TrainConfig's defaults are the classic KITTI ones
+
+    def check_demo_settings(self, path, config):
+        """Raise ValueError when the demo's data is still to be made in path and config.val_count would leave no
+        training image of it: before anything is made."""
+        made_count = len(kitti.KITTI_CATEGORIES) * config.demo_train_per_category
+        if synthetic.synthetic_kitti_to_make(path) and config.val_count >= made_count:
+            raise ValueError(f'--val-count {config.val_count} must lie in 0..{made_count - 1}: the demo makes '
+                             f'{made_count} training images ({config.demo_train_per_category} per category, '
+                             '--demo-train-per-category)')
 
     def make_demo_data(self, path, config):
         """The synthetic KITTI of the demo in path (fcn8s.synthetic), made once and reused."""

@@ -87,6 +87,17 @@ def made_settings(folder):
         return {}
 
 
+def missing_parts(path, reusable=None):
+    """What ensure_made(path, ..., reusable) would make again ([] for nothing): ['everything'] for no folder, the
+    files its manifest lists and it lacks, or, without a manifest, the part that reusable(path) found missing."""
+    if not os.path.isdir(path):
+        return ['everything']
+    missing = missing_files(path)
+    if missing is None:
+        return [] if reusable is None or reusable(path) else ['a part that earlier versions did not make']
+    return missing
+
+
 def ensure_made(path, settings, make, what, reusable=None):
     """The folder path as make(folder) writes it: made when missing or incomplete, else reused; returns path.
 
@@ -101,10 +112,8 @@ def ensure_made(path, settings, make, what, reusable=None):
     """
     parent = os.path.dirname(os.path.abspath(path))
     with folder_lock(parent):
-        missing = missing_files(path) if os.path.isdir(path) else ['everything']
-        if missing is None and reusable is not None and not reusable(path):
-            missing = ['a part that earlier versions did not make']
-        if missing is None or not missing:
+        missing = missing_parts(path, reusable)
+        if not missing:
             differing = {name: value for name, value in made_settings(path).items() if settings.get(name) != value}
             if differing:
                 print(f'Reusing {what} in {path}, made with ' + ', '.join(

@@ -38,6 +38,34 @@ def new_run_dir(config):
                       'another folder with --runs-dir.') from error
 
 
+def check_startable(config, resume_dir=None):
+    """Raise ValueError or OSError when the run cannot go on (check_resumable) or a new one cannot start, before any
+    data is made: config.data_dir is a file, config.runs_dir cannot take a run folder (check_runs_dir), or the demo
+    data still to be made would not fit config (the dataset's check_demo_settings)."""
+    if os.path.exists(config.data_dir) and not os.path.isdir(config.data_dir):
+        raise ValueError(f'--data-dir {config.data_dir} is a file, not a folder: give the folder that holds (or is to '
+                         'hold) vgg/ and the dataset, such as data.')
+    if resume_dir:
+        return check_resumable(resume_dir, config)
+    check_runs_dir(config.runs_dir)
+    if config.demo:
+        dataset = DATASETS[config.dataset]
+        dataset.check_demo_settings(dataset.path(config.dataset_dir), config)
+
+
+def check_runs_dir(runs_dir):
+    """Raise OSError naming runs_dir when a run folder cannot be made in it (a file on its path, its nearest existing
+    folder not writable), without making anything."""
+    existing = os.path.abspath(runs_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    problem = ('is a file' if not os.path.isdir(existing) else
+               'cannot be written' if not os.access(existing, os.W_OK | os.X_OK) else None)
+    if problem:
+        raise OSError(f'cannot write a run folder in {runs_dir} ({existing} {problem}). Make it writable, or choose '
+                      'another folder with --runs-dir.')
+
+
 def check_resumable(run_dir, config):
     """Raise ValueError when the run in run_dir cannot go on as config (its config.json, --epochs) says.
 

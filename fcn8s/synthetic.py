@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from fcn8s import bev, kitti
-from fcn8s.files import ensure_made
+from fcn8s.files import ensure_made, missing_parts
 from fcn8s.kitti import BACKGROUND_COLOUR, INVALID_COLOUR, KITTI_CATEGORIES, KITTI_FOLDERS, KITTI_SIZES, ROAD_COLOUR
 
 CAMERA_FOCAL_PIXELS = 721.5377  # KITTI's
@@ -164,5 +164,14 @@ def ensure_synthetic_kitti(road_path, train_per_category, test_per_category, see
     settings = {'train_per_category': train_per_category, 'test_per_category': test_per_category, 'seed': seed}
     return ensure_made(road_path, settings,
                        lambda folder: make_synthetic_kitti(folder, train_per_category, test_per_category, seed),
-                       'the synthetic KITTI',
-                       reusable=lambda path: os.path.isdir(os.path.join(path, 'training', bev.CALIB_FOLDER)))
+                       'the synthetic KITTI', reusable=has_calibrations)
+
+
+def has_calibrations(road_path):
+    """Whether a synthetic KITTI of an earlier version holds calibrations (training/calib/): it is reused then."""
+    return os.path.isdir(os.path.join(road_path, 'training', bev.CALIB_FOLDER))
+
+
+def synthetic_kitti_to_make(road_path):
+    """Whether ensure_synthetic_kitti(road_path, ...) would make the set (it is missing or incomplete)."""
+    return bool(missing_parts(road_path, has_calibrations))
