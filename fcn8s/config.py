@@ -201,8 +201,8 @@ def parse_config(argv=None, description=None):
             parser.add_argument(flag(field.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             choices = field.metadata['choices']
-            parser.add_argument(flag(field.name), type=field.metadata['parse'] or field.type, default=None, choices=choices,
-                                metavar=None if choices else field.name.upper(), help=help_text)
+            parser.add_argument(flag(field.name), type=field.metadata['parse'] or field.type, default=None,
+                                choices=choices, metavar=None if choices else field.name.upper(), help=help_text)
     arguments = parser.parse_args(argv)
     chosen = {name: value for name, value in vars(arguments).items() if value is not None}
     resume_dir = chosen.pop('resume', None)
@@ -210,19 +210,16 @@ def parse_config(argv=None, description=None):
         others = ', '.join(flag(name) for name in sorted(chosen.keys() - {'epochs'}))
         parser.error(f'--resume goes on with the settings in {resume_dir}/config.json; give no option but --epochs '
                      f'with it (found {others})')
-    if resume_dir is not None:
-        try:
-            saved = load_run_config(resume_dir)
-        except ValueError as error:
-            parser.exit(1, f'error: {error}\n')
     try:
         if resume_dir is None:
             settings = {**dataset_settings(chosen.get('dataset', TrainConfig.dataset), arguments.demo), **chosen}
             config = dataclasses.replace(DEMO_CONFIG if arguments.demo else TrainConfig(), **settings)
         else:
-            config = dataclasses.replace(saved, **chosen)
-    except BadSettings as bad:
+            config = dataclasses.replace(load_run_config(resume_dir), **chosen)
+    except BadSettings as bad:  # of the command line: load_run_config names config.json's keys itself
         parser.error(bad.naming(flag))
+    except ValueError as error:
+        parser.exit(1, f'error: {error}\n')
     return config, resume_dir
 
 

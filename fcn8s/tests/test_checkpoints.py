@@ -108,8 +108,9 @@ def test_sigterm_while_a_run_finishes_exits_with_one_paragraph_and_the_advice_th
             pytest.fail('SIGTERM did not stop the block')
     assert exited.value.code == 128 + signal.SIGTERM and signal.getsignal(signal.SIGTERM) == previous_handler
     assert capsys.readouterr().err == (
-        f"error: SIGTERM stopped the run while it wrote its model and overlays: {tmp_path / 'model'} may be missing and "
-        f"overlays/ incomplete. The last finished epoch, 3, is checkpointed in {tmp_path / 'checkpoint' / 'epoch-003'}. "
+        f"error: SIGTERM stopped the run while it wrote its model and overlays: {tmp_path / 'model'} may be missing "
+        'and overlays/ incomplete. The last finished epoch, 3, is checkpointed in '
+        f"{tmp_path / 'checkpoint' / 'epoch-003'}. "
         f'To go on from there: python main.py --resume {tmp_path} (every epoch is trained: it only exports the model '
         'and paints the overlays).\n')
     os.remove(tmp_path / 'checkpoint' / 'epoch-003' / 'epoch.json')
