@@ -158,20 +158,27 @@ def ensure_synthetic_kitti(road_path, train_per_category, test_per_category, see
     """Make road_path hold make_synthetic_kitti's scenes when it is missing or incomplete; else reuse it as it is.
 
     files.ensure_made: made whole, never remade because these settings differ from those it was made
-    with. A set of an earlier version made before the scenes had calibrations (no training/calib/) is
-    made again.
+    with. A set of an earlier version (without a manifest) is reused when earlier_set_whole, else made again.
     """
     settings = {'train_per_category': train_per_category, 'test_per_category': test_per_category, 'seed': seed}
     return ensure_made(road_path, settings,
                        lambda folder: make_synthetic_kitti(folder, train_per_category, test_per_category, seed),
-                       'the synthetic KITTI', reusable=has_calibrations)
+                       'the synthetic KITTI', reusable=earlier_set_whole)
 
 
-def has_calibrations(road_path):
-    """Whether a synthetic KITTI of an earlier version holds calibrations (training/calib/): it is reused then."""
-    return os.path.isdir(os.path.join(road_path, 'training', bev.CALIB_FOLDER))
+def earlier_set_whole(road_path):
+    """Whether a synthetic KITTI of an earlier version (no manifest) is whole, and so reused: in each split, as many
+    calibrations (and training labels) as images, at least one training image. Sets made before the scenes had
+    calibrations are not."""
+    def file_count(split, folder):
+        path = os.path.join(road_path, split, folder)
+        return len(os.listdir(path)) if os.path.isdir(path) else -1
+
+    training = {file_count('training', folder) for folder in ('image_2', 'gt_image_2', bev.CALIB_FOLDER)}
+    testing = {file_count('testing', folder) for folder in ('image_2', bev.CALIB_FOLDER)}
+    return len(training) == len(testing) == 1 and min(training) > 0 and min(testing) >= 0
 
 
 def synthetic_kitti_to_make(road_path):
     """Whether ensure_synthetic_kitti(road_path, ...) would make the set (it is missing or incomplete)."""
-    return bool(missing_parts(road_path, has_calibrations))
+    return bool(missing_parts(road_path, earlier_set_whole))
