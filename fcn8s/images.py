@@ -181,7 +181,8 @@ def paint_video(predict, clip, output_path, batch_size=8, paint=paint_road):
 
 
 def require_frames(video_path, frame_count, output_path):
-    """Check that the video file at video_path, written for output_path, holds frame_count frames as ffmpeg reads it.
+    """Check that the video file at video_path, written for output_path, holds frame_count frames (one less at most,
+    as duration times frame rate rounds) as ffmpeg reads it.
 
     ffmpeg, fed by moviepy, can end without an error after a write failed: a full disk leaves an empty
     or cut file. Raises OSError ENOSPC when the disk has less than a megabyte free, else ValueError
@@ -191,7 +192,7 @@ def require_frames(video_path, frame_count, output_path):
         frames_read = imageio_ffmpeg.count_frames_and_secs(video_path)[0]
     except RuntimeError:
         frames_read = 0
-    if frames_read == frame_count:
+    if frames_read >= frame_count - 1 and (frames_read or not frame_count):  # a frame more or less: rounding
         return
     if shutil.disk_usage(os.path.dirname(os.path.abspath(video_path))).free < 2 ** 20:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
