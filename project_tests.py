@@ -539,7 +539,10 @@ def test_a_validation_count_too_large_stops_before_making_a_run_folder(tiny_demo
 @pytest.mark.parametrize('options, expected', [
     (['--val-count', '6'], 'error: --val-count 6 must lie in 0..5: the demo makes 6 training images (2 per category, '
                            '--demo-train-per-category)'),
-    (['--runs-dir', 'FILE/runs'], 'error: cannot write a run folder in FILE/runs (FILE is a file)')])
+    (['--runs-dir', 'FILE/runs'], 'error: cannot write a run folder in FILE/runs (FILE is a file)'),
+    (['--image-height', '384', '--image-width', '1248'],
+     "error: --image-height 384 and --image-width 1248 exceed the demo's images, 1226x370 pixels at the smallest: give "
+     'a network input that fits in them, a multiple of 32 of at most 352x1216 (height x width).')])
 def test_a_first_demo_that_would_refuse_refuses_before_making_its_data(tmp_path, options, expected):
     (tmp_path / 'file').write_text('not a folder')
     options = [option.replace('FILE', str(tmp_path / 'file')) for option in options]
