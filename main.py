@@ -36,9 +36,9 @@ from tqdm import tqdm
 import helper
 from fcn8s import commands, run_folder, vgg
 from fcn8s.batches import feedable_inputs
-from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal
+from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal, finishing_run
 from fcn8s.commands import chosen_precision, exits_on
-from fcn8s.config import parse_config, save_config
+from fcn8s.config import command_line, parse_config, save_config
 from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError, DataUnavailableError, DiskFull, TrainingDiverged, TrainingInterrupted
 from fcn8s.plots import save_loss_curve
@@ -61,12 +61,8 @@ def prepare_data(config):
 
     Real runs download what is missing into config.data_dir (Cityscapes, which needs an account, is
     explained instead). Demo runs generate both under config.data_dir/demo: the dataset's synthetic
-    stand-in and a random VGG16 of width config.demo_vgg_width. Raises DataError when config.data_dir
-    is a file.
+    stand-in and a random VGG16 of width config.demo_vgg_width (run_folder.check_startable checks first).
     """
-    if os.path.exists(config.data_dir) and not os.path.isdir(config.data_dir):
-        raise DataError(f'--data-dir {config.data_dir} is a file, not a folder: give the folder that holds (or is to '
-                        'hold) vgg/ and the dataset, such as data.')
     dataset = DATASETS[config.dataset]
     if config.demo:
         dataset.make_demo_data(dataset.path(config.dataset_dir), config)
@@ -299,7 +295,8 @@ def train(config, resume_dir=None):
     started = time.perf_counter()
     precision = chosen_precision(config.precision)
     dataset = DATASETS[config.dataset]
-    with exits_on(DataUnavailableError, DataError):
+    with exits_on(DataUnavailableError, ValueError, OSError):
+        run_folder.check_startable(config, resume_dir)  # before anything is made or changed
         vgg_path = prepare_data(config)
         dataset_path = dataset.path(config.dataset_dir)
         data_check = dataset.check(dataset_path, config.image_shape)
@@ -325,15 +322,10 @@ def train(config, resume_dir=None):
         with exits_on(OSError):
             run_dir = resume_dir or run_folder.new_run_dir(config)
         checkpoints = EpochCheckpoints(os.path.join(run_dir, 'checkpoint'), fcn.trained_variables)
-        start_epoch = checkpoints.restore_last(sess) + 1
-        if resume_dir and start_epoch == 1:
-            sys.exit(f"error: {checkpoints.folder} holds no intact finished epoch, so {run_dir} has nothing to "
-                     'resume; its files are left as they are. Start a new run instead: python main.py with the '
-                     f'options of {os.path.join(run_dir, "config.json")}.')
-        if start_epoch > config.epochs + 1:
-            sys.exit(f'error: {run_dir} has finished {start_epoch - 1} epochs; --epochs {config.epochs} is fewer.')
+        with exits_on(ValueError):
+            start_epoch = checkpoints.restore_last(sess, required=bool(resume_dir)) + 1
         loss_csv_path = os.path.join(run_dir, 'loss.csv')
-        run_folder.restart_loss_csv(loss_csv_path, start_epoch)
+        run_folder.restart_loss_csv(loss_csv_path, start_epoch, get_batches_fn.steps_per_epoch(config.batch_size))
         run_folder.save_split(run_dir, train_pairs, val_pairs)
         loss_watch = LossWatch(config.divergence_ratio, run_folder.read_loss_csv(loss_csv_path))
         if resume_dir:
@@ -357,6 +349,7 @@ def train(config, resume_dir=None):
             summaries.add_epoch(epoch, epoch_loss_rows, config.learning_rate, scores)
             checkpoints.save(sess, epoch, val_score=None if scores is None else dataset.ranking_score(scores))
 
+        restart = command_line(config)  # a new run of these settings, for when --resume has nothing to go on from
         with summaries, StopSignal() as stop_signal:
             try:
                 train_nn(sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss,
@@ -368,21 +361,21 @@ def train(config, resume_dir=None):
                 sys.exit(f'error: {divergence}. {checkpoints.describe_last()} Start a new run with a lower '
                          f'--learning-rate (this run had {config.learning_rate:g}).')
             except DiskFull as disk_full:
-                sys.exit(f'error: {disk_full}. {checkpoints.describe_last()} Free some space there, then go on with: '
-                         f'python main.py --resume {run_dir}')
+                sys.exit(f'error: {disk_full}. Free some space there. {checkpoints.how_to_go_on(run_dir, restart)}')
             except TrainingInterrupted as interruption:
                 if interruption.steps_done:
                     saved = checkpoints.save_interrupted(sess, interruption.epoch, interruption.steps_done)
                     print(f'Stopped in epoch {interruption.epoch} after step {interruption.steps_done}; the weights '
                           f'after that step are in {saved}.')
-                print(f'{checkpoints.describe_last()} To go on from there: python main.py --resume {run_dir}')
+                print(checkpoints.how_to_go_on(run_dir, restart))
                 sys.exit(128 + stop_signal.signal_number)
 
-        save_loss_curve(run_folder.read_loss_csv(loss_csv_path), os.path.join(run_dir, 'loss.png'))
-        export_model(sess, fcn.image_input, fcn.keep_prob, fcn.logits, config.image_shape,
-                     os.path.join(run_dir, 'model'), dataset)
-        helper.save_inference_samples(run_dir, config.dataset_dir, sess, config.image_shape, fcn.logits, fcn.keep_prob,
-                                      fcn.image_input, folder_name='overlays', dataset=dataset)
+        with finishing_run(run_dir, checkpoints, config.epochs, restart):
+            save_loss_curve(run_folder.read_loss_csv(loss_csv_path), os.path.join(run_dir, 'loss.png'))
+            export_model(sess, fcn.image_input, fcn.keep_prob, fcn.logits, config.image_shape,
+                         os.path.join(run_dir, 'model'), dataset)
+            helper.save_inference_samples(run_dir, config.dataset_dir, sess, config.image_shape, fcn.logits,
+                                          fcn.keep_prob, fcn.image_input, folder_name='overlays', dataset=dataset)
     print(f'Done in {time.perf_counter() - started:.0f} s: {run_dir}')
     return run_dir
 

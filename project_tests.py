@@ -4,10 +4,12 @@ The package's own tests are in fcn8s/tests/; `python -m pytest` runs both.
 
     python project_tests.py            (or)            python -m pytest project_tests.py
 """
+import errno
 import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -26,6 +28,7 @@ from fcn8s import cityscapes, downloads
 from fcn8s.batches import feedable_inputs
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_URL, KITTI_URLS, VGG_FILES, VGG_URL
 from fcn8s.checkpoints import EpochCheckpoints
+from fcn8s.config import load_run_config, parse_config
 from fcn8s.errors import DataUnavailableError, DiskFull
 from fcn8s.images import load_image
 from fcn8s.kitti import KITTI_CATEGORIES, KITTI_FOLDERS
@@ -549,6 +552,22 @@ def test_a_validation_count_too_large_stops_before_making_a_run_folder(tiny_demo
     assert not os.path.exists(tmp_path / 'runs')
 
 
+@pytest.mark.parametrize('options, expected', [
+    (['--val-count', '6'], 'error: --val-count 6 must lie in 0..5: the demo makes 6 training images (2 per category, '
+                           '--demo-train-per-category)'),
+    (['--runs-dir', 'FILE/runs'], 'error: cannot write a run folder in FILE/runs (FILE is a file)'),
+    (['--image-height', '384', '--image-width', '1248'],
+     "error: --image-height 384 and --image-width 1248 exceed the demo's images, 1226x370 pixels at the smallest: give "
+     'a network input that fits in them, a multiple of 32 of at most 352x1216 (height x width).')])
+def test_a_first_demo_that_would_refuse_refuses_before_making_its_data(tmp_path, options, expected):
+    (tmp_path / 'file').write_text('not a folder')
+    options = [option.replace('FILE', str(tmp_path / 'file')) for option in options]
+    with pytest.raises(SystemExit) as exited:
+        main.run([*TINY_RUN, '--data-dir', str(tmp_path / 'data'), '--runs-dir', str(tmp_path / 'runs'), *options])
+    assert str(exited.value.code).startswith(expected.replace('FILE', str(tmp_path / 'file')))
+    assert sorted(os.listdir(tmp_path)) == ['file']  # no data, no runs folder
+
+
 def test_resuming_a_run_without_a_finished_epoch_refuses_and_keeps_its_files(tiny_demo_data, tmp_path):
     run_dir = main.run([*TINY_RUN, '--epochs', '1', '--val-count', '1', '--data-dir', str(tiny_demo_data),
                         '--runs-dir', str(tmp_path / 'runs')])
@@ -575,7 +594,61 @@ def test_a_full_disk_while_checkpointing_stops_naming_the_folder_and_resume(tiny
     run_dir = tmp_path / 'runs' / run_name
     message = str(exited.value.code)
     assert message.startswith(f"error: the disk holding {run_dir / 'checkpoint'} is full")
-    assert message.endswith(f'Free some space there, then go on with: python main.py --resume {run_dir}')
+    restart = message.split('start again with ')[-1]
+    assert message.endswith('Free some space there. No epoch had finished, so none is checkpointed. --resume has '
+                            f'nothing to go on from: start again with {restart}')
+    assert restart.startswith('python main.py --demo --epochs 1 ')
+    assert parse_config(shlex.split(restart)[2:])[0] == load_run_config(str(run_dir))  # the run's own settings
+    monkeypatch.undo()
+    with pytest.raises(SystemExit) as resumed:  # the advice not given, as it would fail
+        main.run(['--resume', str(run_dir)])
+    assert 'holds no intact finished epoch' in str(resumed.value.code)
+
+
+@pytest.mark.parametrize('stop, exit_status, cause', [
+    (KeyboardInterrupt, 128 + signal.SIGINT, 'SIGINT stopped the run'),
+    (OSError(errno.ENOSPC, 'No space left on device'), 1, 'is full (No space left on device); free some space there')])
+def test_a_stop_or_a_full_disk_during_the_export_leaves_no_partial_model_and_resume_exports_it(
+        tiny_demo_data, tmp_path, monkeypatch, capsys, stop, exit_status, cause):
+    def stopped_save(builder, *args, **kwargs):
+        raise stop
+
+    monkeypatch.setattr(tf.saved_model.Builder, 'save', stopped_save)
+    with pytest.raises(SystemExit) as exited:
+        main.run([*TINY_RUN, '--epochs', '1', '--val-count', '0', '--data-dir', str(tiny_demo_data),
+                  '--runs-dir', str(tmp_path / 'runs')])
+    [run_name] = os.listdir(tmp_path / 'runs')
+    run_dir = str(tmp_path / 'runs' / run_name)
+    assert exited.value.code == exit_status
+    assert not {'model', 'model.partial'} & set(os.listdir(run_dir))
+    message = capsys.readouterr().err.splitlines()[-1]  # after the progress bars
+    assert message.startswith('error: ') and cause in message
+    assert message.endswith(f'To go on from there: python main.py --resume {run_dir} (every epoch is trained: it only '
+                            'exports the model and paints the overlays).')
+    monkeypatch.undo()
+    assert main.run(['--resume', run_dir]) == run_dir
+    assert os.path.isfile(os.path.join(run_dir, 'model', 'saved_model.pb'))
+    assert loss_keys(run_dir) == [(1, 1), (1, 2)]  # nothing trained again
+
+
+def test_a_refused_resume_makes_no_data_and_names_the_dataset_its_checkpoints_learned(tiny_demo_data, tmp_path):
+    run_dir = main.run([*TINY_RUN, '--epochs', '1', '--val-count', '0', '--data-dir', str(tiny_demo_data),
+                        '--runs-dir', str(tmp_path / 'runs')])
+    config_path = os.path.join(run_dir, 'config.json')
+    config = json.load(open(config_path))
+    json.dump({**config, 'dataset': 'cityscapes', 'data_dir': str(tmp_path / 'fresh')}, open(config_path, 'w'))
+    with pytest.raises(SystemExit) as exited:
+        main.run(['--resume', run_dir])
+    assert str(exited.value.code).startswith(
+        f'error: {config_path} names the dataset cityscapes, of 19 classes, but the checkpoints in '
+        f"{os.path.join(run_dir, 'checkpoint')} are of a model of 2 classes (kitti_road): the file was changed after the "
+        'run began. Put "dataset": "kitti_road" back in it to resume this run')
+    json.dump({**config, 'data_dir': str(tmp_path / 'fresh')}, open(config_path, 'w'))
+    shutil.rmtree(os.path.join(run_dir, 'checkpoint', 'epoch-001'))
+    with pytest.raises(SystemExit) as exited:
+        main.run(['--resume', run_dir])
+    assert 'holds no intact finished epoch' in str(exited.value.code)
+    assert not os.path.exists(tmp_path / 'fresh')  # no demo data was made for a refused --resume
 
 
 def test_a_cityscapes_demo_run_writes_the_per_class_table_and_resumes_as_cityscapes(cityscapes_run, capsys):

@@ -1,16 +1,17 @@
 """Checkpoints of finished epochs, kept whole, and what stops training: signals (Ctrl-C, SIGTERM), a diverging loss."""
-import errno
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
+import sys
 import threading
 
 import numpy as np
 
 from fcn8s.errors import DiskFull, TrainingDiverged
-from fcn8s.files import write_atomically, written_whole
+from fcn8s.files import DISK_FULL, write_atomically, written_whole
 from fcn8s.tf1 import tf
 
 CHECKPOINTS_KEPT = 3  # the last epochs whose checkpoints are kept, besides the one of the best validation score
@@ -57,35 +58,20 @@ class StopSignal:
         return self.signal_number is not None
 
 
-class EpochCheckpoints:
-    """A run's checkpoint/ folder: the checkpoint of each finished epoch in epoch-NNN/, kept as training goes on.
+class CheckpointFolder:
+    """A run's checkpoint/ folder as it is on disk, read without a graph: which epochs finished, and where."""
 
-    Each epoch-NNN/ holds a whole TensorFlow checkpoint (model.index, model.data-*, model.meta) and
-    epoch.json ({"epoch": N, "val_score": its validation score or null: KITTI's MaxF, Cityscapes' mIoU; runs of
-    an earlier version wrote "val_maxf"}). It is written in full into a
-    hidden .partial folder and then renamed, so it is complete or absent. TensorFlow's `checkpoint` file,
-    replaced the same way, names the newest: tf.train.latest_checkpoint(folder) returns it. The last
-    `keep` epochs are kept, and the one with the best validation score. The weights of an interrupted
-    epoch go to epoch-NNN-step-SSSS/, the newest until the next finished epoch replaces it; resuming
-    starts from the last finished epoch.
-    """
-
-    def __init__(self, folder, trained_variables, keep=CHECKPOINTS_KEPT):
-        self.folder, self.keep = folder, keep
-        self.saver = tf.train.Saver(max_to_keep=None)  # pruning is done here, by epoch
-        self.weights_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(variable)) for variable in trained_variables])
-        os.makedirs(folder, exist_ok=True)
-        for name in os.listdir(folder):
-            if name.startswith('.partial-'):
-                shutil.rmtree(os.path.join(folder, name))
+    def __init__(self, folder):
+        self.folder = folder
 
     def model_path(self, name):
         """The checkpoint prefix inside the folder `name`, as Saver.restore and tf.train.latest_checkpoint use it."""
         return os.path.join(self.folder, name, 'model')
 
     def epoch_folders(self):
-        """{epoch: folder name} of the epoch-NNN/ folders present, by their names."""
-        return {int(match[1]): match[0] for match in map(EPOCH_FOLDER.match, os.listdir(self.folder)) if match}
+        """{epoch: folder name} of the epoch-NNN/ folders present, by their names ({} without the folder)."""
+        names = os.listdir(self.folder) if os.path.isdir(self.folder) else []
+        return {int(match[1]): match[0] for match in map(EPOCH_FOLDER.match, names) if match}
 
     def read_description(self, name):
         """The epoch.json of the checkpoint folder `name`; raises ValueError naming the file when it is unreadable."""
@@ -121,11 +107,56 @@ class EpochCheckpoints:
             return 'No epoch had finished, so none is checkpointed.'
         return f'The last finished epoch, {last[0]}, is checkpointed in {os.path.dirname(last[1])}.'
 
-    def restore_last(self, sess):
+    def how_to_go_on(self, run_dir, restart_command):
+        """describe_last(), and what to run next: `python main.py --resume run_dir` from the last finished epoch, or,
+        when no epoch is kept, restart_command (config.command_line), as --resume has nothing to start from."""
+        if self.last_finished() is None:
+            return f'{self.describe_last()} --resume has nothing to go on from: start again with {restart_command}'
+        return f'{self.describe_last()} To go on from there: python main.py --resume {run_dir}'
+
+    def readable_class_counts(self):
+        """{epoch: number of classes its weights score (score_fr/biases)} of the finished epochs whose epoch.json and
+        checkpoint index can be read, newest first."""
+        counts = {}
+        for epoch, name in sorted(self.epoch_folders().items(), reverse=True):
+            try:
+                self.read_description(name)
+                shapes = tf.train.load_checkpoint(self.model_path(name)).get_variable_to_shape_map()
+            except (ValueError, tf.errors.OpError):
+                continue
+            counts[epoch] = shapes.get('score_fr/biases', [None])[0]
+        return counts
+
+
+class EpochCheckpoints(CheckpointFolder):
+    """A run's checkpoint/ folder: the checkpoint of each finished epoch in epoch-NNN/, kept as training goes on.
+
+    Each epoch-NNN/ holds a whole TensorFlow checkpoint (model.index, model.data-*, model.meta) and
+    epoch.json ({"epoch": N, "val_score": its validation score or null: KITTI's MaxF, Cityscapes' mIoU; runs of
+    an earlier version wrote "val_maxf"}). It is written in full into a
+    hidden .partial folder and then renamed, so it is complete or absent. TensorFlow's `checkpoint` file,
+    replaced the same way, names the newest: tf.train.latest_checkpoint(folder) returns it. The last
+    `keep` epochs are kept, and the one with the best validation score. The weights of an interrupted
+    epoch go to epoch-NNN-step-SSSS/, the newest until the next finished epoch replaces it; resuming
+    starts from the last finished epoch.
+    """
+
+    def __init__(self, folder, trained_variables, keep=CHECKPOINTS_KEPT):
+        super().__init__(folder)
+        self.keep = keep
+        self.saver = tf.train.Saver(max_to_keep=None)  # pruning is done here, by epoch
+        self.weights_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(variable)) for variable in trained_variables])
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.startswith('.partial-'):
+                shutil.rmtree(os.path.join(folder, name))
+
+    def restore_last(self, sess, required=False):
         """Restore the last intact finished epoch's weights and optimizer state into sess; returns it, 0 for none.
 
         A checkpoint whose epoch.json or weights cannot be read (a damaged or truncated file) is named
-        in a printed warning, and the epoch kept before it is tried instead.
+        in a printed warning, and the epoch kept before it is tried instead. With required (a resumed
+        run), finding none raises ValueError.
         """
         for epoch, name in sorted(self.epoch_folders().items(), reverse=True):
             try:
@@ -136,6 +167,9 @@ class EpochCheckpoints:
                 problem = str(error).strip().splitlines()[0]
                 print(f'warning: the checkpoint of epoch {epoch} in {os.path.join(self.folder, name)} cannot be '
                       f'restored ({problem}); trying the epoch kept before it.')
+        if required:
+            raise ValueError(f'{self.folder} holds no intact finished epoch, so there is nothing to resume; the '
+                             'files are left as they are. Start a new run instead.')
         return 0
 
     def save(self, sess, epoch, val_score=None):
@@ -178,7 +212,7 @@ class EpochCheckpoints:
                 with open(os.path.join(partial, 'epoch.json'), 'w') as description_file:
                     json.dump(description, description_file)
         except (tf.errors.ResourceExhaustedError, OSError) as error:
-            if isinstance(error, OSError) and error.errno != errno.ENOSPC:
+            if not disk_full(error):
                 raise
             problem = str(error).strip().splitlines()[0]
             raise DiskFull(f'the disk holding {self.folder} is full: the checkpoint {name} could not be written '
@@ -189,6 +223,50 @@ class EpochCheckpoints:
         lines = [f'model_checkpoint_path: "{names[-1]}/model"'] + [
             f'all_model_checkpoint_paths: "{name}/model"' for name in names]
         write_atomically(os.path.join(self.folder, 'checkpoint'), '\n'.join(lines) + '\n')
+
+
+def disk_full(error):
+    """Whether error says that a disk is full (or a quota used up): an OSError of DISK_FULL, or the
+    ResourceExhaustedError by which TensorFlow's file writes report it."""
+    if isinstance(error, OSError):
+        return error.errno in DISK_FULL
+    return isinstance(error, tf.errors.ResourceExhaustedError)
+
+
+@contextlib.contextmanager
+def finishing_run(run_dir, checkpoints, epochs, restart_command):
+    """The block that writes the last files of a run trained for `epochs` epochs: loss.png, model/ and overlays/.
+
+    Ctrl-C or SIGTERM, or a full disk, in the block ends the process with one paragraph saying that
+    run_dir/model may be missing and how to get it (checkpoints.how_to_go_on: --resume exports it without
+    training again), with exit status 128 + the signal's number, or 1. The export leaves no partial folder.
+    """
+    stopping_signals = []
+
+    def stop(signal_number, frame):
+        stopping_signals.append(signal_number)
+        raise KeyboardInterrupt
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, stop) if in_main_thread else None
+    try:
+        yield
+    except (KeyboardInterrupt, OSError, tf.errors.ResourceExhaustedError) as error:
+        if not isinstance(error, KeyboardInterrupt) and not disk_full(error):
+            raise
+        go_on = checkpoints.how_to_go_on(run_dir, restart_command)
+        if checkpoints.last_finished() is not None and checkpoints.last_finished()[0] == epochs:
+            go_on += ' (every epoch is trained: it only exports the model and paints the overlays)'
+        signal_number = stopping_signals[0] if stopping_signals else signal.SIGINT
+        cause = (f'{signal.Signals(signal_number).name} stopped the run' if isinstance(error, KeyboardInterrupt)
+                 else f'the disk holding {run_dir} is full (No space left on device); free some space there. It '
+                      'stopped the run')
+        print(f'error: {cause} while it wrote its model and overlays: {os.path.join(run_dir, "model")} may be '
+              f'missing and overlays/ incomplete. {go_on}.', file=sys.stderr)
+        sys.exit(128 + signal_number if isinstance(error, KeyboardInterrupt) else 1)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 class LossWatch:

@@ -18,6 +18,8 @@ OTHER_GT_FINE_NAME = re.compile(r'_gtFine_(color|instanceIds|polygons|labelTrain
 # {kind: (file name pattern, its form for people, frame id -> file name)}
 FILE_NAMES = {LEFT_IMG: (cityscapes.IMAGE_NAME, cityscapes.IMAGE_NAME_FORM, cityscapes.image_name),
               GT_FINE: (cityscapes.LABEL_NAME, cityscapes.LABEL_NAME_FORM, cityscapes.label_name)}
+SPLIT_USES = {'train': 'the train split, the images it learns from',
+              'val': 'the val split, whose first --val-count images it scores'}
 UNPACK_HINT = (f'Unpack {cityscapes.PACKAGES[1]} and {cityscapes.PACKAGES[0]} into the same folder '
                f'(see {cityscapes.DOWNLOAD_PAGE})')
 
@@ -80,7 +82,7 @@ def check_cityscapes_folder(cityscapes_path, image_shape=None):
     """Check a Cityscapes folder before training on it; returns a CityscapesCheck with every problem found.
 
     cityscapes_path holds leftImg8bit/{train,val,test}/<city>/ and gtFine/{train,val}/<city>/. Errors: a
-    missing train or val folder; images without their label, labels without their image; files that cannot be
+    missing train or val folder, or one without an image; images without their label, labels without their image; files that cannot be
     read; labels that are not single-channel 8-bit PNG files (mode L, or P read as its indices), hold ids that
     are not Cityscapes label ids (0..33), or differ in size from their image; images smaller than image_shape
     (height, width), the network input. Warnings: a missing leftImg8bit/test, images that are not RGB, labels
@@ -102,6 +104,12 @@ def check_cityscapes_folder(cityscapes_path, image_shape=None):
             else:
                 check.warnings.append(f'{folder} is missing: the test images are only needed for overlays and '
                                       f'benchmark submissions. {UNPACK_HINT} to have them.')
+    for split in LABELLED_SPLITS:
+        folder = cityscapes.split_folder(cityscapes_path, LEFT_IMG, split)
+        if os.path.isdir(folder) and not any(image_split == split for image_split, _ in files[LEFT_IMG]):
+            check.errors.append(f'{folder} holds no image named {cityscapes.IMAGE_NAME_FORM} in a city folder: '
+                                f'training needs {SPLIT_USES[split]}. {UNPACK_HINT}, so that {folder}/<city>/ holds '
+                                'them.')
     check_pairing(check, cityscapes_path, files)
     images, labels = files[LEFT_IMG], files[GT_FINE]
     check.summary['images'] = collections.Counter(split for split, _ in images)

@@ -4,13 +4,13 @@ import dataclasses
 import os
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from fcn8s import cityscapes
 from fcn8s.classmetric import ClassCounts, count_classes
 from fcn8s.files import check_output_path
-from fcn8s.images import OVERLAY_ALPHA, benchmark_output_names, predict_image_files, require_distinct_outputs
+from fcn8s.images import (OVERLAY_ALPHA, benchmark_output_names, predict_image_files, require_distinct_outputs,
+                          save_png)
 
 SUBMISSION_PAGE = 'https://www.cityscapes-dataset.com/submit/'
 
@@ -81,8 +81,7 @@ def save_class_images(predict, image_paths, output_dir, masks=False, batch_size=
             pictures[os.path.join('masks', f'{name}_color.png')] = cityscapes.colour_mask(train_ids)
         for relative_path, picture in pictures.items():
             written_paths.append(os.path.join(output_dir, relative_path))
-            os.makedirs(os.path.dirname(written_paths[-1]), exist_ok=True)
-            Image.fromarray(picture).save(written_paths[-1])
+            save_png(picture, written_paths[-1])
     return written_paths
 
 
@@ -124,5 +123,5 @@ def write_cityscapes_submission(predict, image_paths, output_dir, batch_size=8):
     for result_name, (_, _, class_ids) in tqdm(zip(result_names, predictions), total=len(image_paths),
                                                desc='Predicting classes', unit='image'):
         label_ids = cityscapes.label_id_mask(class_ids.astype(np.uint8))
-        Image.fromarray(label_ids).save(os.path.join(output_dir, result_name))
+        save_png(label_ids, os.path.join(output_dir, result_name))
     return output_dir

@@ -12,7 +12,7 @@ import tempfile
 from fcn8s import bench, downloads, vgg
 from fcn8s.config import TrainConfig, image_side, load_run_config, positive_int
 from fcn8s.errors import DataError, DataUnavailableError
-from fcn8s.files import write_atomically
+from fcn8s.files import writable_folder, write_atomically, writing_into
 from fcn8s.datasets import DATASET_NAMES, DATASETS
 from fcn8s.images import list_image_files, open_video, paint_video
 from fcn8s.precision import PRECISION_NOTES, PRECISIONS, available_precisions, resolve_precision, session_config
@@ -219,14 +219,16 @@ def infer_command(argv):
         arguments.inputs = dataset.submission_inputs(dataset.path(run_config(arguments.run).dataset_dir))
     with exits_on(FileNotFoundError):
         image_paths = list_image_files(arguments.inputs, arguments.out)
-    with exits_on(ValueError, FileExistsError):
+    with exits_on(ValueError, OSError):
         if arguments.submission:
             dataset.check_submission_inputs(image_paths, arguments.out)
+        writable_folder(arguments.out, '--out')
         predict = load_predictor(model_dir, dataset, arguments)
-        if arguments.submission:
-            return dataset.write_submission(predict, image_paths, arguments.out, arguments.batch_size)
-        written_paths = dataset.write_results(predict, image_paths, arguments.out, arguments.masks,
-                                              arguments.batch_size)
+        with writing_into(arguments.out, '--out'):
+            if arguments.submission:
+                return dataset.write_submission(predict, image_paths, arguments.out, arguments.batch_size)
+            written_paths = dataset.write_results(predict, image_paths, arguments.out, arguments.masks,
+                                                  arguments.batch_size)
     print(f'Wrote {len(written_paths)} files for {len(image_paths)} images to {arguments.out}')
     return written_paths
 
@@ -245,17 +247,19 @@ def video_command(argv):
     add_model_arguments(parser)
     arguments = parser.parse_args(argv)
     output_dir = os.path.dirname(os.path.abspath(arguments.output))
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-    except OSError as error:
-        sys.exit(f'error: cannot make the folder {output_dir} for {arguments.output} ({error}). Give an output path '
-                 'in a folder that can be written.')
+    with exits_on(OSError):
+        writable_folder(output_dir, 'OUT_VIDEO')
+    if os.path.isdir(arguments.output):
+        sys.exit(f'error: OUT_VIDEO {arguments.output} is a folder: give the path of the video file to write, such '
+                 f"as {os.path.join(arguments.output, 'out.mp4')}.")
     with exits_on(ValueError):
         clip = open_video(arguments.input)
     with clip:
         model_dir, dataset = trained_model(arguments)
         predict = load_predictor(model_dir, dataset, arguments)
-        frame_count = paint_video(predict, clip, arguments.output, batch_size=arguments.batch_size, paint=dataset.paint)
+        with exits_on(OSError, ValueError), writing_into(output_dir, 'OUT_VIDEO'):
+            frame_count = paint_video(predict, clip, arguments.output, batch_size=arguments.batch_size,
+                                      paint=dataset.paint)
     print(f'Wrote {arguments.output}: {frame_count} frames at {clip.fps:g} fps')
     return arguments.output
 
@@ -334,13 +338,19 @@ def bench_command(argv, build_graph):
         precisions = [resolve_precision(requested) for requested in arguments.precision or available_precisions()]
     except ValueError as error:
         problems.append(str(error))
+    if arguments.out and os.path.isdir(arguments.out):
+        problems.append(f'--out {arguments.out} is a folder: give the path of a JSON file to write')
     if problems:
         parser.error('; '.join(problems))
+    out_dir = os.path.dirname(os.path.abspath(arguments.out)) if arguments.out else None
+    with exits_on(OSError):
+        if out_dir:
+            writable_folder(out_dir, '--out')
     arguments.precisions = tuple(dict.fromkeys(precisions))
     result = bench.bench(arguments, build_graph)
     print(bench.format_bench(result))
     if arguments.out:
-        os.makedirs(os.path.dirname(os.path.abspath(arguments.out)), exist_ok=True)
-        write_atomically(arguments.out, json.dumps(result, indent=2))
+        with exits_on(OSError), writing_into(out_dir, '--out'):
+            write_atomically(arguments.out, json.dumps(result, indent=2))
         print(f'Wrote {arguments.out}')
     return result

@@ -2,7 +2,9 @@
 import argparse
 import dataclasses
 import json
+import math
 import os
+import shlex
 
 from fcn8s.batches import Augmentation
 from fcn8s.datasets import DATASET_NAMES, DATASETS
@@ -26,6 +28,60 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
     return value
+
+
+# What each number setting may be, beyond its type: (test, what the test asks). FCN-8s's strides need image sides that
+# are multiples of 32; numpy's seed lies in 0 .. 2**32 - 1.
+AT_LEAST_ONE = (lambda value: value >= 1, 'must be at least 1')
+NOT_NEGATIVE = (lambda value: value >= 0, 'must not be negative')
+POSITIVE = (lambda value: value > 0, 'must be positive')
+MULTIPLE_OF_32 = (lambda value: value > 0 and value % 32 == 0, 'must be a positive multiple of 32')
+SETTING_RANGES = {
+    'epochs': AT_LEAST_ONE, 'batch_size': AT_LEAST_ONE, 'val_count': NOT_NEGATIVE, 'eval_every': NOT_NEGATIVE,
+    'learning_rate': POSITIVE,
+    'keep_prob': (lambda value: 0 < value <= 1, 'must lie in (0, 1]'),
+    'image_height': MULTIPLE_OF_32, 'image_width': MULTIPLE_OF_32, 'l2_scale': NOT_NEGATIVE,
+    'init_stddev': NOT_NEGATIVE, 'divergence_ratio': NOT_NEGATIVE,
+    'seed': (lambda value: 0 <= value < 2 ** 32, 'must lie in 0 .. 4294967295'),
+    'demo_vgg_width': POSITIVE, 'demo_train_per_category': AT_LEAST_ONE, 'demo_test_per_category': NOT_NEGATIVE,
+}
+RANGE_REASONS = {'learning_rate': 'Adam with a rate of zero or below does not learn, or climbs the loss'}
+TYPE_NAMES = {bool: 'true or false', int: 'an integer', float: 'a finite number', str: 'a string'}
+
+
+class BadSettings(ValueError):
+    """TrainConfig values that no run can have: problems, [(field name, what is wrong with its value)]."""
+
+    def __init__(self, problems):
+        self.problems = problems
+        super().__init__(self.naming(lambda name: name))
+
+    def naming(self, name_of):
+        """The problems in one line, each setting called name_of(field name) (a flag, or config.json's key)."""
+        return '; '.join(f'{name_of(name)} {problem}' for name, problem in self.problems)
+
+
+def value_problem(field, value):
+    """What is wrong with value as TrainConfig's field (its type, choices and SETTING_RANGES), or None."""
+    if field.type is float:
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    else:
+        fits = isinstance(value, field.type) and (field.type is bool or not isinstance(value, bool))
+    if not fits:
+        return f'must be {TYPE_NAMES[field.type]}, got {value!r}'
+    choices = field.metadata['choices']
+    if choices and value not in choices:
+        return f"must be one of {', '.join(choices)}, got {value!r}"
+    test, asks = SETTING_RANGES.get(field.name, (None, None))
+    if test and not test(value):
+        reason = RANGE_REASONS.get(field.name)
+        return f'{asks}, got {value!r}' + (f': {reason}' if reason else '')
+    return None
+
+
+def flag(name):
+    """The command-line option of TrainConfig's field name: --batch-size for batch_size."""
+    return '--' + name.replace('_', '-')
 
 
 def setting(default, help_text, choices=None, parse=None):
@@ -71,6 +127,20 @@ class TrainConfig:
     demo_train_per_category: int = setting(20, 'synthetic training images per category (um, umm, uu); for '
                                                'cityscapes, in all')
     demo_test_per_category: int = setting(4, 'synthetic testing images per category')
+
+    def __post_init__(self):
+        """Check every value (value_problem); raise BadSettings naming each bad one. Integers of float settings
+        become floats."""
+        problems = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            problem = value_problem(field, value)
+            if problem:
+                problems.append((field.name, problem))
+            elif field.type is float:
+                object.__setattr__(self, field.name, float(value))
+        if problems:
+            raise BadSettings(problems)
 
     @property
     def image_shape(self):
@@ -121,7 +191,6 @@ def parse_config(argv=None, description=None):
                         help='go on with the run in RUN_DIR (runs/<timestamp>) after its last finished epoch, with '
                              'the settings of its config.json; only --epochs may be given with it')
     for field in dataclasses.fields(TrainConfig):
-        flag = '--' + field.name.replace('_', '-')
         demo_default = getattr(DEMO_CONFIG, field.name)
         demo_note = f'; with --demo: {demo_default}' if demo_default != field.default and field.name != 'demo' else ''
         demo_note += ''.join(f'; with --dataset {name}: {dataset_settings(name, False)[field.name]}'
@@ -129,40 +198,45 @@ def parse_config(argv=None, description=None):
                              for name in DATASET_NAMES if field.name in dataset_settings(name, False))
         help_text = f"{field.metadata['help']} (default: {field.default}{demo_note})"
         if field.type is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            parser.add_argument(flag(field.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             choices = field.metadata['choices']
-            parser.add_argument(flag, type=field.metadata['parse'] or field.type, default=None, choices=choices,
-                                metavar=None if choices else field.name.upper(), help=help_text)
+            parser.add_argument(flag(field.name), type=field.metadata['parse'] or field.type, default=None,
+                                choices=choices, metavar=None if choices else field.name.upper(), help=help_text)
     arguments = parser.parse_args(argv)
     chosen = {name: value for name, value in vars(arguments).items() if value is not None}
     resume_dir = chosen.pop('resume', None)
-    if resume_dir is None:
-        settings = {**dataset_settings(chosen.get('dataset', TrainConfig.dataset), arguments.demo), **chosen}
-        config = dataclasses.replace(DEMO_CONFIG if arguments.demo else TrainConfig(), **settings)
-    elif chosen.keys() - {'epochs'}:
-        others = ', '.join('--' + name.replace('_', '-') for name in sorted(chosen.keys() - {'epochs'}))
+    if resume_dir is not None and chosen.keys() - {'epochs'}:
+        others = ', '.join(flag(name) for name in sorted(chosen.keys() - {'epochs'}))
         parser.error(f'--resume goes on with the settings in {resume_dir}/config.json; give no option but --epochs '
                      f'with it (found {others})')
-    else:
-        try:
+    try:
+        if resume_dir is None:
+            settings = {**dataset_settings(chosen.get('dataset', TrainConfig.dataset), arguments.demo), **chosen}
+            config = dataclasses.replace(DEMO_CONFIG if arguments.demo else TrainConfig(), **settings)
+        else:
             config = dataclasses.replace(load_run_config(resume_dir), **chosen)
-        except ValueError as error:
-            parser.exit(1, f'error: {error}\n')
-    problems = [f'--{name.replace("_", "-")} must be at least 1, got {getattr(config, name)}'
-                for name in ('epochs', 'batch_size') if getattr(config, name) < 1]
-    problems += [f'--{name.replace("_", "-")} must not be negative, got {getattr(config, name)}'
-                 for name in ('val_count', 'eval_every') if getattr(config, name) < 0]
-    if config.learning_rate <= 0:
-        problems.append(f'--learning-rate must be positive, got {config.learning_rate:g}: Adam with a rate of zero '
-                        'or below does not learn, or climbs the loss')
-    problems += [f'--{name.replace("_", "-")} must not be negative, got {getattr(config, name):g}'
-                 for name in ('l2_scale', 'divergence_ratio') if getattr(config, name) < 0]
-    if not 0 < config.keep_prob <= 1:
-        problems.append(f'--keep-prob must lie in (0, 1], got {config.keep_prob}')
-    if problems:
-        parser.error('; '.join(problems))
+    except BadSettings as bad:  # of the command line: load_run_config names config.json's keys itself
+        parser.error(bad.naming(flag))
+    except ValueError as error:
+        parser.exit(1, f'error: {error}\n')
     return config, resume_dir
+
+
+def command_line(config):
+    """The `python main.py ...` that starts a new run of config: its settings that differ from their defaults."""
+    defaults = dataclasses.replace(DEMO_CONFIG if config.demo else TrainConfig(),
+                                   **dataset_settings(config.dataset, config.demo))
+    options = ['--demo'] if config.demo else []
+    for field in dataclasses.fields(TrainConfig):
+        value = getattr(config, field.name)
+        if value == getattr(defaults, field.name) or field.name == 'demo':
+            continue
+        if field.type is bool:
+            options.append(flag(field.name) if value else '--no-' + flag(field.name)[2:])
+        else:
+            options += [flag(field.name), shlex.quote(str(value))]
+    return ' '.join(['python main.py', *options])
 
 
 def save_config(config, run_dir):
@@ -175,7 +249,14 @@ def load_run_config(run_dir):
     config_path = os.path.join(run_dir, 'config.json')
     try:
         with open(config_path) as config_file:
-            return TrainConfig(**json.load(config_file))
-    except (OSError, ValueError, TypeError) as error:
+            settings = json.load(config_file)
+        unknown = sorted(settings.keys() - {field.name for field in dataclasses.fields(TrainConfig)})
+        if unknown:
+            raise ValueError(f"it holds settings no run has: {', '.join(unknown)}")
+        return TrainConfig(**settings)
+    except BadSettings as bad:
+        raise ValueError(f'{config_path} holds values no run can have: {bad}. Correct them in that file '
+                         '(`python main.py --help` describes each setting), or start a new run.') from bad
+    except (OSError, ValueError, AttributeError) as error:
         raise ValueError(f'{config_path} is not the config.json of a run ({error}); '
                          'give a run folder written by `python main.py`, such as runs/<timestamp>.') from error

@@ -12,8 +12,8 @@ import os
 
 from PIL import Image
 
-from fcn8s import (cityscapes, cityscapes_check, cityscapes_results, classmetric, datacheck, downloads, kitti, metric,
-                   plots, submission, synthetic, synthetic_cityscapes)
+from fcn8s import (cityscapes, cityscapes_check, cityscapes_results, classmetric, datacheck, downloads, files, kitti,
+                   metric, plots, submission, synthetic, synthetic_cityscapes)
 from fcn8s.batches import split_training_pairs
 from fcn8s.images import load_image, paint_road, pair_images_with_labels, save_road_images
 from fcn8s.predict import CLASS_ID_OUTPUT, SERVING_OUTPUT
@@ -33,6 +33,7 @@ class Dataset(abc.ABC):
     submission_flag = ''  # infer's flag that writes its benchmark's files
     default_settings = {}  # TrainConfig fields it sets otherwise
     demo_settings = {}  # and with --demo
+    demo_image_shape = (0, 0)  # (height, width) of the smallest image of its demo data
 
     def path(self, data_dir):
         """The dataset's folder in a data folder: data_dir/folder_name."""
@@ -56,6 +57,23 @@ class Dataset(abc.ABC):
     def holds(self, folder):
         """Whether folder is a data folder with this dataset (folder_name/ in it) or one of its split folders."""
         return any(os.path.isdir(os.path.join(folder, name)) for name in (self.folder_name, self.split_marker))
+
+    def check_demo_settings(self, path, config):
+        """Raise ValueError when the demo data is still to be made in path (demo_data_to_make) and config cannot run
+        on it: a network input larger than its smallest image (demo_image_shape). Before anything is made."""
+        if not self.demo_data_to_make(path):
+            return
+        too_large = [f'--image-{side} {asked}' for side, asked, available in
+                     zip(('height', 'width'), config.image_shape, self.demo_image_shape) if asked > available]
+        if too_large:
+            height, width = self.demo_image_shape
+            raise ValueError(f"{' and '.join(too_large)} exceed{'s' if len(too_large) == 1 else ''} the demo's images, "
+                             f'{width}x{height} pixels at the smallest: give a network input that fits in them, a '
+                             f'multiple of 32 of at most {height // 32 * 32}x{width // 32 * 32} (height x width).')
+
+    def demo_data_to_make(self, path):
+        """Whether make_demo_data would make the demo data in path (it is missing or incomplete)."""
+        return bool(files.missing_parts(path))
 
     @abc.abstractmethod
     def make_demo_data(self, path, config):
@@ -164,6 +182,20 @@ class KittiRoad(Dataset):
     road_output = True  # the exported model keeps the classic road_prob output
     submission_flag = '--kitti-submission'
     default_settings = {}  # TrainConfig's defaults are the classic KITTI ones
+    demo_image_shape = tuple(min(size[axis] for size, _ in kitti.KITTI_SIZES) for axis in (1, 0))  # KITTI's sizes
+
+    def check_demo_settings(self, path, config):
+        """Dataset.check_demo_settings, and a config.val_count that would leave no training image of the demo's."""
+        super().check_demo_settings(path, config)
+        made_count = len(kitti.KITTI_CATEGORIES) * config.demo_train_per_category
+        if self.demo_data_to_make(path) and config.val_count >= made_count:
+            raise ValueError(f'--val-count {config.val_count} must lie in 0..{made_count - 1}: the demo makes '
+                             f'{made_count} training images ({config.demo_train_per_category} per category, '
+                             '--demo-train-per-category)')
+
+    def demo_data_to_make(self, path):
+        """Whether the synthetic KITTI is still to be made in path (synthetic.synthetic_kitti_to_make)."""
+        return synthetic.synthetic_kitti_to_make(path)
 
     def make_demo_data(self, path, config):
         """The synthetic KITTI of the demo in path (fcn8s.synthetic), made once and reused."""
@@ -292,6 +324,7 @@ class Cityscapes(Dataset):
     road_output = False
     submission_flag = '--cityscapes-submission'
     default_settings = {'image_height': 512, 'image_width': 1024, 'val_count': 500}
+    demo_image_shape = cityscapes.CITYSCAPES_SHAPE
     # Its demo learns 7 classes from scratch-like random features: at the KITTI demo's 5e-4 the loss diverged
     # after about 9 epochs; 2e-4 learns within 15.
     demo_settings = {'image_height': 256, 'image_width': 512, 'val_count': 6, 'epochs': 15, 'learning_rate': 2e-4,

@@ -17,6 +17,11 @@ class DiskFull(OSError):
     """A file could not be written because its disk is full; the message names the folder."""
 
 
+class UnwritableOutput(OSError):
+    """An output folder or file cannot be written (a file in the way, read-only, a full disk); the message says
+    which, why and what to do."""
+
+
 class TrainingInterrupted(Exception):
     """Training was asked to stop (StopSignal) in `epoch`, after its first `steps_done` steps (0: none of them)."""
 

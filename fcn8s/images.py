@@ -1,14 +1,18 @@
 """Image files and videos: finding and pairing them, reading them, painting the predicted road on them, and writing
 the results, one output per input."""
 import collections
+import errno
 import os
+import shutil
 
+import imageio_ffmpeg
 import numpy as np
 from moviepy import VideoFileClip
 from PIL import Image
 from tqdm import tqdm
 
 from fcn8s.errors import DataError
+from fcn8s.files import written_whole
 
 OVERLAY_COLOUR = (0, 255, 0)
 OVERLAY_ALPHA = 127 / 255
@@ -199,6 +203,16 @@ def predict_image_files(predict, image_paths, batch_size=8):
         yield from zip(batch_paths, images, predict(images))
 
 
+def save_png(pixels, path):
+    """Write pixels ([h, w] or [h, w, 3] uint8) as the PNG file path, making its folder: whole, or not at all.
+
+    A write that fails (a full disk) leaves no file at path and no partial one.
+    """
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    with written_whole(path, discard_partial_on_error=True) as partial_path:
+        Image.fromarray(pixels).save(partial_path, format='PNG')
+
+
 def save_road_images(predict, image_paths, output_dir, masks=False, batch_size=8):
     """Write each image's road prediction, at the image's own size, under output_dir; returns the paths written.
 
@@ -218,8 +232,7 @@ def save_road_images(predict, image_paths, output_dir, masks=False, batch_size=8
             pictures[os.path.join('masks', result_name)] = np.where(road_prob > ROAD_THRESHOLD, 255, 0).astype(np.uint8)
         for relative_path, picture in pictures.items():
             written_path = os.path.join(output_dir, relative_path)
-            os.makedirs(os.path.dirname(written_path), exist_ok=True)
-            Image.fromarray(picture).save(written_path)
+            save_png(picture, written_path)
             written_paths.append(written_path)
     return written_paths
 
@@ -257,6 +270,30 @@ def paint_video(predict, clip, output_path, batch_size=8, paint=paint_road):
                 bar.update(len(frames))
             return painted[frame_index]
 
-        clip.transform(painted_frame).write_videofile(
-            output_path, fps=clip.fps, temp_audiofile_path=os.path.dirname(os.path.abspath(output_path)), logger=None)
+        output_dir = os.path.dirname(os.path.abspath(output_path))
+        partial_path = os.path.join(output_dir, '.partial-' + os.path.basename(output_path))  # same extension
+        with written_whole(output_path, partial_path, discard_partial_on_error=True):
+            clip.transform(painted_frame).write_videofile(partial_path, fps=clip.fps, temp_audiofile_path=output_dir,
+                                                          logger=None)
+            require_frames(partial_path, frame_count, output_path)
     return frame_count
+
+
+def require_frames(video_path, frame_count, output_path):
+    """Check that the video file at video_path, written for output_path, holds frame_count frames (one less at most,
+    as duration times frame rate rounds) as ffmpeg reads it.
+
+    ffmpeg, fed by moviepy, can end without an error after a write failed: a full disk leaves an empty
+    or cut file. Raises OSError ENOSPC when the disk has less than a megabyte free, else ValueError
+    naming output_path.
+    """
+    try:
+        frames_read = imageio_ffmpeg.count_frames_and_secs(video_path)[0]
+    except RuntimeError:
+        frames_read = 0
+    if frames_read >= frame_count - 1 and (frames_read or not frame_count):  # a frame more or less: rounding
+        return
+    if shutil.disk_usage(os.path.dirname(os.path.abspath(video_path))).free < 2 ** 20:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    raise ValueError(f'ffmpeg wrote {output_path} with {frames_read} frames readable of {frame_count} painted: give an '
+                     'OUT_VIDEO of a common format (.mp4) in a folder with space')

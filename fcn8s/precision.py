@@ -40,8 +40,8 @@ def gpu_compute_capabilities():
     return [details.get('compute_capability', (0, 0)) for details in gpu_details()]
 
 
-def available_precisions():
-    """The precisions of PRECISIONS that are fast on this machine, fastest first; fp32 is always there.
+def unavailable_reasons():
+    """{precision: why this machine cannot run it fast} of the PRECISIONS it lacks; fp32 is never there.
 
     fp16 needs an NVIDIA GPU of compute capability 7.0 (Volta) or newer, as TensorFlow's float16 rewrite
     does. bf16 needs the CPU flag avx512_bf16, oneDNN left on (TF_ENABLE_ONEDNN_OPTS not 0) and no GPU:
@@ -49,24 +49,43 @@ def available_precisions():
     rewrite for GPUs.
     """
     capabilities = gpu_compute_capabilities()
+    reasons = {}
+    if not capabilities:
+        reasons['fp16'] = 'TensorFlow sees no GPU here'
+    elif max(capabilities) < (7, 0):
+        reasons['fp16'] = (f'the newest GPU TensorFlow sees has compute capability '
+                           f"{'.'.join(map(str, max(capabilities)))}, below 7.0")
     if capabilities:
-        return ('fp16', 'fp32') if max(capabilities) >= (7, 0) else ('fp32',)
-    bf16_ready = ('avx512_bf16' in cpu_info().get('flags', '').split()
-                  and os.environ.get('TF_ENABLE_ONEDNN_OPTS', '1') != '0')
-    return ('bf16', 'fp32') if bf16_ready else ('fp32',)
+        reasons['bf16'] = 'TensorFlow places the ops on the GPU here, which oneDNN does not rewrite'
+    elif 'avx512_bf16' not in cpu_info().get('flags', '').split():
+        reasons['bf16'] = 'this CPU lacks AVX-512 BF16 (no avx512_bf16 flag in /proc/cpuinfo)'
+    elif os.environ.get('TF_ENABLE_ONEDNN_OPTS', '1') == '0':
+        reasons['bf16'] = ('the environment variable TF_ENABLE_ONEDNN_OPTS=0 turns oneDNN off; unset it '
+                           '(or set it to 1) to run bf16 on this CPU')
+    return reasons
+
+
+def available_precisions(reasons=None):
+    """The precisions of PRECISIONS that are fast on this machine, fastest first: all but those of reasons
+    (default: unavailable_reasons()); fp32 is always there."""
+    reasons = unavailable_reasons() if reasons is None else reasons
+    return tuple(precision for precision in PRECISIONS if precision not in reasons)
 
 
 def resolve_precision(requested):
     """The precision to run for requested, one of PRECISIONS or 'auto' (the fastest available here).
 
-    Raises ValueError naming what the requested precision needs and what this machine offers.
+    Raises ValueError naming what the requested precision needs, why this machine cannot run it and what
+    it offers.
     """
-    available = available_precisions()
+    reasons = unavailable_reasons()
+    available = available_precisions(reasons)
     if requested == 'auto':
         return available[0]
-    if requested not in available:
+    if requested in reasons:
         raise ValueError(f'--precision {requested} means {PRECISION_NOTES[requested]}, which this machine cannot '
-                         f"run fast. It offers {', '.join(available)}: use --precision auto ({available[0]}).")
+                         f"run fast: {reasons[requested]}. It offers {', '.join(available)}: use --precision auto "
+                         f'({available[0]}).')
     return requested
 
 

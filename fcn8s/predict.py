@@ -144,10 +144,12 @@ def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, 
     to image_shape (height, width), runs a copy of the training graph's forward pass (VGG16 and the
     decoder, imported with keep_prob fixed to 1) and resizes the road probability back. Its variables
     keep the training names and get the trained values; the optimizer state stays in the checkpoint.
-    The folder is written whole or not at all, replacing an earlier export.
+    The folder is written whole or not at all, replacing an earlier export; a failed or interrupted export
+    leaves no partial folder.
     """
     graph_def, trained_values = forward_pass(sess, input_image, logits)
-    with tf.Graph().as_default(), tf.Session() as serving_sess, written_whole(export_dir) as partial_dir:
+    with tf.Graph().as_default(), tf.Session() as serving_sess, \
+            written_whole(export_dir, discard_partial_on_error=True) as partial_dir:
         variables = {name: tf.get_variable(name, value.shape, tf.as_dtype(value.dtype), tf.zeros_initializer(),
                                            use_resource=True)
                      for name, value in trained_values.items()}

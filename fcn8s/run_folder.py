@@ -9,7 +9,9 @@ import time
 from tqdm import tqdm
 
 from fcn8s import kitti
-from fcn8s.config import save_config
+from fcn8s.checkpoints import CheckpointFolder
+from fcn8s.config import command_line, save_config
+from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError
 from fcn8s.files import write_atomically
 
@@ -35,6 +37,61 @@ def new_run_dir(config):
     except OSError as error:
         raise OSError(f'cannot write a run folder in {config.runs_dir} ({error}). Make it writable, or choose '
                       'another folder with --runs-dir.') from error
+
+
+def check_startable(config, resume_dir=None):
+    """Raise ValueError or OSError when the run cannot go on (check_resumable) or a new one cannot start, before any
+    data is made: config.data_dir is a file, config.runs_dir cannot take a run folder (check_runs_dir), or the demo
+    data still to be made would not fit config (the dataset's check_demo_settings)."""
+    if os.path.exists(config.data_dir) and not os.path.isdir(config.data_dir):
+        raise ValueError(f'--data-dir {config.data_dir} is a file, not a folder: give the folder that holds (or is to '
+                         'hold) vgg/ and the dataset, such as data.')
+    if resume_dir:
+        return check_resumable(resume_dir, config)
+    check_runs_dir(config.runs_dir)
+    if config.demo:
+        dataset = DATASETS[config.dataset]
+        dataset.check_demo_settings(dataset.path(config.dataset_dir), config)
+
+
+def check_runs_dir(runs_dir):
+    """Raise OSError naming runs_dir when a run folder cannot be made in it (a file on its path, its nearest existing
+    folder not writable), without making anything."""
+    existing = os.path.abspath(runs_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    problem = ('is a file' if not os.path.isdir(existing) else
+               'cannot be written' if not os.access(existing, os.W_OK | os.X_OK) else None)
+    if problem:
+        raise OSError(f'cannot write a run folder in {runs_dir} ({existing} {problem}). Make it writable, or choose '
+                      'another folder with --runs-dir.')
+
+
+def check_resumable(run_dir, config):
+    """Raise ValueError when the run in run_dir cannot go on as config (its config.json, --epochs) says.
+
+    Read before anything is made or changed: its checkpoint/ must hold a finished epoch whose epoch.json
+    and checkpoint index can be read, of a model that scores as many classes as config.dataset has (a
+    config.json that names the other dataset is said to), and no more finished epochs than config.epochs.
+    """
+    checkpoints = CheckpointFolder(os.path.join(run_dir, 'checkpoint'))
+    class_counts = checkpoints.readable_class_counts()
+    if not class_counts:
+        raise ValueError(f'{checkpoints.folder} holds no intact finished epoch, so {run_dir} has nothing to resume; '
+                         f'its files are left as they are. Start a new run instead: {command_line(config)}')
+    dataset, trained_classes = DATASETS[config.dataset], next(iter(class_counts.values()))
+    if trained_classes != dataset.num_classes:
+        trained_datasets = [name for name, other in DATASETS.items() if other.num_classes == trained_classes]
+        put_back = (f'Put "dataset": "{trained_datasets[0]}" back in it to resume this run, or start'
+                    if trained_datasets else 'Start')
+        raise ValueError(
+            f"{os.path.join(run_dir, 'config.json')} names the dataset {config.dataset}, of {dataset.num_classes} "
+            f'classes, but the checkpoints in {checkpoints.folder} are of a model of {trained_classes} classes'
+            + (f' ({trained_datasets[0]})' if trained_datasets else '') + ': the file was changed after the run '
+            f'began. {put_back} a new run of {config.dataset}: {command_line(config)}')
+    if max(class_counts) > config.epochs:
+        raise ValueError(f'{run_dir} has finished {max(class_counts)} epochs; --epochs {config.epochs} is fewer. Give '
+                         f'--epochs {max(class_counts)} to export its model, or more to train on.')
 
 
 def save_split(run_dir, train_pairs, val_pairs):
@@ -70,25 +127,61 @@ def read_loss_csv(csv_path):
     """[(epoch, step, loss, cross_entropy, l2)] of a loss.csv ([] when there is none).
 
     The loss parts are NaN in a row without them (loss.csv of an earlier version has only the loss).
-    A row torn by a kill mid-write is skipped.
+    A row torn by a kill mid-write is skipped: a last line without its end of line (its last number may
+    be cut short), or a row of fewer fields than the header or of a field that is not a number.
     """
     if not os.path.exists(csv_path):
         return []
-    loss_rows = []
     with open(csv_path, newline='') as csv_file:
-        for fields in list(csv.reader(csv_file))[1:]:
-            try:
-                losses = [float(field) for field in fields[2:len(LOSS_CSV_COLUMNS)]]
-                loss_rows.append((int(fields[0]), int(fields[1]), losses[0],
-                                  *losses[1:], *[math.nan] * (len(LOSS_CSV_COLUMNS) - 2 - len(losses))))
-            except (ValueError, IndexError):
-                continue
+        lines = csv_file.read().splitlines(keepends=True)
+    if lines and not lines[-1].endswith('\n'):
+        lines.pop()
+    loss_rows = []
+    table = list(csv.reader(lines))
+    column_count = len(table[0]) if table else 0
+    for fields in table[1:]:
+        try:
+            if len(fields) != column_count:
+                raise ValueError(f'{len(fields)} fields')
+            losses = [float(field) for field in fields[2:len(LOSS_CSV_COLUMNS)]]
+            loss_rows.append((int(fields[0]), int(fields[1]), losses[0],
+                              *losses[1:], *[math.nan] * (len(LOSS_CSV_COLUMNS) - 2 - len(losses))))
+        except (ValueError, IndexError):
+            continue
     return loss_rows
 
 
-def restart_loss_csv(csv_path, start_epoch):
-    """Rewrite csv_path keeping the rows of the epochs before start_epoch: a new run's header, a resumed run's past."""
-    write_loss_csv([row for row in read_loss_csv(csv_path) if row[0] < start_epoch], csv_path)
+def step_ranges(steps):
+    """'1-3, 5' of the sorted step numbers [1, 2, 3, 5]."""
+    ranges = []
+    for step in steps:
+        if ranges and step == ranges[-1][1] + 1:
+            ranges[-1][1] = step
+        else:
+            ranges.append([step, step])
+    return ', '.join(str(first) if first == last else f'{first}-{last}' for first, last in ranges)
+
+
+def restart_loss_csv(csv_path, start_epoch, steps_per_epoch=None):
+    """Rewrite csv_path keeping the rows of the epochs before start_epoch: a new run's header, a resumed run's past.
+
+    With steps_per_epoch, the steps of those epochs that no complete row holds (a loss.csv cut by a kill
+    or a full disk) are named in a printed warning. Returns {epoch: [lost steps]}.
+    """
+    kept_rows = [row for row in read_loss_csv(csv_path) if row[0] < start_epoch]
+    write_loss_csv(kept_rows, csv_path)
+    lost = {}
+    for epoch in range(1, start_epoch if steps_per_epoch else 1):
+        kept_steps = {row[1] for row in kept_rows if row[0] == epoch}
+        lost_steps = [step for step in range(1, steps_per_epoch + 1) if step not in kept_steps]
+        if lost_steps:
+            lost[epoch] = lost_steps
+    if lost:
+        print(f'warning: {csv_path} had lost the losses of ' + '; '.join(
+            f'epoch {epoch} step{"s" if len(steps) > 1 else ""} {step_ranges(steps)}' for epoch, steps in lost.items())
+              + f' (of {steps_per_epoch} steps an epoch; a kill or a full disk cut the file). Every complete row is '
+              'kept; loss.png and the loss watch go on without the lost ones.')
+    return lost
 
 
 def validator(dataset, predict, val_pairs, config, run_dir, start_epoch=1):

@@ -2,7 +2,6 @@
 import os
 import zipfile
 
-from PIL import Image
 from tqdm import tqdm
 
 from fcn8s import bev, images, kitti
@@ -64,8 +63,8 @@ def write_kitti_submission(predict, image_paths, output_dir, batch_size=8):
     for result_name, (image_path, _, road_prob) in tqdm(zip(result_names, predictions), total=len(image_paths),
                                                         desc='Predicting road', unit='image'):
         result = kitti.result_image(road_prob)
-        Image.fromarray(result).save(os.path.join(output_dir, 'perspective', result_name))
-        Image.fromarray(bev.image_to_bev(result, image_path)).save(os.path.join(output_dir, 'bev', result_name))
+        images.save_png(result, os.path.join(output_dir, 'perspective', result_name))
+        images.save_png(bev.image_to_bev(result, image_path), os.path.join(output_dir, 'bev', result_name))
     zip_path = os.path.join(output_dir, SUBMISSION_ZIP)
     with written_whole(zip_path) as partial_path, zipfile.ZipFile(partial_path, 'w', zipfile.ZIP_DEFLATED) as archive:
         for result_name in sorted(result_names):

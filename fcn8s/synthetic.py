@@ -1,12 +1,12 @@
 """Synthetic road scenes in KITTI Road's exact layout: the offline stand-in for the real dataset."""
 import os
-import shutil
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from fcn8s import bev, kitti
+from fcn8s.files import ensure_made, missing_parts
 from fcn8s.kitti import BACKGROUND_COLOUR, INVALID_COLOUR, KITTI_CATEGORIES, KITTI_FOLDERS, KITTI_SIZES, ROAD_COLOUR
 
 CAMERA_FOCAL_PIXELS = 721.5377  # KITTI's
@@ -155,12 +155,30 @@ def synthetic_calibration(width, horizon):
 
 
 def ensure_synthetic_kitti(road_path, train_per_category, test_per_category, seed=0):
-    """Make road_path hold make_synthetic_kitti's scenes, reusing them when it holds the expected number of images.
+    """Make road_path hold make_synthetic_kitti's scenes when it is missing or incomplete; else reuse it as it is.
 
-    A set made before the scenes had calibrations (no training/calib/) is made again.
+    files.ensure_made: made whole, never remade because these settings differ from those it was made
+    with. A set of an earlier version (without a manifest) is reused when earlier_set_whole, else made again.
     """
-    made_folders = [os.path.join(road_path, 'training', name) for name in ('image_2', bev.CALIB_FOLDER)]
-    expected_count = len(KITTI_CATEGORIES) * train_per_category
-    if any(not os.path.isdir(folder) or len(os.listdir(folder)) != expected_count for folder in made_folders):
-        shutil.rmtree(road_path, ignore_errors=True)
-        make_synthetic_kitti(road_path, train_per_category, test_per_category, seed)
+    settings = {'train_per_category': train_per_category, 'test_per_category': test_per_category, 'seed': seed}
+    return ensure_made(road_path, settings,
+                       lambda folder: make_synthetic_kitti(folder, train_per_category, test_per_category, seed),
+                       'the synthetic KITTI', reusable=earlier_set_whole)
+
+
+def earlier_set_whole(road_path):
+    """Whether a synthetic KITTI of an earlier version (no manifest) is whole, and so reused: in each split, as many
+    calibrations (and training labels) as images, at least one training image. Sets made before the scenes had
+    calibrations are not."""
+    def file_count(split, folder):
+        path = os.path.join(road_path, split, folder)
+        return len(os.listdir(path)) if os.path.isdir(path) else -1
+
+    training = {file_count('training', folder) for folder in ('image_2', 'gt_image_2', bev.CALIB_FOLDER)}
+    testing = {file_count('testing', folder) for folder in ('image_2', bev.CALIB_FOLDER)}
+    return len(training) == len(testing) == 1 and min(training) > 0 and min(testing) >= 0
+
+
+def synthetic_kitti_to_make(road_path):
+    """Whether ensure_synthetic_kitti(road_path, ...) would make the set (it is missing or incomplete)."""
+    return bool(missing_parts(road_path, earlier_set_whole))

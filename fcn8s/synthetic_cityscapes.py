@@ -1,6 +1,5 @@
 """Synthetic street scenes in Cityscapes' exact layout and label ids: the offline stand-in for the real dataset."""
 import os
-import shutil
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -8,6 +7,7 @@ from tqdm import tqdm
 
 from fcn8s import cityscapes
 from fcn8s.cityscapes import CITYSCAPES_SHAPE, GT_FINE, LEFT_IMG
+from fcn8s.files import ensure_made
 
 SYNTHETIC_COUNTS = {'train': 24, 'val': 6, 'test': 3}  # images per split
 SPLIT_CITIES = {'train': ('aachen', 'bremen'), 'val': ('frankfurt', 'munster'), 'test': ('berlin', 'bonn')}
@@ -149,13 +149,10 @@ def paint_scene(rng, label_ids, shade):
 
 
 def ensure_synthetic_cityscapes(cityscapes_path, counts=None, seed=0):
-    """Make cityscapes_path hold make_synthetic_cityscapes's scenes, reusing them when every split has its count.
+    """Make cityscapes_path hold make_synthetic_cityscapes's scenes when it is missing or incomplete; else reuse it.
 
-    The count of a split is that of its images and, for train and val, of its labels.
+    files.ensure_made: made whole, never remade because counts or seed differ from those it was made with.
     """
     counts = SYNTHETIC_COUNTS if counts is None else counts
-    complete = all(sum(len(names) for _, _, names in os.walk(cityscapes.split_folder(cityscapes_path, kind, split)))
-                   == counts.get(split, 0) for split in cityscapes.SPLITS for kind in cityscapes.kinds_of(split))
-    if not complete:
-        shutil.rmtree(cityscapes_path, ignore_errors=True)
-        make_synthetic_cityscapes(cityscapes_path, counts, seed)
+    return ensure_made(cityscapes_path, {'counts': counts, 'seed': seed},
+                       lambda folder: make_synthetic_cityscapes(folder, counts, seed), 'the synthetic Cityscapes')

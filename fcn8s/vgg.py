@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_FILE, KERAS_VGG16_WEIGHTS_URL
-from fcn8s.files import written_whole
+from fcn8s.files import ensure_made, written_whole
 from fcn8s.tf1 import tf
 
 VGG_TAG = 'vgg16'
@@ -100,13 +100,15 @@ def build_vgg16_savedmodel(export_dir, width=1.0, weights=None, seed=0):
 
 
 def cached_random_vgg(folder, width, seed=0):
-    """Path of the random VGG16 SavedModel of `width` kept in folder (folder/vgg_width_<width>), built when missing."""
+    """Path of the random VGG16 SavedModel of `width` kept in folder (folder/vgg_width_<width>), built when missing
+    or incomplete (files.ensure_made: whole, one builder at a time)."""
     vgg_path = os.path.join(folder, f'vgg_width_{width:g}')
-    if not os.path.exists(vgg_path):
+
+    def build(staging_path):
         print(f'Building a random VGG16 SavedModel of width {width:g} in {vgg_path}')
-        os.makedirs(folder, exist_ok=True)
-        build_vgg16_savedmodel(vgg_path, width=width, seed=seed)
-    return vgg_path
+        build_vgg16_savedmodel(staging_path, width=width, seed=seed)
+
+    return ensure_made(vgg_path, {'width': width, 'seed': seed}, build, f'the random VGG16 of width {width:g}')
 
 
 def read_keras_vgg16_weights(h5_path):

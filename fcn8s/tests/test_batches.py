@@ -11,7 +11,7 @@ from fcn8s.batches import (Augmentation, TrainingBatches, augment_batch, decode_
                            split_training_pairs)
 from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError
-from fcn8s.kitti import BACKGROUND_COLOUR, INVALID_COLOUR, KITTI_CATEGORIES, ROAD_COLOUR
+from fcn8s.kitti import KITTI_CATEGORIES
 from fcn8s.synthetic import make_synthetic_kitti
 from fcn8s.synthetic_cityscapes import make_synthetic_cityscapes
 from fcn8s.tf1 import tf

@@ -58,6 +58,21 @@ def test_check_names_a_missing_folder(cityscapes_copy, folder):
     assert f'{cityscapes_copy / folder} is missing' in message and 'gtFine_trainvaltest.zip' in message
 
 
+@pytest.mark.parametrize('split', ['train', 'val'])
+def test_check_fails_a_train_or_val_split_without_an_image_as_training_would(cityscapes_copy, split):
+    for kind in ('leftImg8bit', 'gtFine'):
+        shutil.rmtree(cityscapes_copy / kind / split)
+        os.makedirs(cityscapes_copy / kind / split / 'aachen')  # a city folder, but no file
+    check = check_cityscapes_folder(str(cityscapes_copy), INPUT_SHAPE)
+    assert check.errors == [
+        f"{cityscapes_copy / 'leftImg8bit' / split} holds no image named <city>_<seq>_<frame>_leftImg8bit.png in a "
+        f"city folder: training needs the {split} split, " + {'train': 'the images it learns from',
+                                                             'val': 'whose first --val-count images it scores'}[split]
+        + '. Unpack leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip into the same folder (see '
+        f"https://www.cityscapes-dataset.com/downloads/), so that {cityscapes_copy / 'leftImg8bit' / split}/<city>/ "
+        'holds them.']
+
+
 def test_a_missing_test_folder_is_only_a_warning(cityscapes_copy):
     shutil.rmtree(cityscapes_copy / 'leftImg8bit' / 'test')
     data_check = check_cityscapes_folder(str(cityscapes_copy), INPUT_SHAPE)

@@ -1,4 +1,5 @@
 """Tests of fcn8s/commands.py: build-vgg, infer, video and check-data as a user runs them."""
+import errno
 import json
 import os
 import shutil
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 import main
-from fcn8s import cityscapes, commands
+from fcn8s import cityscapes, commands, files, images
 from fcn8s.bev import image_to_bev, write_calibration
 from fcn8s.commands import build_vgg_command, check_data_command, evaluate_command, infer_command, video_command
 from fcn8s.images import load_image
@@ -42,8 +43,9 @@ def test_infer_writes_overlays_and_masks_at_each_images_own_size(exported_run, t
     Image.fromarray(rng.integers(0, 256, (375, 1242, 4), dtype=np.uint8)).save(folder / 'rgba.png')
     Image.fromarray(rng.integers(0, 256, (50, 80, 3), dtype=np.uint8)).save(folder / 'photo.jpg')
     out_dir = tmp_path / 'out'
-    infer_command([str(tmp_path / 'gray.png'), str(folder), '--run', run_dir, '--out', str(out_dir), '--masks'])
-    predict = saved_model_road_predictor(os.path.join(run_dir, 'model'))
+    infer_command([str(tmp_path / 'gray.png'), str(folder), '--run', run_dir, '--out', str(out_dir), '--masks',
+                   '--precision', 'fp32'])
+    predict = saved_model_road_predictor(os.path.join(run_dir, 'model'))  # fp32, as the command ran
     for input_path, name in ((tmp_path / 'gray.png', 'gray.png'), (folder / 'rgba.png', 'rgba.png'),
                              (folder / 'photo.jpg', 'photo.png')):
         overlay, mask = Image.open(out_dir / 'overlays' / name), Image.open(out_dir / 'masks' / name)
@@ -63,7 +65,7 @@ def test_kitti_submission_writes_perspective_bev_and_the_zip_to_upload(exported_
         Image.fromarray(rng.integers(0, 256, (41, 150, 3), dtype=np.uint8)).save(image_dir / f'{name}.png')
         write_calibration(str(calib_dir / f'{name}.txt'), synthetic_calibration(150, 12))
     zip_path = infer_command([str(image_dir), '--model', os.path.join(run_dir, 'model'), '--out', str(out_dir),
-                              '--kitti-submission'])
+                              '--kitti-submission', '--precision', 'fp32'])  # as the reference below
     assert zip_path == str(out_dir / 'kitti_road_submission.zip')
     assert sorted(os.listdir(out_dir)) == ['bev', 'kitti_road_submission.zip', 'perspective']
     result = Image.open(out_dir / 'perspective' / 'um_road_000000.png')
@@ -284,7 +286,83 @@ def test_video_into_a_folder_that_cannot_be_made_stops_before_reading_frames(tmp
     output_path = tmp_path / 'a file' / 'out.mp4'
     with pytest.raises(SystemExit) as exited:
         video_command([str(tmp_path / 'in.mp4'), str(output_path), '--model', str(tmp_path / 'model')])
-    assert str(exited.value.code).startswith(f"error: cannot make the folder {tmp_path / 'a file'} for {output_path}")
+    assert str(exited.value.code) == (f"error: {tmp_path / 'a file'} (OUT_VIDEO) is a file, not a folder: give "
+                                      'another OUT_VIDEO.')
+
+
+def half_written_then_disk_full(image, path, *args, **kwargs):
+    """Image.save that writes a few bytes of path, then fails as on a full disk."""
+    with open(path, 'wb') as image_file:
+        image_file.write(b'\x89PNG')
+    raise OSError(errno.ENOSPC, 'No space left on device')
+
+
+def test_infer_into_a_file_or_a_read_only_or_full_folder_exits_with_one_paragraph(exported_run, tmp_path,
+                                                                                   monkeypatch):
+    image_path = tmp_path / 'um_000000.png'
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(image_path)
+    (tmp_path / 'a file').write_text('')
+    model_dir = os.path.join(exported_run[0], 'model')
+    loaded = []
+    monkeypatch.setattr(commands, 'saved_model_predictor', lambda *args: loaded.append(1) or pytest.fail('loaded'))
+    for out, submission, expected in (
+            (tmp_path / 'a file', [], f"error: {tmp_path / 'a file'} (--out) is a file, not a folder: give another --out."),
+            (tmp_path / 'a file' / 'sub', ['--masks'],
+             f"error: cannot write {tmp_path / 'a file' / 'sub'} (--out): a file stands where a folder should be (Not a "
+             'directory). Give another --out, in a folder that can be written.')):
+        with pytest.raises(SystemExit) as exited:
+            infer_command([str(image_path), '--model', model_dir, '--out', str(out), *submission])
+        assert str(exited.value.code) == expected
+    read_only = tmp_path / 'read_only'
+
+    def read_only_probe(dir=None):
+        raise OSError(errno.EROFS, 'Read-only file system', os.path.join(dir, 'tmpprobe'))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(files.tempfile, 'TemporaryFile', read_only_probe)
+        with pytest.raises(SystemExit) as exited:
+            infer_command([str(image_path), '--model', model_dir, '--out', str(read_only)])
+    assert str(exited.value.code) == (f'error: cannot write {read_only} (--out): the file system is read-only '
+                                      '(Read-only file system). Give another --out, in a folder that can be written.')
+    assert not loaded
+
+    monkeypatch.undo()
+    monkeypatch.setattr(Image.Image, 'save', half_written_then_disk_full)
+    with pytest.raises(SystemExit) as exited:
+        infer_command([str(image_path), '--model', model_dir, '--out', str(tmp_path / 'full'), '--masks'])
+    assert str(exited.value.code) == (f"error: cannot write {tmp_path / 'full'} (--out): the disk is full (No space "
+                                      'left on device). Free some space there, or give another --out.')
+    assert os.listdir(tmp_path / 'full' / 'overlays') == []  # the half-written image is gone
+
+
+def test_a_video_cut_by_a_full_disk_is_not_reported_as_written(exported_run, tmp_path, monkeypatch):
+    frames = [np.full((32, 48, 3), 40 * index, np.uint8) for index in range(4)]
+    moviepy.ImageSequenceClip(frames, fps=4).write_videofile(str(tmp_path / 'in.mp4'), logger=None)
+    model_dir = os.path.join(exported_run[0], 'model')
+    monkeypatch.setattr(images.imageio_ffmpeg, 'count_frames_and_secs', lambda path: (2, 0.5))  # ffmpeg stopped early
+    monkeypatch.setattr(images.shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(10 ** 9, 10 ** 9, 0))
+    output_path = tmp_path / 'videos' / 'out.mp4'
+    with pytest.raises(SystemExit) as exited:
+        video_command([str(tmp_path / 'in.mp4'), str(output_path), '--model', model_dir])
+    assert str(exited.value.code) == (f"error: cannot write {tmp_path / 'videos'} (OUT_VIDEO): the disk is full (No "
+                                      'space left on device). Free some space there, or give another OUT_VIDEO.')
+    assert os.listdir(tmp_path / 'videos') == []
+    monkeypatch.setattr(images.shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(10 ** 9, 0, 10 ** 9))
+    with pytest.raises(SystemExit) as exited:
+        video_command([str(tmp_path / 'in.mp4'), str(output_path), '--model', model_dir])
+    assert str(exited.value.code).startswith(f'error: ffmpeg wrote {output_path} with 2 frames readable of 4 painted')
+    assert os.listdir(tmp_path / 'videos') == []
+
+
+def test_bench_refuses_an_out_it_cannot_write_before_measuring(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(commands.bench, 'bench', lambda *args: pytest.fail('the bench ran'))
+    (tmp_path / 'a file').write_text('')
+    with pytest.raises(SystemExit) as exited:
+        commands.bench_command(['--out', str(tmp_path / 'a file' / 'bench.json'), '--precision', 'fp32'], None)
+    assert str(exited.value.code) == f"error: {tmp_path / 'a file'} (--out) is a file, not a folder: give another --out."
+    with pytest.raises(SystemExit):
+        commands.bench_command(['--out', str(tmp_path), '--precision', 'fp32'], None)
+    assert f'--out {tmp_path} is a folder: give the path of a JSON file to write' in capsys.readouterr().err
 
 
 def test_check_data_command_prints_every_problem_and_fails(kitti_copy, capsys):

@@ -38,3 +38,27 @@ def test_an_unavailable_precision_is_refused_saying_what_the_machine_offers(monk
         resolve_precision('bf16')
     assert parse_config(['--precision', 'fp32'])[0].precision == 'fp32'
     assert parse_config([])[0].precision == 'auto'
+
+
+@pytest.mark.parametrize('cpu_flags, onednn_opts, gpu_capabilities, reason', [
+    ('avx2 avx512_bf16', '0', [], 'TF_ENABLE_ONEDNN_OPTS=0 turns oneDNN off; unset it'),
+    ('avx2 fma', None, [], 'this CPU lacks AVX-512 BF16'),
+    ('avx2 avx512_bf16', None, [(8, 0)], 'places the ops on the GPU'),
+])
+def test_a_refused_bf16_names_its_cause(monkeypatch, cpu_flags, onednn_opts, gpu_capabilities, reason):
+    monkeypatch.setattr(precision, 'cpu_info', lambda: {'flags': cpu_flags})
+    monkeypatch.setattr(precision, 'gpu_compute_capabilities', lambda: gpu_capabilities)
+    if onednn_opts is None:
+        monkeypatch.delenv('TF_ENABLE_ONEDNN_OPTS', raising=False)
+    else:
+        monkeypatch.setenv('TF_ENABLE_ONEDNN_OPTS', onednn_opts)
+    with pytest.raises(ValueError) as refused:
+        resolve_precision('bf16')
+    assert reason in str(refused.value)
+    assert 'bf16' not in available_precisions()
+
+
+def test_a_refused_fp16_says_which_gpu_is_too_old(monkeypatch):
+    monkeypatch.setattr(precision, 'gpu_compute_capabilities', lambda: [(6, 1)])
+    with pytest.raises(ValueError, match=r'compute capability 6\.1, below 7\.0\. It offers fp32'):
+        resolve_precision('fp16')

@@ -9,9 +9,22 @@ from PIL import Image
 
 from fcn8s.config import TrainConfig, load_run_config
 from fcn8s.datasets import DATASETS
-from fcn8s.run_folder import (new_run_dir, read_loss_csv, read_split, restart_loss_csv, save_split, validator,
-                              write_loss_csv)
+from fcn8s.run_folder import (check_resumable, new_run_dir, read_loss_csv, read_split, restart_loss_csv, save_split,
+                              validator, write_loss_csv)
 from fcn8s.synthetic import make_synthetic_kitti
+from fcn8s.tf1 import tf
+
+
+def write_epoch_checkpoint(run_dir, epoch, num_classes):
+    """run_dir/checkpoint/epoch-NNN/ as training writes it, of a decoder whose score_fr scores num_classes classes."""
+    folder = os.path.join(run_dir, 'checkpoint', f'epoch-{epoch:03d}')
+    os.makedirs(folder)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        tf.get_variable('score_fr/biases', [num_classes], initializer=tf.zeros_initializer())
+        sess.run(tf.global_variables_initializer())
+        tf.train.Saver().save(sess, os.path.join(folder, 'model'), write_state=False)
+    with open(os.path.join(folder, 'epoch.json'), 'w') as description_file:
+        json.dump({'epoch': epoch, 'val_score': None}, description_file)
 
 
 def test_new_run_dirs_hold_their_config_and_never_collide(tmp_path):
@@ -84,3 +97,44 @@ def test_a_loss_csv_of_the_earlier_version_reads_with_nan_parts(tmp_path):
     rows = read_loss_csv(str(csv_path))
     assert [row[:3] for row in rows] == [(1, 1, 0.5), (1, 2, 0.25)]
     assert all(len(row) == 5 and math.isnan(row[3]) and math.isnan(row[4]) for row in rows)
+
+
+def test_check_resumable_refuses_other_classes_more_epochs_and_no_readable_epoch(tmp_path):
+    run_dir = str(tmp_path)
+    with pytest.raises(ValueError, match='holds no intact finished epoch.*Start a new run instead: python main.py '
+                                         '--epochs 3$'):
+        check_resumable(run_dir, TrainConfig(epochs=3))
+    write_epoch_checkpoint(run_dir, 1, 2)
+    write_epoch_checkpoint(run_dir, 2, 2)
+    check_resumable(run_dir, TrainConfig(epochs=2))  # all done: resuming exports the model
+    with pytest.raises(ValueError, match='has finished 2 epochs; --epochs 1 is fewer. Give --epochs 2 to export'):
+        check_resumable(run_dir, TrainConfig(epochs=1))
+    with pytest.raises(ValueError, match=r'names the dataset cityscapes, of 19 classes, but the checkpoints in .* are '
+                                         r'of a model of 2 classes \(kitti_road\)'):
+        check_resumable(run_dir, TrainConfig(dataset='cityscapes', epochs=5))
+    index_path = os.path.join(run_dir, 'checkpoint', 'epoch-002', 'model.index')
+    with open(index_path, 'wb') as index_file:
+        index_file.write(b'cut')
+    check_resumable(run_dir, TrainConfig(epochs=1))  # epoch 2 cannot be read: epoch 1 is the last one to go on from
+
+
+def test_a_loss_csv_cut_mid_line_keeps_every_complete_row_and_names_the_steps_it_lost(tmp_path, capsys):
+    csv_path = str(tmp_path / 'loss.csv')
+    rows = [(epoch, step, 1 / (epoch + step), 0.5 / (epoch + step), 0.5 / (epoch + step))
+            for epoch in (1, 2, 3) for step in (1, 2, 3, 4)]
+    write_loss_csv(rows, csv_path)
+    with open(csv_path, newline='') as csv_file:
+        lines = csv_file.read().splitlines(keepends=True)
+    del lines[2:4]  # epoch 1, steps 2 and 3 gone
+    cut = ''.join(lines[:6]) + lines[6][:8]  # epoch 2 step 4's row cut within its loss: 0.16666 -> 0.16
+    assert cut.endswith('\r\n2,4,0.16')
+    with open(csv_path, 'w', newline='') as csv_file:
+        csv_file.write(cut)
+    assert [row[:2] for row in read_loss_csv(csv_path)] == [(1, 1), (1, 4), (2, 1), (2, 2), (2, 3)]
+    lost = restart_loss_csv(csv_path, start_epoch=3, steps_per_epoch=4)
+    assert lost == {1: [2, 3], 2: [4]}
+    assert read_loss_csv(csv_path) == [row for row in rows if row[:2] in {(1, 1), (1, 4), (2, 1), (2, 2), (2, 3)}]
+    assert capsys.readouterr().out == (f'warning: {csv_path} had lost the losses of epoch 1 steps 2-3; epoch 2 step 4 '
+                                       '(of 4 steps an epoch; a kill or a full disk cut the file). Every complete row '
+                                       'is kept; loss.png and the loss watch go on without the lost ones.\n')
+    assert restart_loss_csv(csv_path, start_epoch=2, steps_per_epoch=1) == {}

@@ -7,7 +7,7 @@ import pytest
 from fcn8s.bev import bev_lookup, bev_visible_mask, calibration_path, read_calibration, road_to_image_homography, to_bev
 from fcn8s.images import load_image
 from fcn8s.kitti import BACKGROUND_COLOUR, INVALID_COLOUR, KITTI_SIZES, ROAD_COLOUR, decode_label, list_training_pairs
-from fcn8s.synthetic import make_synthetic_kitti, synthetic_scene
+from fcn8s.synthetic import ensure_synthetic_kitti, make_synthetic_kitti, synthetic_scene, synthetic_kitti_to_make
 
 KITTI_CALIBRATION_KEYS = ['P0', 'P1', 'P2', 'P3', 'R0_rect', 'Tr_velo_to_cam', 'Tr_imu_to_velo', 'Tr_cam_to_road']
 
@@ -102,3 +102,16 @@ def test_synthetic_scenes_include_invalid_regions():
     invalid_fractions = [decode_label(synthetic_scene(np.random.default_rng(seed), 'um')[1])[1]
                          for seed in range(8)]
     assert sum((~valid).any() for valid in invalid_fractions) >= 2
+
+
+def test_an_earlier_versions_synthetic_kitti_is_reused_when_whole_and_made_again_when_cut(tmp_path, capsys):
+    road_path = tmp_path / 'data_road'
+    make_synthetic_kitti(str(road_path), train_per_category=1, test_per_category=0)  # no manifest, as before
+    assert not synthetic_kitti_to_make(str(road_path))
+    ensure_synthetic_kitti(str(road_path), 3, 1)  # other counts: reused as it is
+    assert len(os.listdir(road_path / 'training' / 'image_2')) == 3 and not os.path.exists(road_path / 'made.json')
+    os.remove(road_path / 'training' / 'gt_image_2' / 'uu_road_000000.png')  # as a killed earlier version left it
+    assert synthetic_kitti_to_make(str(road_path))
+    ensure_synthetic_kitti(str(road_path), 1, 0)
+    assert 'making the synthetic KITTI again' in capsys.readouterr().out
+    assert len(os.listdir(road_path / 'training' / 'gt_image_2')) == 3 and os.path.exists(road_path / 'made.json')

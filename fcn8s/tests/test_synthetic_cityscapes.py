@@ -55,7 +55,7 @@ def test_classes_are_told_apart_by_colour():
     assert (class_ids[distances.argmin(axis=1)] == other_label_ids[other_scored]).mean() > 0.9
 
 
-def test_ensure_reuses_a_complete_set_and_rebuilds_an_incomplete_one(tmp_path):
+def test_ensure_reuses_a_complete_set_of_any_counts_and_rebuilds_an_incomplete_one(tmp_path):
     cityscapes_path = tmp_path / 'cityscapes'
     counts = {'train': 1, 'val': 1, 'test': 0}
     ensure_synthetic_cityscapes(str(cityscapes_path), counts)
@@ -63,6 +63,8 @@ def test_ensure_reuses_a_complete_set_and_rebuilds_an_incomplete_one(tmp_path):
     marker.touch()
     ensure_synthetic_cityscapes(str(cityscapes_path), counts)
     assert marker.exists()
+    ensure_synthetic_cityscapes(str(cityscapes_path), {**counts, 'val': 3})  # another --val-count: reused, not remade
+    assert marker.exists() and len(cityscapes.list_cityscapes_pairs(str(cityscapes_path), 'val')) == 1
     os.remove(cityscapes_path / 'gtFine' / 'val' / 'frankfurt' / 'frankfurt_000000_000019_gtFine_labelIds.png')
     ensure_synthetic_cityscapes(str(cityscapes_path), counts)
     assert not marker.exists()
