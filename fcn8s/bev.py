@@ -157,14 +157,24 @@ def bev_lookup(homography, image_shape):
     return BevLookup((height, width), np.where(visible, pixel_row * width + pixel_column, height * width))
 
 
-@functools.lru_cache(maxsize=LOOKUPS_CACHED)
 def calibration_lookup(calibration_file, image_shape):
-    """The BevLookup of images of image_shape (height, width) that calibration_file describes, read once and cached.
+    """The BevLookup of images of image_shape (height, width) that calibration_file describes, cached while the
+    file stays as it is (its size and modification time).
 
-    Raises DataError naming the file when it is unusable (read_calibration) or no BEV cell sees such an image
-    through it (it describes another camera or image size: the BEV would be all black). A file edited after
-    its first use keeps its old lookup until the process ends.
+    Raises DataError naming the file when it is missing or unusable (read_calibration), or when no BEV cell
+    sees such an image through it (it describes another camera or image size: the BEV would be all black).
     """
+    try:
+        stat = os.stat(calibration_file)
+        version = (stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        version = None  # read_calibration names what is wrong
+    return cached_calibration_lookup(calibration_file, version, image_shape)
+
+
+@functools.lru_cache(maxsize=LOOKUPS_CACHED)
+def cached_calibration_lookup(calibration_file, version, image_shape):
+    """calibration_lookup of one version, (size, modification time) or None, of calibration_file."""
     lookup = bev_lookup(road_to_image_homography(read_calibration(calibration_file)), image_shape)
     if not bev_visible_mask(lookup).any():
         raise DataError(f"{calibration_file}: no cell of the bird's-eye-view grid sees an image of {image_shape[1]}x"

@@ -9,8 +9,7 @@ from tqdm import tqdm
 from fcn8s import cityscapes
 from fcn8s.classmetric import ClassCounts, count_classes
 from fcn8s.files import check_output_path
-from fcn8s.images import (OVERLAY_ALPHA, benchmark_output_names, predict_image_files, require_distinct_outputs,
-                          save_png)
+from fcn8s.images import OVERLAY_ALPHA, benchmark_output_names, predict_image_files, result_stems, save_png
 
 SUBMISSION_PAGE = 'https://www.cityscapes-dataset.com/submit/'
 
@@ -67,10 +66,9 @@ def save_class_images(predict, image_paths, output_dir, masks=False, batch_size=
     uint8 train ids) and masks/<name>_color.png (official colours); <name> is the file name without extension.
 
     Returns the paths written. Raises ValueError before predicting when two images would write one file
-    (require_distinct_outputs).
+    (result_stems).
     """
-    names = [os.path.splitext(os.path.basename(image_path))[0] for image_path in image_paths]
-    require_distinct_outputs(image_paths, [f'{name}.png' for name in names])
+    names = result_stems(image_paths)
     written_paths = []
     for name, (_, image, class_ids) in tqdm(zip(names, predict_image_files(predict, image_paths, batch_size)),
                                             total=len(image_paths), desc='Predicting classes', unit='image'):

@@ -14,7 +14,7 @@ from fcn8s.config import TrainConfig, image_side, load_run_config, positive_int
 from fcn8s.errors import DataError, DataUnavailableError
 from fcn8s.files import writable_folder, write_atomically, writing_into
 from fcn8s.datasets import DATASET_NAMES, DATASETS
-from fcn8s.images import list_image_files, open_video, paint_video
+from fcn8s.images import list_image_files, open_video, paint_video, result_stems
 from fcn8s.precision import PRECISION_NOTES, PRECISIONS, available_precisions, resolve_precision, session_config
 from fcn8s.predict import model_dataset_name, saved_model_predictor
 from fcn8s.run_folder import read_split
@@ -222,6 +222,8 @@ def infer_command(argv):
     with exits_on(ValueError, OSError):
         if arguments.submission:
             dataset.check_submission_inputs(image_paths, arguments.out)
+        else:
+            result_stems(image_paths)  # refuses images whose results would share a name
         writable_folder(arguments.out, '--out')
         predict = load_predictor(model_dir, dataset, arguments)
         with writing_into(arguments.out, '--out'):

@@ -192,6 +192,16 @@ def require_distinct_outputs(image_paths, output_names):
                          + '. Give images with distinct file names, or infer each folder into its own --out.')
 
 
+def result_stems(image_paths):
+    """[file name without extension] of each image, which names its results (overlays/<stem>.png, masks/...).
+
+    Raises ValueError, before anything is predicted, when two images share one (require_distinct_outputs).
+    """
+    stems = [os.path.splitext(os.path.basename(path))[0] for path in image_paths]
+    require_distinct_outputs(image_paths, [stem + '.png' for stem in stems])
+    return stems
+
+
 def predict_image_files(predict, image_paths, batch_size=8):
     """Yield (path, image [h, w, 3] uint8 RGB, road_prob [h, w] float32) of each image file, batch_size per predict call.
 
@@ -219,10 +229,9 @@ def save_road_images(predict, image_paths, output_dir, masks=False, batch_size=8
     overlays/<name>.png, the image with its road painted (paint_road), and with masks also
     masks/<name>.png, grayscale 255 on road (probability > ROAD_THRESHOLD) and 0 elsewhere; <name> is
     the image's file name without its extension. Raises ValueError before predicting anything when two
-    images would write one file (require_distinct_outputs).
+    images would write one file (result_stems).
     """
-    result_names = [os.path.splitext(os.path.basename(path))[0] + '.png' for path in image_paths]
-    require_distinct_outputs(image_paths, result_names)
+    result_names = [stem + '.png' for stem in result_stems(image_paths)]
     written_paths = []
     predictions = predict_image_files(predict, image_paths, batch_size)
     for result_name, (_, image, road_prob) in tqdm(zip(result_names, predictions), total=len(image_paths),

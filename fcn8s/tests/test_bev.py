@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcn8s.bev import (BEV_SHAPE, bev_lookup, bev_visible_mask, calibration_lookup, calibration_path, image_to_bev,
-                       read_calibration, road_to_image_homography, to_bev, write_calibration)
+from fcn8s.bev import (BEV_SHAPE, bev_lookup, bev_visible_mask, cached_calibration_lookup, calibration_lookup,
+                       calibration_path, image_to_bev, read_calibration, road_to_image_homography, to_bev,
+                       write_calibration)
 from fcn8s.errors import DataError
 from fcn8s.tests.fixtures import SHARED_SAMPLES
 
@@ -198,13 +199,13 @@ def test_48_images_through_the_cached_transform_in_under_2_s(tmp_path):
     rng = np.random.default_rng(0)
     road_prob = rng.random((375, 1242), np.float32)
     label = rng.integers(0, 256, (375, 1242, 3), np.uint8)
-    calibration_lookup.cache_clear()
+    cached_calibration_lookup.cache_clear()
     start = time.process_time()  # this process's CPU time: other jobs on the machine do not count
     for image_path in image_paths:
         bev_prob, bev_label = image_to_bev(road_prob, image_path), image_to_bev(label, image_path)
     seconds = time.process_time() - start
     assert bev_prob.shape == (800, 400) and bev_label.shape == (800, 400, 3)
-    assert calibration_lookup.cache_info().misses == 48, 'each file read and its lookup made once'
+    assert cached_calibration_lookup.cache_info().misses == 48, 'each file read and its lookup made once'
     assert seconds < 2, f'{seconds:.2f} s'
 
 
@@ -213,3 +214,16 @@ def test_lookups_of_a_file_are_cached(tmp_path):
     write_calibration(path, toy_calibration())
     assert calibration_lookup(path, TOY_SHAPE) is calibration_lookup(path, TOY_SHAPE)
     assert calibration_lookup(path, (61, 121)) is not calibration_lookup(path, TOY_SHAPE)
+
+
+def test_a_calibration_changed_or_removed_after_its_first_use_is_read_again(tmp_path):
+    path = str(tmp_path / 'um_000000.txt')
+    write_calibration(path, toy_calibration())
+    first = calibration_lookup(path, TOY_SHAPE)
+    write_calibration(path, toy_calibration(principal_v=PRINCIPAL_V + 10))
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10 ** 9))  # a later modification
+    second = calibration_lookup(path, TOY_SHAPE)
+    assert second is not first and not np.array_equal(second.pixel_index, first.pixel_index)
+    os.remove(path)
+    with pytest.raises(DataError, match='um_000000.txt'):
+        calibration_lookup(path, TOY_SHAPE)
