@@ -258,11 +258,11 @@ def bench(options, build_graph):
     with tempfile.TemporaryDirectory(prefix='fcn8s-bench-') as road_path, contextlib.ExitStack() as stack:
         make_synthetic_kitti(road_path, train_per_category=images_per_category, test_per_category=0)
         pairs = kitti.list_training_pairs(os.path.join(road_path, 'training'))
+        litert_subjects, savedmodel_bytes = open_litert_subjects(vgg_path, pairs, options, build_graph,
+                                                                 os.path.join(road_path, 'litert'))
         subjects = [open_bench_subject(stack, 'classic', 'fp32', vgg_path, pairs, options, build_graph)]
         subjects += [open_bench_subject(stack, 'project', precision, vgg_path, pairs, options, build_graph)
                      for precision in options.precisions]
-        litert_subjects, savedmodel_bytes = open_litert_subjects(vgg_path, pairs, options, build_graph,
-                                                                 os.path.join(road_path, 'litert'))
         training_times = time_training(subjects, options.warmup_steps, options.steps)
         inference_times = {batch_size: time_inference(subjects, batch_size, options.warmup_steps, options.steps)
                            for batch_size in BENCH_INFER_BATCH_SIZES}

@@ -31,8 +31,9 @@ def open_litert_subjects(vgg_path, pairs, options, build_graph, work_dir):
     """([LiteRTSubject int8, fp32], bytes of the SavedModel) of an FCN-8s on the VGG16 at vgg_path.
 
     build_graph (main.build_graph) makes the FCN-8s in float32 with the classic settings and a fresh
-    decoder; export_model writes it to work_dir/model, and export_tflite that to work_dir/model_<precision>.tflite,
-    int8 calibrated on the images of pairs [(image path, label path)]. Each interpreter uses every core.
+    decoder; export_model writes it to work_dir/model, and export_tflite that to
+    work_dir/model_<precision>.tflite, int8 calibrated on the images of pairs [(image path, label path)].
+    Each interpreter uses every core. bench opens these first: converting the real VGG16 takes several GB.
     """
     image_shape = (options.image_height, options.image_width)
     model_dir = os.path.join(work_dir, 'model')
@@ -64,20 +65,20 @@ def litert_figures(inference_times, savedmodel_name, litert_subjects, savedmodel
     figures = {name: {'file_mb': size / 1e6, **{f'infer_b{batch_size}_images_per_s': batch_size / float(np.median(
         times[name])) for batch_size, times in inference_times.items()}} for name, size in sizes.items()}
     for subject in litert_subjects:
-        figures[subject.name].update({f'speedup_b{batch_size}': figures[subject.name][f'infer_b{batch_size}_images_per_s']
-                                      / figures[savedmodel_name][f'infer_b{batch_size}_images_per_s']
-                                      for batch_size in inference_times})
+        figures[subject.name].update({
+            f'speedup_b{batch_size}': figures[subject.name][f'infer_b{batch_size}_images_per_s']
+            / figures[savedmodel_name][f'infer_b{batch_size}_images_per_s'] for batch_size in inference_times})
     return {'savedmodel': savedmodel_name, 'threads': os.cpu_count(), 'modes': figures}
 
 
 def format_litert(litert):
     """Text rows of bench's 'litert' entry: images/s, file size and speedup of each mode."""
-    batch_sizes = sorted(int(key[len('infer_b'):-len('_images_per_s')]) for key in litert['modes'][litert['savedmodel']]
-                         if key.startswith('infer_b'))
+    batch_sizes = sorted(int(key[len('infer_b'):-len('_images_per_s')])
+                         for key in litert['modes'][litert['savedmodel']] if key.startswith('infer_b'))
     lines = [f"Inference of the network alone, interleaved: the SavedModel's network ({litert['savedmodel']}) and the "
              f"LiteRT files ({litert['threads']} threads)",
-             f"{'mode':16}" + ''.join(f"{f'b{batch_size} img/s':>12}" for batch_size in batch_sizes) + f"{'file MB':>10}"
-             + ''.join(f"{f'speedup b{batch_size}':>13}" for batch_size in batch_sizes)]
+             f"{'mode':16}" + ''.join(f"{f'b{batch_size} img/s':>12}" for batch_size in batch_sizes)
+             + f"{'file MB':>10}" + ''.join(f"{f'speedup b{batch_size}':>13}" for batch_size in batch_sizes)]
     for name, figures in litert['modes'].items():
         lines.append(f'{name:16}' + ''.join(f"{figures[f'infer_b{batch_size}_images_per_s']:12.3f}"
                                             for batch_size in batch_sizes) + f"{figures['file_mb']:10.1f}"

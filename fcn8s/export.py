@@ -34,6 +34,7 @@ def export_run(run_dir, quantization='int8', tflite_path=None, calibration_count
         calibration_paths = calibration_sample([image_path for image_path, _ in train_pairs], calibration_count,
                                                config.seed)
     tflite_path = tflite_path or os.path.join(run_dir, TFLITE_FILE)
+    os.makedirs(os.path.dirname(os.path.abspath(tflite_path)), exist_ok=True)
     return tflite_path, export_tflite(model_dir, dataset, config.image_shape, tflite_path, quantization,
                                       calibration_paths)
 

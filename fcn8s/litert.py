@@ -10,6 +10,7 @@ The predictor runs it with ai_edge_litert's interpreter, which needs no TensorFl
 import json
 import mmap
 import os
+import struct
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as litert_schema
@@ -163,7 +164,7 @@ def export_tflite(model_dir, dataset, image_shape, tflite_path, quantization='in
         graph_def = split_upsampling_kernels(graph_def)
     with tf.Graph().as_default(), tf.Session() as sess:
         images, outputs = network_outputs(graph_def, input_name, logits_name, image_shape, dataset.road_output)
-        del graph_def
+        del graph_def  # its weights are in the session's graph now: free this copy (537 MB for the real VGG16)
         converter = tf.lite.TFLiteConverter.from_session(sess, [images], list(outputs.values()))
         if quantization != 'none':
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -197,23 +198,27 @@ def read_metadata(tflite_path):
         raise ValueError(f'{tflite_path} is a folder, not a .tflite file. Give the file itself, or for a SavedModel '
                          f'folder a name that does not end in .tflite. {advice}')
     try:
-        with open(tflite_path, 'rb') as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as content:
-            if len(content) < 8 or content[4:8] != TFLITE_IDENTIFIER:
+        with open(tflite_path, 'rb') as file:
+            header = file.read(8)
+            if len(header) < 8 or header[4:8] != TFLITE_IDENTIFIER:
                 raise ValueError(f'{tflite_path} is not a TFLite model: a .tflite file has '
-                                 f'"{TFLITE_IDENTIFIER.decode()}" in its bytes 4 to 8, this one has '
-                                 f'{bytes(content[4:8])!r}. {advice}')
-            model = litert_schema.Model.GetRootAs(content, 0)
-            entries = {model.Metadata(index).Name().decode(): model.Metadata(index).Buffer()
-                       for index in range(model.MetadataLength())}
-            if METADATA_NAME not in entries:
-                raise ValueError(f'{tflite_path} is a TFLite model, but not one that this project exported: it has no '
-                                 f'"{METADATA_NAME}" metadata (its metadata: {sorted(entries) or "none"}). {advice}')
-            metadata = json.loads(model.Buffers(entries[METADATA_NAME]).DataAsNumpy().tobytes())
+                                 f'"{TFLITE_IDENTIFIER.decode()}" in its bytes 4 to 8, this one has {header[4:8]!r}. '
+                                 f'{advice}')
+            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as content:
+                model = litert_schema.Model.GetRootAs(content, 0)
+                entries = {model.Metadata(index).Name().decode(): model.Metadata(index).Buffer()
+                           for index in range(model.MetadataLength())}
+                if METADATA_NAME not in entries:
+                    raise ValueError(f'{tflite_path} is a TFLite model, but not one that this project exported: it '
+                                     f'has no "{METADATA_NAME}" metadata (its metadata: {sorted(entries) or "none"}). '
+                                     f'{advice}')
+                metadata = json.loads(model.Buffers(entries[METADATA_NAME]).DataAsNumpy().tobytes())
     except FileNotFoundError as error:
         raise ValueError(f'{tflite_path} does not exist. {advice}') from error
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f'cannot read {tflite_path} as a TFLite model ({error}). {advice}') from error
-    if metadata.get('dataset') not in DATASETS or metadata.get('version') != METADATA_VERSION:
+    except (OSError, struct.error, IndexError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f'cannot read {tflite_path} as a TFLite model ({error}): it is damaged. {advice}') from error
+    usable = isinstance(metadata, dict) and metadata.get('version') == METADATA_VERSION
+    if not usable or metadata.get('dataset') not in DATASETS:
         raise ValueError(f'{tflite_path} has "{METADATA_NAME}" metadata this version cannot use: {metadata}; '
                          f'expected version {METADATA_VERSION} and a dataset of {sorted(DATASETS)}. {advice}')
     return metadata

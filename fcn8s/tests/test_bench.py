@@ -47,6 +47,13 @@ def test_bench_runs_on_a_tiny_configuration_and_writes_its_json(tmp_path):
     assert result['gflop_per_image']['inference'] == pytest.approx(forward_gflop_by_hand(TINY_WIDTH, 64, 192))
     assert result['gflop_per_image']['training'] == pytest.approx(3 * result['gflop_per_image']['inference'])
     assert os.listdir(tmp_path / 'cache') == [f'vgg_width_{TINY_WIDTH:g}']
+    litert = result['litert']
+    assert litert['savedmodel'] in {f'project_{precision}' for precision in available_precisions()}
+    assert set(litert['modes']) == {litert['savedmodel'], 'litert_int8', 'litert_fp32'}
+    int8, fp32, savedmodel = (litert['modes'][name] for name in ('litert_int8', 'litert_fp32', litert['savedmodel']))
+    assert result['litert_int8_speedup_b1'] == int8['speedup_b1'] == pytest.approx(
+        int8['infer_b1_images_per_s'] / savedmodel['infer_b1_images_per_s'])
+    assert int8['file_mb'] < 0.4 * fp32['file_mb'] and fp32['file_mb'] < savedmodel['file_mb']
 
 
 def test_bench_refuses_a_size_that_is_not_a_multiple_of_32(capsys):

@@ -7,7 +7,8 @@ import pytest
 
 from fcn8s.config import TrainConfig, load_run_config
 from fcn8s.datasets import DATASETS
-from fcn8s.run_folder import new_run_dir, read_loss_csv, read_split, restart_loss_csv, save_split, write_loss_csv
+from fcn8s.run_folder import (new_run_dir, read_loss_csv, read_split, restart_loss_csv, run_folder_of, save_split,
+                              write_loss_csv)
 from fcn8s.synthetic import make_synthetic_kitti
 
 
@@ -52,3 +53,13 @@ def test_a_loss_csv_of_the_earlier_version_reads_with_nan_parts(tmp_path):
     rows = read_loss_csv(str(csv_path))
     assert [row[:3] for row in rows] == [(1, 1, 0.5), (1, 2, 0.25)]
     assert all(len(row) == 5 and math.isnan(row[3]) and math.isnan(row[4]) for row in rows)
+
+
+def test_a_model_in_a_run_folder_belongs_to_that_run(tmp_path):
+    run_dir = new_run_dir(TrainConfig(runs_dir=str(tmp_path / 'runs')))
+    assert run_folder_of(os.path.join(run_dir, 'model.tflite')) is None  # no split.json yet
+    save_split(run_dir, [], [])
+    assert run_folder_of(os.path.join(run_dir, 'model.tflite')) == os.path.abspath(run_dir)
+    assert run_folder_of(os.path.join(run_dir, 'model')) == os.path.abspath(run_dir)
+    assert run_folder_of(str(tmp_path / 'model.tflite')) is None
+    assert run_folder_of(None) is None
