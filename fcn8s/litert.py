@@ -251,7 +251,7 @@ def run_network(interpreter, network_images):
 
 def resized(values, size):
     """[h, w] float32 values resized bilinearly to size (height, width), by Pillow."""
-    return np.asarray(Image.fromarray(values, 'F').resize((size[1], size[0]), Image.BILINEAR))
+    return np.asarray(Image.fromarray(values).resize((size[1], size[0]), Image.BILINEAR))
 
 
 def tflite_predictor(tflite_path, output=SERVING_OUTPUT, num_threads=None):

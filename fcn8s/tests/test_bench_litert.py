@@ -6,7 +6,7 @@ from fcn8s.bench_litert import LiteRTSubject, format_litert, litert_figures
 
 def test_litert_figures_turn_median_seconds_into_images_per_second_speedups_and_megabytes():
     subjects = [LiteRTSubject('litert_int8', None, 135_000_000), LiteRTSubject('litert_fp32', None, 537_000_000)]
-    inference_times = {1: {'project_bf16': [0.3, 0.25, 0.5], 'litert_int8': [0.1, 0.125, 0.1], 'litert_fp32': [0.5]},
+    inference_times = {1: {'project_bf16': [0.5, 0.25, 1 / 3], 'litert_int8': [0.1, 0.125, 0.1], 'litert_fp32': [0.5]},
                        8: {'project_bf16': [2.0], 'litert_int8': [1.0, 0.5, 0.8], 'litert_fp32': [4.0]}}
     litert = litert_figures(inference_times, 'project_bf16', subjects, 540_000_000)
     assert litert['savedmodel'] == 'project_bf16'

@@ -9,11 +9,11 @@ from PIL import Image
 
 import main
 from fcn8s.export import export_command
-from fcn8s.litert import read_metadata, tflite_predictor
-from fcn8s.predict import saved_model_predictor
+from fcn8s.litert import open_interpreter, read_metadata, run_network
+from fcn8s.tf1 import tf
 
 
-def test_export_writes_a_cityscapes_int8_model_of_class_ids_that_agree_with_the_savedmodel(cityscapes_run, tmp_path,
+def test_export_writes_a_cityscapes_int8_model_whose_probabilities_agree_with_the_savedmodel(cityscapes_run, tmp_path,
                                                                                            capsys):
     tflite_path = str(tmp_path / 'cars' / 'cityscapes.tflite')  # its folder is made
     assert main.run(['export', '--run', cityscapes_run, '--out', tflite_path]) == tflite_path
@@ -25,12 +25,19 @@ def test_export_writes_a_cityscapes_int8_model_of_class_ids_that_agree_with_the_
     data_dir = json.load(open(os.path.join(cityscapes_run, 'config.json')))['data_dir']
     image_path = os.path.join(data_dir, 'demo', 'cityscapes', 'leftImg8bit', 'val', 'frankfurt',
                               'frankfurt_000000_000019_leftImg8bit.png')
-    image = np.asarray(Image.open(image_path).resize((256, 128)))
-    saved_class_ids, = saved_model_predictor(os.path.join(cityscapes_run, 'model'), output='class_id')([image])
-    tflite_class_ids, = tflite_predictor(tflite_path, output='class_id')([image])
-    assert tflite_class_ids.shape == (128, 256) and tflite_class_ids.dtype == np.int32
-    assert len(np.unique(saved_class_ids)) > 1
-    assert (tflite_class_ids == saved_class_ids).mean() > 0.9
+    network_image = np.asarray(Image.open(image_path).resize((128, 64)), np.float32)[None]  # no resizing in either
+    with tf.Session(graph=tf.Graph()) as sess:
+        signature = tf.saved_model.loader.load(sess, ['serve'], os.path.join(cityscapes_run, 'model')).signature_def[
+            'serving_default']
+        saved_class_prob = sess.run(signature.outputs['class_prob'].name,
+                                    {signature.inputs['images'].name: network_image})
+    interpreter, _ = open_interpreter(tflite_path)
+    tflite_class_prob = run_network(interpreter, network_image)['class_prob']
+    assert tflite_class_prob.shape == saved_class_prob.shape == (1, 64, 128, 19)
+    # Two epochs leave this tiny model's 19 probabilities within 0.01 of 1/19: its class ids are a matter of
+    # rounding, so the probabilities are compared (class ids of a decisive model: tests/test_litert.py).
+    assert np.abs(tflite_class_prob - saved_class_prob).mean() < 0.002  # 0.0008 measured
+    np.testing.assert_allclose(tflite_class_prob, saved_class_prob, atol=0.005)
 
 
 def test_export_of_fp16_and_float32_needs_no_training_images(exported_run, tmp_path, capsys):
