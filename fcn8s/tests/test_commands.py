@@ -240,6 +240,8 @@ def test_infer_evaluate_and_video_run_a_tflite_model_with_litert(kitti_tflite_ru
     moviepy.ImageSequenceClip(frames, fps=3).write_videofile(str(tmp_path / 'in.mp4'), logger=None)
     video_command([str(tmp_path / 'in.mp4'), str(tmp_path / 'out.mp4'), '--model', tflite_path])
     assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / 'out.mp4'))[0] == 3
+    zip_path = infer_command(['--model', tflite_path, '--out', str(tmp_path / 'submission'), '--kitti-submission'])
+    assert zipfile.ZipFile(zip_path).namelist() == ['uu_road_000007.png']  # the run's testing image, in BEV
 
 
 def test_a_tflite_in_its_run_folder_scores_the_runs_validation_images(cityscapes_run, capsys):
