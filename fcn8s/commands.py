@@ -314,7 +314,7 @@ def bench_command(argv, build_graph):
         'each batch\'s PNG files in Python while the model waits and computes in float32, and (b) this '
         "project's pipeline (images decoded once, batches augmented and prefetched by a background "
         'thread) at each precision. Prints the ratios b/a and the share of the measured matmul peak '
-        'each reaches. A benchmark, not a test: its figures depend on the machine and its load.')
+        "each reaches; then LiteRT's int8 and fp32 files beside (b). A benchmark: its figures vary with load.")
     add_image_size_arguments(parser, '')
     parser.add_argument('--batch-size', type=positive_int, default=TrainConfig().batch_size,
                         help='images per training step (default: %(default)s)')
