@@ -9,15 +9,14 @@
   python main.py check-data [--dataset cityscapes] [--data DIR]
                           check a dataset folder (the check training runs first) and list every problem
   python main.py build-vgg [--weights imagenet|random]
-                          write data/vgg, the classic VGG16 SavedModel, from Keras's ImageNet weights
-                          (or random ones); `python main.py build-vgg --help` for its options
+                          write data/vgg, the classic VGG16 SavedModel, from Keras's ImageNet weights (or random ones)
   python main.py evaluate --run runs/<timestamp> [--images DIR --labels DIR]   (or --model DIR --images ...)
                           the measures of a trained run: KITTI's MaxF, AP, IoU, ... per category, in
                           perspective and bird's-eye view; Cityscapes' IoU per class and mIoU
   python main.py infer IMAGE_OR_DIR... --run runs/<timestamp> --out DIR [--masks | --kitti-submission | ...]
                           paint predictions on images of any size, or write a benchmark's files (KITTI: a BEV zip)
-  python main.py video IN.mp4 OUT.mp4 --run runs/<timestamp>
-                          paint the predictions on every frame of a video
+  python main.py video IN.mp4 OUT.mp4 --run runs/<timestamp>   paint the predictions on every frame of a video
+  python main.py export --run runs/<timestamp>  write model.tflite, an int8 LiteRT model that runs without TensorFlow
   python main.py bench [--out bench.json]
                           training and inference speed of the classic loop and of this project, side by side
 
@@ -34,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 import helper
-from fcn8s import commands, run_folder, vgg
+from fcn8s import commands, export, run_folder, vgg
 from fcn8s.batches import feedable_inputs
 from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal, finishing_run
 from fcn8s.commands import chosen_precision, exits_on
@@ -390,6 +389,7 @@ COMMANDS = {
     'infer': commands.infer_command,
     'video': commands.video_command,
     'bench': lambda argv: commands.bench_command(argv, build_graph),
+    'export': export.export_command,
 }
 
 

@@ -420,8 +420,11 @@ def test_short_demo_run_learns_and_writes_the_run_folder(tmp_path):
         all_scores = main.run(['evaluate', '--model', os.path.join(run_dir, 'model'),
                                '--images', str(training / 'image_2'), '--labels', str(training / 'gt_image_2')])
     assert all_scores['overall']['images'] == 12
-    with pytest.raises(SystemExit):
-        main.run(['evaluate', '--model', os.path.join(run_dir, 'model')])
+    with tf.Graph().as_default():  # a model in its run folder: the run's validation images, as with --run
+        assert main.run(['evaluate', '--model', os.path.join(run_dir, 'model')]) == scores
+    shutil.copytree(os.path.join(run_dir, 'model'), tmp_path / 'model_elsewhere')
+    with pytest.raises(SystemExit):  # a model outside any run folder has no validation split of its own
+        main.run(['evaluate', '--model', str(tmp_path / 'model_elsewhere')])
 
 
 def test_offline_run_exits_with_the_clear_message(tmp_path, monkeypatch, capsys):

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from fcn8s import kitti
 from fcn8s.batches import Augmentation, TrainingBatches, decode_pairs
+from fcn8s.bench_litert import format_litert, litert_figures, open_litert_subjects
 from fcn8s.config import TrainConfig
 from fcn8s.datasets import DATASETS
 from fcn8s.images import load_image
@@ -304,7 +305,8 @@ def bench(options, build_graph):
     options.width) is built once into options.cache_dir (vgg.cached_random_vgg) and reused;
     synthetic KITTI files, as many as make whole training batches and an inference batch of 8, are
     written to a temporary folder for this run. All subjects are open at once and measured in
-    interleaved rounds. Each precision's matmul peak is probed before and after, and the larger kept.
+    interleaved rounds. Each precision's matmul peak is probed before and after, and the larger kept. Then the
+    LiteRT int8 and fp32 files (fcn8s.bench_litert) and the fastest project subject infer, interleaved.
     See the README's Speed section for every key.
     """
     started = time.perf_counter()
@@ -317,12 +319,18 @@ def bench(options, build_graph):
     with tempfile.TemporaryDirectory(prefix='fcn8s-bench-') as road_path, contextlib.ExitStack() as stack:
         make_synthetic_kitti(road_path, train_per_category=images_per_category, test_per_category=0)
         pairs = kitti.list_training_pairs(os.path.join(road_path, 'training'))
+        litert_subjects, savedmodel_bytes = open_litert_subjects(vgg_path, pairs, options, build_graph,
+                                                                 os.path.join(road_path, 'litert'))
         subjects = [open_bench_subject(stack, 'classic', 'fp32', vgg_path, pairs, options, build_graph)]
         subjects += [open_bench_subject(stack, 'project', precision, vgg_path, pairs, options, build_graph)
                      for precision in options.precisions]
         training_times = time_training(subjects, options.warmup_steps, options.steps)
         inference_times = {batch_size: time_inference(subjects, batch_size, options.warmup_steps, options.steps)
                            for batch_size in BENCH_INFER_BATCH_SIZES}
+        fastest_project = min(subjects[1:], key=lambda subject: np.median(inference_times[1][subject.name]))
+        litert_times = {batch_size: time_inference([fastest_project, *litert_subjects], batch_size,
+                                                   options.warmup_steps, options.steps)
+                        for batch_size in BENCH_INFER_BATCH_SIZES}
     peak_gflops = {precision: max(peak_gflops_before[precision], matmul_peak_gflops(precision))
                    for precision in precisions}
     modes = {subject.name: subject_speed(subject, training_times[subject.name], inference_times, options, peak_gflops)
@@ -332,6 +340,7 @@ def bench(options, build_graph):
                        **{f'infer_b{batch_size}': speed[f'infer_b{batch_size}_images_per_s']
                           / classic[f'infer_b{batch_size}_images_per_s'] for batch_size in BENCH_INFER_BATCH_SIZES}}
                 for name, speed in modes.items() if name != 'classic_fp32'}
+    litert = litert_figures(litert_times, fastest_project.name, litert_subjects, savedmodel_bytes)
     best_train = max(speedups, key=lambda name: speedups[name]['train'])
     best_infer = max(speedups, key=lambda name: speedups[name]['infer_b8'])
     return {
@@ -339,6 +348,8 @@ def bench(options, build_graph):
         'train_speedup_mode': best_train,
         'infer_speedup_b8': speedups[best_infer]['infer_b8'],
         'infer_speedup_b8_mode': best_infer,
+        'litert_int8_speedup_b1': litert['modes']['litert_int8']['speedup_b1'],
+        'litert': litert,
         'peak_gflops': peak_gflops['fp32'],
         'peak_gflops_by_precision': peak_gflops,
         'gflop_per_image': {'inference': subjects[0].forward_gflop,
@@ -393,4 +404,4 @@ def format_bench(result):
     lines.append(f"train_speedup {result['train_speedup']:.2f}x ({result['train_speedup_mode']}), infer_speedup_b8 "
                  f"{result['infer_speedup_b8']:.2f}x ({result['infer_speedup_b8_mode']}); "
                  f"{result['seconds']:.0f} s in all")
-    return '\n'.join(lines)
+    return '\n'.join([*lines, '', format_litert(result['litert'])])

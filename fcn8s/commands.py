@@ -15,9 +15,10 @@ from fcn8s.errors import DataError, DataUnavailableError
 from fcn8s.files import writable_folder, write_atomically, writing_into
 from fcn8s.datasets import DATASET_NAMES, DATASETS
 from fcn8s.images import list_image_files, open_video, paint_video, result_stems
+from fcn8s.litert import is_tflite_path, read_metadata, tflite_predictor
 from fcn8s.precision import PRECISION_NOTES, PRECISIONS, available_precisions, resolve_precision, session_config
 from fcn8s.predict import model_dataset_name, saved_model_predictor
-from fcn8s.run_folder import read_split
+from fcn8s.run_folder import read_split, run_folder_of
 
 
 @contextlib.contextmanager
@@ -108,17 +109,22 @@ def add_model_arguments(parser):
     """--run or --model (one is required), --batch-size and --precision: where and how a command uses the model."""
     model_source = parser.add_mutually_exclusive_group(required=True)
     model_source.add_argument('--run', help='run folder written by training, e.g. runs/<timestamp>: its model/ is used')
-    model_source.add_argument('--model', metavar='DIR', help='an exported model folder (a runs/<timestamp>/model) instead')
+    model_source.add_argument('--model', metavar='DIR_OR_FILE',
+                              help='an exported model instead: a SavedModel folder (a runs/<timestamp>/model), or a '
+                                   'LiteRT file that `export` wrote (FILE.tflite), run by LiteRT\'s interpreter')
     parser.add_argument('--batch-size', type=positive_int, default=8,
                         help='images or video frames per pass through the model (default: 8)')
     add_precision_argument(parser)
 
 
 def trained_model(arguments):
-    """(model folder, dataset): --model, or --run's model/, and the dataset it learned (fcn8s.datasets).
+    """(model folder or LiteRT file, dataset): --model, or --run's model/, and the dataset it learned (fcn8s.datasets).
 
-    Exits saying what to do when there is no model/ folder or its dataset.json cannot be read.
+    Exits saying what to do when there is no model/ folder, or its dataset.json or LiteRT metadata is unusable.
     """
+    if arguments.model and is_tflite_path(arguments.model):
+        with exits_on(ValueError):
+            return arguments.model, DATASETS[read_metadata(arguments.model)['dataset']]
     model_dir = arguments.model or os.path.join(arguments.run, 'model')
     if arguments.run and not os.path.isdir(model_dir):
         sys.exit(f'error: {arguments.run} has no model/ folder: expected {model_dir}, the SavedModel that training '
@@ -130,8 +136,12 @@ def trained_model(arguments):
 
 
 def load_predictor(model_dir, dataset, arguments):
-    """The exported model's predictor of the dataset's predictions (saved_model_predictor), at --precision."""
+    """The exported model's predictor of the dataset's predictions: saved_model_predictor at --precision, or
+    tflite_predictor of a LiteRT file (whose precision is its own)."""
     with exits_on(ValueError):
+        if is_tflite_path(model_dir):
+            print(f"LiteRT model {model_dir}: {read_metadata(model_dir)['precision']}")
+            return tflite_predictor(model_dir, dataset.prediction_output)
         return saved_model_predictor(model_dir, session_config(chosen_precision(arguments.precision)),
                                      dataset.prediction_output)
 
@@ -143,8 +153,8 @@ def evaluate_command(argv):
         'Score a trained model with its dataset\'s measures. KITTI Road: MaxF, AP, PRE, REC, FPR, FNR at the '
         'MaxF threshold, and IoU at 0.5, per category and overall: in perspective space at full resolution, '
         "and in the benchmark's bird's-eye view through each image's calib/ file (the leaderboard's "
-        'UM_ROAD, UMM_ROAD, UU_ROAD, URBAN_ROAD). Cityscapes: IoU per class and category, mIoU, pixel '
-        'accuracy. With --run, by default on the validation images of the run (its split.json).')
+        'UM_ROAD, UMM_ROAD, UU_ROAD, URBAN_ROAD). Cityscapes: IoU per class and category, mIoU, pixel accuracy. '
+        'With --run (or --model in a run folder), by default on the validation images of the run (split.json).')
     add_model_arguments(parser)
     parser.add_argument('--images', metavar='DIR', help='score these images instead (KITTI: <cat>_NNNNNN.png; '
                                                         'Cityscapes: *_leftImg8bit.png, in city folders or not) ...')
@@ -153,17 +163,18 @@ def evaluate_command(argv):
     arguments = parser.parse_args(argv)
     if (arguments.images is None) != (arguments.labels is None):
         parser.error('--images and --labels go together')
-    if arguments.model and not arguments.images:
-        parser.error('--model has no validation split of its own: give --images and --labels, or --run')
+    run_dir = arguments.run or run_folder_of(arguments.model)
+    if not (run_dir or arguments.images):
+        parser.error(f'{arguments.model} is in no run folder, so has no validation split: give --images and --labels')
     model_dir, dataset = trained_model(arguments)
     with exits_on(OSError, ValueError):
         if arguments.images:
             pairs = dataset.labelled_pairs(arguments.images, arguments.labels)
         else:
-            dataset_path = dataset.path(run_config(arguments.run).dataset_dir)
-            pairs = dataset.validation_pairs(dataset_path, set(read_split(arguments.run)['val']))
+            dataset_path = dataset.path(run_config(run_dir).dataset_dir)
+            pairs = dataset.validation_pairs(dataset_path, set(read_split(run_dir)['val']))
     if not pairs:
-        sys.exit(f'error: {arguments.run} held out no validation images (val_count 0): give --images and --labels')
+        sys.exit(f'error: {run_dir} held out no validation images (val_count 0): give --images and --labels')
     label_errors = dataset.check_labels(pairs)
     if label_errors:
         sys.exit(f'error: {len(label_errors)} of {len(pairs)} labels cannot be scored; nothing was predicted:\n'
@@ -213,10 +224,11 @@ def infer_command(argv):
     if arguments.submission not in (None, dataset.submission_flag):
         parser.error(f'{arguments.submission} is not for a {dataset.name} model ({model_dir}); its submission is '
                      f'{dataset.submission_flag}')
+    run_dir = arguments.run or run_folder_of(arguments.model)
     if not arguments.inputs:
-        if not (arguments.submission and arguments.run):
-            parser.error("give IMAGE_OR_DIR (only a submission with --run defaults to the run's testing images)")
-        arguments.inputs = dataset.submission_inputs(dataset.path(run_config(arguments.run).dataset_dir))
+        if not (arguments.submission and run_dir):
+            parser.error("give IMAGE_OR_DIR (only a submission of a run's model defaults to its testing images)")
+        arguments.inputs = dataset.submission_inputs(dataset.path(run_config(run_dir).dataset_dir))
     with exits_on(FileNotFoundError):
         image_paths = list_image_files(arguments.inputs, arguments.out)
     with exits_on(ValueError, OSError):
@@ -314,7 +326,7 @@ def bench_command(argv, build_graph):
         "project's (images decoded once, batches augmented by the tf.data pipeline in the graph) at each "
         'precision. Prints the ratios b/a and the share of the measured matmul peak each reaches, and '
         "the input pipeline's images/s alone at KITTI's 160x576 and Cityscapes' 512x1024. A benchmark, "
-        'not a test: its figures depend on the machine and its load.')
+        "not a test: its figures depend on the machine and its load. Then LiteRT's int8 and fp32 files beside (b).")
     add_image_size_arguments(parser, '')
     parser.add_argument('--batch-size', type=positive_int, default=TrainConfig().batch_size,
                         help='images per training step (default: %(default)s)')

@@ -26,6 +26,7 @@ SERVING_OUTPUT = 'road_prob'
 CLASS_PROB_OUTPUT = 'class_prob'
 CLASS_ID_OUTPUT = 'class_id'
 MODEL_DATASET_FILE = os.path.join('assets.extra', 'dataset.json')  # {"dataset": its name}, beside the SavedModel
+NETWORK_SCOPE = 'fcn8s'  # the name scope of the exported model's network (VGG16 and decoder), between its resizes
 
 
 def resize_bilinear(images, size):
@@ -54,10 +55,17 @@ def road_prob_output(logits, image_shape, size):
     return road_prob_at_size(network_road_prob(logits, image_shape), size)
 
 
+def network_class_prob(logits, image_shape):
+    """[b, height, width, num_classes] float32 class probabilities of logits [b * height * width, num_classes].
+
+    (height, width) = image_shape, the network's input size.
+    """
+    return tf.reshape(tf.nn.softmax(logits), [-1, *image_shape, logits.shape[-1]])
+
+
 def class_prob_output(logits, image_shape, size):
     """[b, height, width, num_classes] class probabilities at size of logits [b * h * w, num_classes]."""
-    class_prob = tf.reshape(tf.nn.softmax(logits), [-1, *image_shape, logits.shape[-1]])
-    return resize_bilinear(class_prob, size)
+    return resize_bilinear(network_class_prob(logits, image_shape), size)
 
 
 def class_id_output(logits, image_shape, size):
@@ -158,7 +166,7 @@ def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, 
         network_logits, = tf.import_graph_def(
             graph_def, input_map={input_image.name: network_input, keep_prob.name: tf.constant(1.0),
                                   **{name + ':0': variable.value() for name, variable in variables.items()}},
-            return_elements=[logits.name], name='fcn8s')
+            return_elements=[logits.name], name=NETWORK_SCOPE)
         original_size = tf.shape(original_images)[1:3]
         class_prob = tf.identity(class_prob_output(network_logits, image_shape, original_size), name=CLASS_PROB_OUTPUT)
         outputs = {CLASS_PROB_OUTPUT: class_prob,

@@ -106,6 +106,16 @@ def read_split(run_dir):
         return json.load(split_file)
 
 
+def run_folder_of(model_path):
+    """The run folder that holds model_path (RUN/model, RUN/model.tflite): its parent when that holds config.json and
+    split.json; None for no path or any other."""
+    if not model_path:
+        return None
+    run_dir = os.path.dirname(os.path.abspath(model_path))
+    is_run = all(os.path.isfile(os.path.join(run_dir, name)) for name in ('config.json', 'split.json'))
+    return run_dir if is_run else None
+
+
 def write_loss_csv(loss_rows, csv_path):
     """Write [(epoch, step, loss, cross_entropy, l2)] as a CSV with a header row, replacing csv_path whole."""
     text = io.StringIO()

@@ -17,6 +17,7 @@ from fcn8s.bev import write_calibration
 from fcn8s.config import TrainConfig
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_FILE
 from fcn8s.datasets import DATASETS
+from fcn8s.export import export_run
 from fcn8s.predict import export_model, session_predictor
 from fcn8s.synthetic import make_synthetic_kitti, synthetic_calibration
 from fcn8s.tf1 import tf
@@ -149,6 +150,21 @@ def exported_run(tmp_path_factory, tiny_vgg_path):
         predict = session_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE, DATASETS['kitti_road'])
         session_road_prob, = predict([image])
     return str(run_dir), image, session_road_prob
+
+
+@pytest.fixture(scope='session')
+def kitti_tflite_run(tmp_path_factory, exported_run, tiny_demo_data):
+    """A run folder holding exported_run's config.json and model/, the tiny synthetic KITTI's 6 training pairs (all of
+    them in split.json's train part, none held out), and model.tflite, its int8 export calibrated on them."""
+    run_dir = tmp_path_factory.mktemp('tflite_run') / 'run'
+    shutil.copytree(exported_run[0], run_dir)
+    config = json.loads((run_dir / 'config.json').read_text())
+    (run_dir / 'config.json').write_text(json.dumps({**config, 'data_dir': str(run_dir / 'data')}))
+    training_dir = run_dir / 'data' / 'data_road' / 'training'
+    shutil.copytree(tiny_demo_data / 'demo' / 'data_road' / 'training', training_dir)
+    (run_dir / 'split.json').write_text(json.dumps({'train': sorted(os.listdir(training_dir / 'image_2')), 'val': []}))
+    export_run(str(run_dir))
+    return str(run_dir)
 
 
 @pytest.fixture(scope='session')

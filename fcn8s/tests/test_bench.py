@@ -55,6 +55,13 @@ def test_bench_runs_on_a_tiny_configuration_and_writes_its_json(tmp_path):
     for speed in pipeline.values():
         assert speed['images_per_s'] > 0 and speed['decode_ms_per_image'] > 0
         assert speed['decoded_mb_per_image'] == pytest.approx(speed['mb_per_image'])
+    litert = result['litert']
+    assert litert['savedmodel'] in {f'project_{precision}' for precision in available_precisions()}
+    assert set(litert['modes']) == {litert['savedmodel'], 'litert_int8', 'litert_fp32'}
+    int8, fp32, savedmodel = (litert['modes'][name] for name in ('litert_int8', 'litert_fp32', litert['savedmodel']))
+    assert result['litert_int8_speedup_b1'] == int8['speedup_b1'] == pytest.approx(
+        int8['infer_b1_images_per_s'] / savedmodel['infer_b1_images_per_s'])
+    assert int8['file_mb'] < 0.4 * fp32['file_mb'] and fp32['file_mb'] < savedmodel['file_mb']
 
 
 def test_bench_refuses_a_size_that_is_not_a_multiple_of_32(capsys):

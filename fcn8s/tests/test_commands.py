@@ -1,4 +1,4 @@
-"""Tests of fcn8s/commands.py: build-vgg, infer, video and check-data as a user runs them."""
+"""Tests of fcn8s/commands.py: build-vgg, infer, video, evaluate and check-data as a user runs them."""
 import errno
 import json
 import os
@@ -15,7 +15,9 @@ import main
 from fcn8s import cityscapes, commands, files, images
 from fcn8s.bev import image_to_bev, write_calibration
 from fcn8s.commands import build_vgg_command, check_data_command, evaluate_command, infer_command, video_command
+from fcn8s.export import export_run
 from fcn8s.images import load_image
+from fcn8s.litert import tflite_predictor
 from fcn8s.predict import saved_model_predictor, saved_model_road_predictor
 from fcn8s.synthetic import synthetic_calibration
 from fcn8s.tests.fixtures import SHARED_SAMPLES, TINY_WIDTH
@@ -514,3 +516,45 @@ def test_cityscapes_layouts_twins_palette_labels_unknown_ids_bad_labels_and_miss
     assert str(exited.value.code) == (
         f'error: no <city>_<seq>_<frame>_leftImg8bit.png was found in {kitti_images} or its subfolders: a '
         "Cityscapes model is scored on the images of leftImg8bit/val (or a folder of them) with gtFine/val's labels.")
+
+
+def test_infer_evaluate_and_video_run_a_tflite_model_with_litert(kitti_tflite_run, tmp_path, capsys):
+    tflite_path = os.path.join(kitti_tflite_run, 'model.tflite')
+    image = np.random.default_rng(13).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / 'um_000001.png')
+    infer_command([str(tmp_path / 'um_000001.png'), '--model', tflite_path, '--out', str(tmp_path / 'out'), '--masks'])
+    assert f'LiteRT model {tflite_path}: int8' in capsys.readouterr().out
+    road_prob, = tflite_predictor(tflite_path)([image])
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'out' / 'masks' / 'um_000001.png')),
+                                  np.where(road_prob > 0.5, 255, 0))
+    training_dir = os.path.join(kitti_tflite_run, 'data', 'data_road', 'training')
+    scored = {model: evaluate_command(['--model', model, '--images', os.path.join(training_dir, 'image_2'),
+                                       '--labels', os.path.join(training_dir, 'gt_image_2')])
+              for model in (tflite_path, os.path.join(kitti_tflite_run, 'model'))}
+    tflite_scores, saved_scores = scored.values()
+    assert tflite_scores['overall']['MaxF'] == pytest.approx(saved_scores['overall']['MaxF'], abs=5)
+    frames = [image[:40, :64]] * 3
+    moviepy.ImageSequenceClip(frames, fps=3).write_videofile(str(tmp_path / 'in.mp4'), logger=None)
+    video_command([str(tmp_path / 'in.mp4'), str(tmp_path / 'out.mp4'), '--model', tflite_path])
+    assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / 'out.mp4'))[0] == 3
+    zip_path = infer_command(['--model', tflite_path, '--out', str(tmp_path / 'submission'), '--kitti-submission'])
+    assert zipfile.ZipFile(zip_path).namelist() == ['uu_road_000007.png']  # the run's testing image, in BEV
+
+
+def test_a_tflite_in_its_run_folder_scores_the_runs_validation_images(cityscapes_run, capsys):
+    tflite_path, _ = export_run(cityscapes_run, 'int8')
+    saved_scores = evaluate_command(['--run', cityscapes_run])
+    tflite_scores = evaluate_command(['--model', tflite_path])  # no --images: the run's split.json
+    assert tflite_scores['images'] == saved_scores['images'] == 2
+    assert tflite_scores['mIoU'] == pytest.approx(saved_scores['mIoU'], abs=5)
+
+
+def test_a_file_that_is_not_a_tflite_model_stops_infer_naming_it(tmp_path, capsys):
+    Image.new('RGB', (4, 4)).save(tmp_path / 'image.png')
+    (tmp_path / 'notes.txt').write_text('not a model')  # a file given as --model is taken as a LiteRT file
+    with pytest.raises(SystemExit) as exited:
+        infer_command([str(tmp_path / 'image.png'), '--model', str(tmp_path / 'notes.txt'), '--out', str(tmp_path)])
+    assert str(exited.value.code).startswith(f"error: {tmp_path / 'notes.txt'} is not a TFLite model")
+    with pytest.raises(SystemExit):
+        evaluate_command(['--model', str(tmp_path / 'elsewhere.tflite')])
+    assert f"{tmp_path / 'elsewhere.tflite'} is in no run folder, so has no validation split" in capsys.readouterr().err

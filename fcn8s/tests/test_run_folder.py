@@ -9,8 +9,8 @@ from PIL import Image
 
 from fcn8s.config import TrainConfig, load_run_config
 from fcn8s.datasets import DATASETS
-from fcn8s.run_folder import (check_resumable, new_run_dir, read_loss_csv, read_split, restart_loss_csv, save_split,
-                              validator, write_loss_csv)
+from fcn8s.run_folder import (check_resumable, new_run_dir, read_loss_csv, read_split, restart_loss_csv, run_folder_of,
+                              save_split, validator, write_loss_csv)
 from fcn8s.synthetic import make_synthetic_kitti
 from fcn8s.tf1 import tf
 
@@ -138,3 +138,13 @@ def test_a_loss_csv_cut_mid_line_keeps_every_complete_row_and_names_the_steps_it
                                        '(of 4 steps an epoch; a kill or a full disk cut the file). Every complete row '
                                        'is kept; loss.png and the loss watch go on without the lost ones.\n')
     assert restart_loss_csv(csv_path, start_epoch=2, steps_per_epoch=1) == {}
+
+
+def test_a_model_in_a_run_folder_belongs_to_that_run(tmp_path):
+    run_dir = new_run_dir(TrainConfig(runs_dir=str(tmp_path / 'runs')))
+    assert run_folder_of(os.path.join(run_dir, 'model.tflite')) is None  # no split.json yet
+    save_split(run_dir, [], [])
+    assert run_folder_of(os.path.join(run_dir, 'model.tflite')) == os.path.abspath(run_dir)
+    assert run_folder_of(os.path.join(run_dir, 'model')) == os.path.abspath(run_dir)
+    assert run_folder_of(str(tmp_path / 'model.tflite')) is None
+    assert run_folder_of(None) is None

@@ -1,0 +1,154 @@
+"""Tests of fcn8s/litert.py: the .tflite file agrees with the SavedModel, says what it is, runs without TensorFlow."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import main
+from fcn8s.datasets import DATASETS
+from fcn8s.images import load_image, paint_road
+from fcn8s.litert import (calibration_sample, export_tflite, frozen_network, int8_grid_split, read_metadata,
+                          split_upsampling_kernels, tflite_predictor)
+from fcn8s.predict import export_model, saved_model_predictor, saved_model_road_predictor
+from fcn8s.tests.fixtures import PROJECT_DIR, TINY_INPUT_SHAPE
+from fcn8s.tf1 import tf
+
+
+def test_int8_grid_split_rounds_onto_the_grid_and_keeps_the_sum():
+    kernel = np.array([[[0.5, -1.27], [0.004, 0.0]], [[0.3, 0.02], [0.0, 0.0]]], np.float32)  # axis 2: 2 channels
+    rounded, remainder = int8_grid_split(kernel, axis=2)
+    np.testing.assert_allclose(rounded + remainder, kernel, atol=1e-7)
+    scales = np.array([0.5, 1.27]) / 127  # max |kernel| of each channel / 127
+    np.testing.assert_allclose(rounded / scales, np.round(rounded / scales), atol=1e-4)
+    assert np.all(np.abs(remainder) <= scales / 2 + 1e-7)
+    assert rounded[0, 0, 0] == pytest.approx(0.5) and rounded[0, 1, 0] == pytest.approx(1 * 0.5 / 127)
+    assert not rounded[..., 1][kernel[..., 1] == 0].any()
+
+
+def test_split_upsampling_kernels_computes_the_same_logits_with_twice_the_transposed_convolutions(exported_run):
+    graph_def, input_name, logits_name = frozen_network(os.path.join(exported_run[0], 'model'))
+    split = split_upsampling_kernels(graph_def)
+    assert [node.op for node in split.node].count('Conv2DBackpropInput') == 6  # upscore2, upscore_pool4, upscore8
+    image = np.random.default_rng(1).uniform(0, 255, (1, *TINY_INPUT_SHAPE, 3)).astype(np.float32)
+    logits = []
+    for definition in (graph_def, split):
+        with tf.Graph().as_default(), tf.Session() as sess:
+            images = tf.placeholder(tf.float32, [None, *TINY_INPUT_SHAPE, 3])
+            output, = tf.import_graph_def(definition, input_map={input_name: images}, return_elements=[logits_name])
+            logits.append(sess.run(output, {images: image}))
+    assert logits[0].std() > 0.1
+    np.testing.assert_allclose(logits[1], logits[0], atol=1e-4)
+
+
+def test_a_float32_tflite_gives_the_savedmodels_road_probabilities(exported_run, tmp_path):
+    run_dir, image, _ = exported_run
+    metadata = export_tflite(os.path.join(run_dir, 'model'), DATASETS['kitti_road'], TINY_INPUT_SHAPE,
+                             str(tmp_path / 'fp32.tflite'), 'none')
+    assert metadata == read_metadata(str(tmp_path / 'fp32.tflite'))
+    assert metadata['precision'] == 'fp32' and metadata['outputs'] == ['road_prob']
+    network_size_image = np.random.default_rng(11).integers(0, 256, (*TINY_INPUT_SHAPE, 3), dtype=np.uint8)
+    images = [image, network_size_image, image]  # two sizes, one batch each way
+    saved_road_probs = saved_model_road_predictor(os.path.join(run_dir, 'model'))(images)
+    tflite_road_probs = tflite_predictor(str(tmp_path / 'fp32.tflite'))(images)
+    assert [road_prob.shape for road_prob in tflite_road_probs] == [(37, 61), TINY_INPUT_SHAPE, (37, 61)]
+    np.testing.assert_allclose(tflite_road_probs[1], saved_road_probs[1], atol=1e-5)  # no resizing: the same network
+    # Other sizes: Pillow's bilinear resizes against TensorFlow's antialiased ones.
+    np.testing.assert_allclose(tflite_road_probs[0], saved_road_probs[0], atol=0.03)
+    assert np.abs(tflite_road_probs[0] - saved_road_probs[0]).mean() < 0.003
+
+
+def test_the_int8_tflite_agrees_with_the_savedmodel_and_records_its_calibration(kitti_tflite_run):
+    tflite_path = os.path.join(kitti_tflite_run, 'model.tflite')
+    metadata = read_metadata(tflite_path)
+    assert {key: metadata[key] for key in ('dataset', 'image_height', 'image_width', 'precision', 'calibration_images')
+            } == {'dataset': 'kitti_road', 'image_height': 64, 'image_width': 192, 'precision': 'int8',
+                  'calibration_images': 6}
+    image_dir = os.path.join(kitti_tflite_run, 'data', 'data_road', 'training', 'image_2')
+    image = load_image(os.path.join(image_dir, sorted(os.listdir(image_dir))[0]))  # a scene like the calibration's
+    saved_road_prob, = saved_model_road_predictor(os.path.join(kitti_tflite_run, 'model'))([image])
+    tflite_road_prob, = tflite_predictor(tflite_path)([image])
+    assert saved_road_prob.std() > 0.2
+    assert tflite_road_prob.shape == (375, 1242)
+    assert np.abs(tflite_road_prob - saved_road_prob).mean() < 0.02  # 0.009 measured
+    assert ((tflite_road_prob > 0.5) == (saved_road_prob > 0.5)).mean() > 0.97  # 0.988 measured
+    float_size = os.path.getsize(os.path.join(kitti_tflite_run, 'model', 'variables', 'variables.data-00000-of-00001'))
+    assert os.path.getsize(tflite_path) < 0.4 * float_size
+
+
+def test_the_calibration_sample_is_seeded_and_never_repeats_an_image():
+    image_paths = [f'image_{index}.png' for index in range(10)]
+    first, again, other_seed = (calibration_sample(image_paths, 4, seed) for seed in (3, 3, 4))
+    assert first == again != other_seed
+    assert len(set(first)) == 4 and first == sorted(first, key=image_paths.index)
+    assert calibration_sample(image_paths[:3], 4) == image_paths[:3]
+
+
+def test_files_that_are_not_models_of_this_project_are_named_with_what_is_wrong(tmp_path):
+    with tf.Graph().as_default(), tf.Session() as sess:  # another project's model: no fcn8s metadata
+        values = tf.placeholder(tf.float32, [1, 4], name='values')
+        other_model = tf.lite.TFLiteConverter.from_session(sess, [values], [values * 2]).convert()
+    (tmp_path / 'other.tflite').write_bytes(other_model)
+    Image.new('RGB', (4, 4)).save(tmp_path / 'picture.png')
+    os.rename(tmp_path / 'picture.png', tmp_path / 'picture.tflite')
+    (tmp_path / 'folder.tflite').mkdir()
+    for name, message in (('other.tflite', 'is a TFLite model, but not one that this project exported'),
+                          ('picture.tflite', "is not a TFLite model: a .tflite file has \"TFL3\" in its bytes 4 to 8"),
+                          ('missing.tflite', 'does not exist'),
+                          ('folder.tflite', 'is a folder, not a .tflite file')):
+        with pytest.raises(ValueError, match=re.escape(message)) as raised:
+            read_metadata(str(tmp_path / name))
+        assert str(tmp_path / name) in str(raised.value) and 'python main.py export --run' in str(raised.value)
+
+
+# Run by a separate Python in which importing TensorFlow fails: the README's lines, as a user copies them.
+WITHOUT_TENSORFLOW = '''
+import sys
+sys.modules['tensorflow'] = None  # any `import tensorflow` now raises ImportError
+exec(open(sys.argv[1]).read())
+print(sorted(name for name in sys.modules if name.startswith('tensorflow')))
+'''
+
+
+def test_the_readmes_lines_paint_an_image_with_litert_alone(kitti_tflite_run, exported_run, tmp_path):
+    readme = open(os.path.join(PROJECT_DIR, 'README.md')).read()
+    example = re.search(r'<!-- litert-example[^\n]*-->\n```python\n(.*?)```', readme, re.DOTALL).group(1)
+    (tmp_path / 'example.py').write_text(example)
+    image = np.random.default_rng(12).integers(0, 256, (50, 90, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / 'image.png')
+    os.symlink(os.path.join(kitti_tflite_run, 'model.tflite'), tmp_path / 'model.tflite')
+    finished = subprocess.run([sys.executable, '-c', WITHOUT_TENSORFLOW, 'example.py'], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.split('\n')[-2] == "['tensorflow']"  # only the blocked entry: nothing of TensorFlow loaded
+    road_prob, = tflite_predictor(os.path.join(kitti_tflite_run, 'model.tflite'))([image])
+    assert 0.05 < (road_prob > 0.5).mean() < 0.95
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'painted.png')), paint_road(image, road_prob))
+
+
+def test_an_int8_cityscapes_model_gives_the_savedmodels_class_ids(tiny_vgg_path, tmp_path):
+    rng = np.random.default_rng(14)
+    calibration_paths = []
+    for index in range(4):
+        calibration_paths.append(str(tmp_path / f'calibration_{index}.png'))
+        Image.fromarray(rng.integers(0, 256, (*TINY_INPUT_SHAPE, 3), dtype=np.uint8)).save(calibration_paths[-1])
+    with tf.Session() as sess:  # a decisive 19-class model: score kernels of stddev 0.5, no pool scaling
+        tf.set_random_seed(4)  # its test image comes out 46, 21, 11, 10 and 6% of five classes
+        image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, tiny_vgg_path)
+        nn_last_layer = main.layers(layer3_out, layer4_out, layer7_out, 19, pool_scaling=False, init_stddev=0.5)
+        logits = tf.reshape(nn_last_layer, (-1, 19), name='logits')
+        main.initialize_new_variables(sess)
+        export_model(sess, image_input, keep_prob, logits, TINY_INPUT_SHAPE, str(tmp_path / 'model'), 'cityscapes',
+                     road_output=False)
+    metadata = export_tflite(str(tmp_path / 'model'), DATASETS['cityscapes'], TINY_INPUT_SHAPE,
+                             str(tmp_path / 'model.tflite'), 'int8', calibration_paths)
+    assert metadata['outputs'] == ['class_prob', 'class_id'] and metadata['calibration_images'] == 4
+    image = rng.integers(0, 256, (45, 83, 3), dtype=np.uint8)
+    saved_class_ids, = saved_model_predictor(str(tmp_path / 'model'), output='class_id')([image])
+    tflite_class_ids, = tflite_predictor(str(tmp_path / 'model.tflite'), output='class_id')([image])
+    assert tflite_class_ids.shape == (45, 83) and tflite_class_ids.dtype == np.int32
+    assert (np.unique(saved_class_ids, return_counts=True)[1] > 0.05 * saved_class_ids.size).sum() >= 4
+    assert (tflite_class_ids == saved_class_ids).mean() > 0.93  # 0.968 measured
