@@ -2,12 +2,9 @@
 
   python main.py          train with the classic hyperparameters (fetches data/vgg and data/data_road)
   python main.py --demo   the same job offline: synthetic KITTI and a small random VGG16, about 2 minutes
-  python main.py --dataset cityscapes [--demo]
-                          the 19 classes of Cityscapes in data/cityscapes (or, offline, synthetic streets)
-  python main.py --resume runs/<timestamp>
-                          go on with a stopped run (Ctrl-C, SIGTERM, a crash) after its last finished epoch
-  python main.py check-data [--dataset cityscapes] [--data DIR]
-                          check a dataset folder (the check training runs first) and list every problem
+  python main.py --dataset cityscapes [--demo]   the 19 classes of data/cityscapes (or, offline, synthetic streets)
+  python main.py --resume runs/<timestamp>   go on with a stopped run (Ctrl-C, SIGTERM, a crash) after its last epoch
+  python main.py check-data [--dataset cityscapes] [--data DIR]   check a dataset folder and list every problem
   python main.py build-vgg [--weights imagenet|random]
                           write data/vgg, the classic VGG16 SavedModel, from Keras's ImageNet weights (or random ones)
   python main.py evaluate --run runs/<timestamp> [--images DIR --labels DIR]   (or --model DIR --images ...)
@@ -17,8 +14,7 @@
                           paint predictions on images of any size, or write a benchmark's files (KITTI: a BEV zip)
   python main.py video IN.mp4 OUT.mp4 --run runs/<timestamp>   paint the predictions on every frame of a video
   python main.py export --run runs/<timestamp>  write model.tflite, an int8 LiteRT model that runs without TensorFlow
-  python main.py bench [--out bench.json]
-                          training and inference speed of the classic loop and of this project, side by side
+  python main.py bench [--out bench.json]   speed of the classic loop and of this project, side by side
 
 Every run writes runs/<timestamp>/: config.json, loss.csv, loss.png, split.json, metrics.json and its pictures
 (KITTI: pr_curve.png and bev_<category>.png; Cityscapes: confusion_matrix.png), checkpoint/ (one folder per
@@ -33,13 +29,13 @@ import numpy as np
 from tqdm import tqdm
 
 import helper
-from fcn8s import commands, export, run_folder, vgg
-from fcn8s.batches import feedable_inputs
+from fcn8s import bench, commands, export, run_folder, vgg
+from fcn8s.batches import training_inputs
 from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal, finishing_run
 from fcn8s.commands import chosen_precision, exits_on
 from fcn8s.config import command_line, parse_config, save_config
 from fcn8s.datasets import DATASETS
-from fcn8s.errors import DataError, DataUnavailableError, DiskFull, TrainingDiverged, TrainingInterrupted
+from fcn8s.errors import DataUnavailableError, DiskFull, TrainingDiverged, TrainingInterrupted
 from fcn8s.plots import save_loss_curve
 from fcn8s.precision import session_config
 from fcn8s.predict import export_model, session_predictor
@@ -58,9 +54,8 @@ POOL3_SCALE = 1e-4
 def prepare_data(config):
     """Make the VGG16 SavedModel and the dataset (KITTI Road by default) available; return the VGG16 folder.
 
-    Real runs download what is missing into config.data_dir (Cityscapes, which needs an account, is
-    explained instead). Demo runs generate both under config.data_dir/demo: the dataset's synthetic
-    stand-in and a random VGG16 of width config.demo_vgg_width (run_folder.check_startable checks first).
+    Real runs download what is missing into config.data_dir (Cityscapes, which needs an account, is explained
+    instead). Demo runs make both under config.data_dir/demo: synthetic data and a random VGG16 of its width.
     """
     dataset = DATASETS[config.dataset]
     if config.demo:
@@ -208,8 +203,7 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
              on_epoch_end=None, start_epoch=1, stop_requested=None, loss_terms=()):
     """Run train_op on every (images, labels) batch of get_batches_fn(batch_size), for epochs start_epoch..epochs.
 
-    A batch of None is a step whose batch the graph takes from its input pipeline (batches.TrainingBatches):
-    the step feeds only keep_prob and the learning rate.
+    A batch of None is a step whose batch the graph takes from its input pipeline (batches.TrainingBatches).
     cross_entropy_loss is the loss that train_op minimises, as optimize returns it: the masked
     cross-entropy plus the L2 terms. Prints each epoch's mean loss and then calls
     on_epoch_end(epoch, epoch_loss_rows) if given (validation, checkpoints). Returns
@@ -258,15 +252,13 @@ def build_graph(sess, vgg_path, config, precision, num_classes=NUM_CLASSES, batc
     config.train_encoder only the decoder's variables are trained; trained_variables lists what is.
     loss_terms are the loss's two parts, (cross-entropy, L2). precision fp16 trains with loss scaling.
     batches, the (uint8 images, class ids) batch tensors of an input pipeline (TrainingBatches.connect), become
-    what image_input and correct_label take unless fed (batches.feedable_inputs).
+    what image_input and correct_label take unless fed (batches.training_inputs).
     """
-    image_input, correct_label = (None, None) if batches is None else feedable_inputs(*batches, num_classes)
+    image_input, correct_label = training_inputs(batches, num_classes)
     image_input, keep_prob, layer3_out, layer4_out, layer7_out = load_vgg(sess, vgg_path, image_input)
     vgg_variables = set(tf.global_variables())
     nn_last_layer = layers(layer3_out, layer4_out, layer7_out, num_classes, pool_scaling=config.pool_scaling,
                            init_stddev=config.init_stddev, l2_scale=config.l2_scale)
-    if correct_label is None:
-        correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], name='correct_label')
     learning_rate = tf.placeholder(tf.float32, name='learning_rate')
     trainable = tf.trainable_variables()
     decoder_variables = [variable for variable in trainable if variable not in vgg_variables]
@@ -302,10 +294,9 @@ def train(config, resume_dir=None):
         for warning in data_check.warnings:
             print(f'warning: {warning}')
         data_check.raise_errors()
-    with exits_on(ValueError, OSError):
+    with exits_on(ValueError, OSError):  # a DataError is a ValueError
         train_pairs, val_pairs = dataset.split(dataset_path, config)
-    print(f'{len(train_pairs)} training images, {len(val_pairs)} for validation')
-    with exits_on(DataError):
+        print(f'{len(train_pairs)} training images, {len(val_pairs)} for validation')
         get_batches_fn = helper.gen_batch_function(dataset.training_folder(dataset_path), config.image_shape,
                                                    augmentation=config.augmentation, dataset=dataset,
                                                    pairs=train_pairs, seed=config.seed)
@@ -388,7 +379,7 @@ COMMANDS = {
     'evaluate': commands.evaluate_command,
     'infer': commands.infer_command,
     'video': commands.video_command,
-    'bench': lambda argv: commands.bench_command(argv, build_graph),
+    'bench': lambda argv: bench.bench_command(argv, build_graph),
     'export': export.export_command,
 }
 
@@ -396,9 +387,13 @@ COMMANDS = {
 def run(argv=None):
     """The command line (argv default sys.argv[1:]): a command of COMMANDS with its options, else training."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in COMMANDS:
-        return COMMANDS[argv[0]](argv[1:])
-    return train(*parse_config(argv, description=__doc__))
+    try:
+        if argv and argv[0] in COMMANDS:
+            return COMMANDS[argv[0]](argv[1:])
+        return train(*parse_config(argv, description=__doc__))
+    except KeyboardInterrupt:  # while training runs, StopSignal turns Ctrl-C into a checkpoint and exit 130 instead
+        print('Stopped by Ctrl-C.', file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == '__main__':

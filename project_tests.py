@@ -25,7 +25,7 @@ from PIL import Image
 import helper
 import main
 from fcn8s import cityscapes, downloads
-from fcn8s.batches import feedable_inputs
+from fcn8s.batches import training_inputs
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_URL, KITTI_URLS, VGG_FILES, VGG_URL
 from fcn8s.checkpoints import EpochCheckpoints
 from fcn8s.config import load_run_config, parse_config
@@ -193,7 +193,7 @@ def test_masked_loss_with_cityscapes_ignored_pixels():
     train_ids = cityscapes.train_ids_of(np.array([[cityscapes.TRAIN_TO_LABEL_ID[2], cityscapes.TRAIN_TO_LABEL_ID[0],
                                                    0, 1]], np.uint8))
     assert train_ids.tolist() == [[2, 0, 255, 255]]
-    _, correct_label = feedable_inputs(tf.zeros([1, 1, 4, 3], tf.uint8), tf.constant(train_ids[None]), 3)
+    _, correct_label = training_inputs((tf.zeros([1, 1, 4, 3], tf.uint8), tf.constant(train_ids[None])), 3)
     logits = tf.constant([[[[0.0, 0.0, np.log(2)], [np.log(3), 0.0, 0.0], [50.0, -50.0, 0.0], [-9.0, 9.0, 0.0]]]],
                          tf.float32)
     _, _, loss = main.optimize(tf.Variable(logits), correct_label, 0.0, 3)

@@ -3,7 +3,7 @@
 Every dataset's labels take one form here: [h, w] uint8 class ids, 255 where a pixel is not evaluated
 (kitti.label_ids, cityscapes.train_ids_of). Images and labels are decoded once, at the training size
 (decode_pairs), and kept in the session as uint8; the pipeline gathers each batch from them, augments it
-with TensorFlow ops and hands the graph uint8 tensors, which feedable_inputs casts to float and one-hot
+with TensorFlow ops and hands the graph uint8 tensors, which training_inputs casts to float and one-hot
 encodes there. Every random draw is
 stateless, keyed by (seed, epoch, batch): the same seed gives the same batches, in any number of threads,
 and a resumed run gets the batches that the uninterrupted run would have had.
@@ -151,7 +151,7 @@ class TrainingBatches:
     epoch k, even after a call left unfinished), as the classic one did: (images [b, h, w, 3] float32
     RGB 0..255, labels [b, h, w, num_classes] float32 one-hot, ignored pixels all 0), made by the
     pipeline in a graph and session of its own. Training wires the pipeline into its own graph instead:
-    connect(batch_size) gives the batch tensors for feedable_inputs, and after start(sess, first_epoch)
+    connect(batch_size) gives the batch tensors for training_inputs, and after start(sess, first_epoch)
     each call yields None for each step of the next epoch, so that train_nn runs the step without a
     feed and the graph takes its batch. augmentation (an Augmentation or None) and seed fix every
     batch. num_images is the number of training images.
@@ -238,12 +238,17 @@ class TrainingBatches:
             yield images.astype(np.float32), labels
 
 
-def feedable_inputs(batch_images, batch_labels, num_classes):
-    """(image input [b, h, w, 3] float32 RGB 0..255, correct_label [b, h, w, num_classes] float32 one-hot).
+def training_inputs(batches, num_classes):
+    """(image input [b, h, w, 3] float32 RGB 0..255 or None, correct_label [b, h, w, num_classes] float32 one-hot).
 
-    Each takes the pipeline's batch, batch_images [b, h, w, 3] uint8 cast to float and batch_labels
-    [b, h, w] uint8 class ids one-hot encoded (ids of no class, such as 255, all zeros), unless a value is fed for it.
+    Without batches, the classic inputs: None (the VGG16's own image placeholder) and a correct_label
+    placeholder. With batches, the (images [b, h, w, 3] uint8, class ids [b, h, w] uint8) tensors of an input
+    pipeline (TrainingBatches.connect), each input takes the pipeline's batch unless a value is fed for it: the
+    images cast to float, the ids one-hot encoded (ids of no class, such as 255, all zeros).
     """
+    if batches is None:
+        return None, tf.placeholder(tf.float32, [None, None, None, num_classes], name='correct_label')
+    batch_images, batch_labels = batches
     image_input = tf.placeholder_with_default(tf.cast(batch_images, tf.float32), [None, None, None, 3],
                                               name='batch_image_input')
     one_hot = tf.one_hot(tf.cast(batch_labels, tf.int32), num_classes)

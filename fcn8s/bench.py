@@ -1,9 +1,10 @@
-"""Speed: the classic loop against this project's pipeline, side by side on this machine (`python main.py bench`).
+"""Speed: the classic loop against this project's, side by side on this machine: `python main.py bench`.
 
 The FCN-8s graph comes from the caller (main.build_graph), so this module needs nothing of main.py.
 """
 import contextlib
 import dataclasses
+import json
 import os
 import tempfile
 import time
@@ -15,78 +16,21 @@ from tqdm import tqdm
 from fcn8s import kitti
 from fcn8s.batches import Augmentation, TrainingBatches, decode_pairs
 from fcn8s.bench_litert import format_litert, litert_figures, open_litert_subjects
-from fcn8s.config import TrainConfig
+from fcn8s.bench_machine import (TRAIN_FLOP_PER_FORWARD_FLOP, conv_gflop_per_image, machine_description,
+                                 matmul_peak_gflops)
+from fcn8s.bench_pipeline import PIPELINE_BATCH_SIZE, format_pipeline, pipeline_speeds, seconds_of
+from fcn8s.commands import add_image_size_arguments, command_parser, exits_on
+from fcn8s.config import TrainConfig, positive_int
+from fcn8s.files import writable_folder, write_atomically, writing_into
 from fcn8s.datasets import DATASETS
 from fcn8s.images import load_image
-from fcn8s.precision import available_precisions, cpu_info, gpu_details, session_config
+from fcn8s.precision import PRECISIONS, available_precisions, resolve_precision, session_config
 from fcn8s.predict import network_road_prob
 from fcn8s.synthetic import make_synthetic_kitti
-from fcn8s.synthetic_cityscapes import make_synthetic_cityscapes
 from fcn8s.tf1 import tf
 from fcn8s.vgg import cached_random_vgg
 
 BENCH_INFER_BATCH_SIZES = (1, 8)
-# The input pipeline alone, for each dataset at its training size: (image shape, synthetic images decoded).
-PIPELINE_SETTINGS = {'kitti_road': ((160, 576), 24), 'cityscapes': ((512, 1024), 8)}
-PIPELINE_BATCH_SIZE = 4
-# The n x n matrix products (2 n**3 FLOP each) whose fastest measures the machine's peak: which n runs best
-# depends on the machine's caches and its load. On a big GPU they are small enough for launch overheads to
-# count, so there the peak is an underestimate.
-MATMUL_PROBE_SIZES = (1024, 2048, 3072)
-MATMUL_DTYPES = {'fp16': tf.float16, 'bf16': tf.bfloat16, 'fp32': tf.float32}
-# A training step costs about three forward passes: the pass itself, then the gradients with respect to the
-# activations and with respect to the weights, each about as many multiply-adds as the pass.
-TRAIN_FLOP_PER_FORWARD_FLOP = 3
-
-
-def seconds_of(function, *args):
-    """Wall-clock seconds that function(*args) takes."""
-    started = time.perf_counter()
-    function(*args)
-    return time.perf_counter() - started
-
-
-def matmul_peak_gflops(precision, sizes=MATMUL_PROBE_SIZES, repeats=3):
-    """The machine's measured peak in GFLOP/s at precision: its fastest n x n matrix product, n in sizes.
-
-    Each size runs once untimed, then `repeats` times; the fastest run of the fastest size counts. The
-    operands are variables of precision's dtype (fp32 float32, bf16 bfloat16, fp16 float16), in a
-    session of TensorFlow's defaults, on the device TensorFlow places them (a GPU if there is one).
-    """
-    with tf.Graph().as_default(), tf.Session() as sess:
-        product_sums = {}
-        for size in sizes:
-            left, right = (tf.Variable(tf.cast(tf.random.normal([size, size]), MATMUL_DTYPES[precision]))
-                           for _ in range(2))
-            product_sums[size] = tf.reduce_sum(tf.cast(tf.matmul(left, right), tf.float32))  # a scalar fetch
-        sess.run(tf.global_variables_initializer())
-        gflops = []
-        for size, product_sum in product_sums.items():
-            sess.run(product_sum)
-            gflops.append(2 * size ** 3 / min(seconds_of(sess.run, product_sum) for _ in range(repeats)) / 1e9)
-    return max(gflops)
-
-
-def conv_gflop_per_image(sess, image_input, keep_prob, image_shape):
-    """GFLOP of one image's forward pass through the convolutions of sess's graph: 2 x their multiply-adds.
-
-    Counted from the graph: every Conv2D, and every Conv2DBackpropInput outside the gradients (the
-    decoder's transposed convolutions), sized by a batch-1 pass at image_shape (height, width). A
-    convolution makes (its output's height x width) x (kernel height x width x in x out channels)
-    multiply-adds; a transposed one the same with its input's height x width. ReLU, pooling and the
-    loss are left out: they are under 1% of the work.
-    """
-    convolutions = [op for op in sess.graph.get_operations()
-                    if op.type in ('Conv2D', 'Conv2DBackpropInput') and not op.name.startswith('gradients')]
-    slid_over = [op.outputs[0] if op.type == 'Conv2D' else op.inputs[2] for op in convolutions]
-    kernels = [op.inputs[1] for op in convolutions]
-    shapes = sess.run([tf.shape(tensor) for tensor in slid_over + kernels],
-                      {image_input: np.zeros((1, *image_shape, 3), np.float32), keep_prob: 1.0})
-    multiply_adds = sum(np.prod(slid_shape[1:3], dtype=np.int64) * np.prod(kernel_shape, dtype=np.int64)
-                        for slid_shape, kernel_shape in zip(shapes[:len(convolutions)], shapes[len(convolutions):]))
-    return 2 * float(multiply_adds) / 1e9
-
-
 def classic_batches(pairs, image_shape, batch_size):
     """Endless (images, labels) batches made as the classic project made them: no cache, no prefetch, no augmentation.
 
@@ -212,53 +156,6 @@ def time_inference(subjects, batch_size, warmup_steps, steps):
     return times
 
 
-def synthetic_training_pairs(dataset_name, folder, count):
-    """[(image path, label path)] of about count synthetic training images of the dataset, written under folder."""
-    dataset = DATASETS[dataset_name]
-    if dataset_name == 'cityscapes':
-        make_synthetic_cityscapes(folder, {'train': count})
-    else:
-        make_synthetic_kitti(folder, train_per_category=-(-count // len(kitti.KITTI_CATEGORIES)), test_per_category=0)
-    return dataset.training_pairs(dataset.training_folder(folder))
-
-
-def pipeline_speed(dataset, pairs, image_shape, timed_batches, warmup_batches=5):
-    """The input pipeline alone (batches.TrainingBatches, augmentation on, batch PIPELINE_BATCH_SIZE), no model.
-
-    Returns {'images_per_s': its batches' images per second, 'mb_per_image': MB (10**6 bytes) of the batch
-    tensors it hands the graph per image, 'decode_ms_per_image' and 'decoded_mb_per_image': the one-off
-    decoding of the pairs at image_shape (height, width), per image, and the memory they then take}.
-    Each timed batch fetches one pixel of the batch, so the pipeline does all its work and nothing is copied out.
-    """
-    started = time.perf_counter()
-    images, labels = decode_pairs(pairs, image_shape, dataset.load_label)
-    decode_seconds = time.perf_counter() - started
-    training_batches = TrainingBatches(images, labels, dataset.num_classes, Augmentation())
-    with tf.Graph().as_default(), tf.Session() as sess:
-        batch = training_batches.connect(PIPELINE_BATCH_SIZE)
-        one_pixel = [tensor[:1, :1, :1] for tensor in batch]
-        training_batches.start(sess)
-        batch_images, batch_labels = sess.run(batch)
-        for _ in range(warmup_batches):
-            sess.run(one_pixel)
-        seconds = seconds_of(lambda: [sess.run(one_pixel) for _ in range(timed_batches)])
-    return {'images_per_s': timed_batches * PIPELINE_BATCH_SIZE / seconds,
-            'mb_per_image': (batch_images.nbytes + batch_labels.nbytes) / len(batch_images) / 1e6,
-            'decode_ms_per_image': 1000 * decode_seconds / len(pairs),
-            'decoded_mb_per_image': (images.nbytes + labels.nbytes) / len(pairs) / 1e6}
-
-
-def pipeline_speeds(timed_batches):
-    """{dataset name: pipeline_speed} at each dataset's training size (PIPELINE_SETTINGS), on synthetic images."""
-    speeds = {}
-    for dataset_name, (image_shape, count) in PIPELINE_SETTINGS.items():
-        with tempfile.TemporaryDirectory(prefix='fcn8s-bench-pipeline-') as folder:
-            pairs = synthetic_training_pairs(dataset_name, folder, count)
-            speeds[dataset_name] = {**pipeline_speed(DATASETS[dataset_name], pairs, image_shape, timed_batches),
-                                    'image_height': image_shape[0], 'image_width': image_shape[1]}
-    return speeds
-
-
 def subject_speed(subject, training_times, inference_times, options, peak_gflops):
     """The figures of one subject from the median of its timed steps and calls (bench's 'modes' entries).
 
@@ -283,19 +180,6 @@ def subject_speed(subject, training_times, inference_times, options, peak_gflops
         speed[f'infer_b{batch_size}_ms_per_batch'] = 1000 * batch_seconds
         speed[f'infer_b{batch_size}_share_of_peak'] = batch_size / batch_seconds * subject.forward_gflop / peak
     return speed
-
-
-def machine_description():
-    """What the bench ran on: CPU model, cores and vector flags, GPUs, TensorFlow version, available precisions."""
-    cpu = cpu_info()
-    return {
-        'cpu': cpu.get('model name', 'unknown'),
-        'cpu_cores': os.cpu_count(),
-        'cpu_vector_flags': sorted(flag for flag in cpu.get('flags', '').split() if flag.startswith(('avx', 'amx'))),
-        'gpus': [details['device_name'] for details in gpu_details()],
-        'tensorflow': tf.version.VERSION,
-        'available_precisions': list(available_precisions()),
-    }
 
 
 def bench(options, build_graph):
@@ -395,13 +279,65 @@ def format_bench(result):
     for name, ratios in result['speedups'].items():
         lines.append(f"{name} over classic_fp32: training {ratios['train']:.2f}x, inference batch 1 "
                      f"{ratios['infer_b1']:.2f}x, batch 8 {ratios['infer_b8']:.2f}x")
-    lines.append('')
-    for dataset_name, speed in result['pipeline'].items():
-        lines.append(f"Input pipeline alone, {dataset_name} {speed['image_height']}x{speed['image_width']}, batch "
-                     f"{settings['pipeline_batch_size']}, augmented: {speed['images_per_s']:.0f} images/s, "
-                     f"{speed['mb_per_image']:.2f} MB per image to the graph; decoding once "
-                     f"{speed['decode_ms_per_image']:.0f} ms and {speed['decoded_mb_per_image']:.2f} MB per image")
+    lines += ['', format_pipeline(result['pipeline'], settings['pipeline_batch_size'])]
     lines.append(f"train_speedup {result['train_speedup']:.2f}x ({result['train_speedup_mode']}), infer_speedup_b8 "
                  f"{result['infer_speedup_b8']:.2f}x ({result['infer_speedup_b8_mode']}); "
                  f"{result['seconds']:.0f} s in all")
     return '\n'.join([*lines, '', format_litert(result['litert'])])
+
+
+def bench_command(argv, build_graph):
+    """`python main.py bench`: the classic loop and this project side by side on this machine; returns bench's dict.
+
+    build_graph(sess, vgg_path, config, precision) builds the FCN-8s that each mode trains (main.build_graph).
+    """
+    parser = command_parser(
+        'bench',
+        'Measure, in one run on this machine, training images/s and ms/step and inference images/s at '
+        'batch 1 and 8 of FCN-8s on a random VGG16: (a) the classic loop, which decodes and resizes '
+        'each batch\'s PNG files in Python while the model waits and computes in float32, and (b) this '
+        "project's (images decoded once, batches augmented by the tf.data pipeline in the graph) at each "
+        'precision. Prints the ratios b/a and the share of the measured matmul peak each reaches, and '
+        "the input pipeline's images/s alone at KITTI's 160x576 and Cityscapes' 512x1024. A benchmark, "
+        "not a test: its figures depend on the machine and its load. Then LiteRT's int8 and fp32 files beside (b).")
+    add_image_size_arguments(parser, '')
+    parser.add_argument('--batch-size', type=positive_int, default=TrainConfig().batch_size,
+                        help='images per training step (default: %(default)s)')
+    parser.add_argument('--width', type=float, default=1.0,
+                        help='channel width of the random VGG16, 1.0 = the real VGG16 (default: %(default)s)')
+    parser.add_argument('--warmup-steps', type=int, default=1,
+                        help='untimed steps before each measurement (default: %(default)s)')
+    parser.add_argument('--steps', type=positive_int, default=4,
+                        help='timed steps (training) or calls (inference) per measurement (default: %(default)s)')
+    parser.add_argument('--pipeline-batches', type=positive_int, default=100,
+                        help='timed batches of the input pipeline alone, per dataset (default: %(default)s)')
+    parser.add_argument('--precision', nargs='+', choices=('auto', *PRECISIONS), metavar='PRECISION',
+                        help=f"precisions of this project to measure, of auto and {', '.join(PRECISIONS)} "
+                             '(default: every one this machine has)')
+    parser.add_argument('--cache-dir', default=os.path.join(tempfile.gettempdir(), 'fcn8s-bench'),
+                        help='folder that keeps the random VGG16 between benches (default: %(default)s)')
+    parser.add_argument('--out', metavar='FILE', help='also write the results as JSON to FILE')
+    arguments = parser.parse_args(argv)
+    problems = [f'--width must be positive, got {arguments.width:g}'] if arguments.width <= 0 else []
+    if arguments.warmup_steps < 0:
+        problems.append(f'--warmup-steps must not be negative, got {arguments.warmup_steps}')
+    try:
+        precisions = [resolve_precision(requested) for requested in arguments.precision or available_precisions()]
+    except ValueError as error:
+        problems.append(str(error))
+    if arguments.out and os.path.isdir(arguments.out):
+        problems.append(f'--out {arguments.out} is a folder: give the path of a JSON file to write')
+    if problems:
+        parser.error('; '.join(problems))
+    out_dir = os.path.dirname(os.path.abspath(arguments.out)) if arguments.out else None
+    with exits_on(OSError):
+        if out_dir:
+            writable_folder(out_dir, '--out')
+    arguments.precisions = tuple(dict.fromkeys(precisions))
+    result = bench(arguments, build_graph)
+    print(format_bench(result))
+    if arguments.out:
+        with exits_on(OSError), writing_into(out_dir, '--out'):
+            write_atomically(arguments.out, json.dumps(result, indent=2))
+        print(f'Wrote {arguments.out}')
+    return result

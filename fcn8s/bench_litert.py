@@ -39,7 +39,7 @@ def open_litert_subjects(vgg_path, pairs, options, build_graph, work_dir):
     model_dir = os.path.join(work_dir, 'model')
     with tf.Graph().as_default(), tf.Session() as sess:
         fcn = build_graph(sess, vgg_path, TrainConfig(), 'fp32')
-        export_model(sess, fcn.image_input, fcn.keep_prob, fcn.logits, image_shape, model_dir)
+        export_model(sess, fcn.image_input, fcn.keep_prob, fcn.logits, image_shape, model_dir, DATASETS['kitti_road'])
     image_paths = [image_path for image_path, _ in pairs]
     network_images = np.stack([load_image(image_path, image_shape) for image_path in image_paths]).astype(np.float32)
     subjects = []

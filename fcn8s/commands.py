@@ -1,22 +1,21 @@
-"""The commands of `python main.py COMMAND`, other than training: check-data, build-vgg, evaluate, infer, video, bench.
+"""The commands of `python main.py COMMAND`, other than training: check-data, build-vgg, evaluate, infer, video.
 
-Each parses its own options, calls the package, and turns a failure into one message and exit status 1.
+Each parses its own options, calls the package, and turns a failure into one message and exit status 1; the
+parsing helpers here serve the commands of fcn8s.bench and fcn8s.export too.
 """
 import argparse
 import contextlib
-import json
 import os
 import sys
-import tempfile
 
-from fcn8s import bench, downloads, vgg
+from fcn8s import downloads, vgg
 from fcn8s.config import TrainConfig, image_side, load_run_config, positive_int
 from fcn8s.errors import DataError, DataUnavailableError
-from fcn8s.files import writable_folder, write_atomically, writing_into
 from fcn8s.datasets import DATASET_NAMES, DATASETS
+from fcn8s.files import writable_folder, writing_into
 from fcn8s.images import list_image_files, open_video, paint_video, result_stems
 from fcn8s.litert import is_tflite_path, read_metadata, tflite_predictor
-from fcn8s.precision import PRECISION_NOTES, PRECISIONS, available_precisions, resolve_precision, session_config
+from fcn8s.precision import PRECISION_NOTES, PRECISIONS, resolve_precision, session_config
 from fcn8s.predict import model_dataset_name, saved_model_predictor
 from fcn8s.run_folder import read_split, run_folder_of
 
@@ -311,60 +310,3 @@ def check_data_command(argv):
     if data_check.errors:
         sys.exit(f'error: errors in {data_path}: {len(data_check.errors)}, listed above; training would stop on them.')
     return data_check
-
-
-def bench_command(argv, build_graph):
-    """`python main.py bench`: the classic loop and this project side by side on this machine; returns bench's dict.
-
-    build_graph(sess, vgg_path, config, precision) builds the FCN-8s that each mode trains (main.build_graph).
-    """
-    parser = command_parser(
-        'bench',
-        'Measure, in one run on this machine, training images/s and ms/step and inference images/s at '
-        'batch 1 and 8 of FCN-8s on a random VGG16: (a) the classic loop, which decodes and resizes '
-        'each batch\'s PNG files in Python while the model waits and computes in float32, and (b) this '
-        "project's (images decoded once, batches augmented by the tf.data pipeline in the graph) at each "
-        'precision. Prints the ratios b/a and the share of the measured matmul peak each reaches, and '
-        "the input pipeline's images/s alone at KITTI's 160x576 and Cityscapes' 512x1024. A benchmark, "
-        "not a test: its figures depend on the machine and its load. Then LiteRT's int8 and fp32 files beside (b).")
-    add_image_size_arguments(parser, '')
-    parser.add_argument('--batch-size', type=positive_int, default=TrainConfig().batch_size,
-                        help='images per training step (default: %(default)s)')
-    parser.add_argument('--width', type=float, default=1.0,
-                        help='channel width of the random VGG16, 1.0 = the real VGG16 (default: %(default)s)')
-    parser.add_argument('--warmup-steps', type=int, default=1,
-                        help='untimed steps before each measurement (default: %(default)s)')
-    parser.add_argument('--steps', type=positive_int, default=4,
-                        help='timed steps (training) or calls (inference) per measurement (default: %(default)s)')
-    parser.add_argument('--pipeline-batches', type=positive_int, default=100,
-                        help='timed batches of the input pipeline alone, per dataset (default: %(default)s)')
-    parser.add_argument('--precision', nargs='+', choices=('auto', *PRECISIONS), metavar='PRECISION',
-                        help=f"precisions of this project to measure, of auto and {', '.join(PRECISIONS)} "
-                             '(default: every one this machine has)')
-    parser.add_argument('--cache-dir', default=os.path.join(tempfile.gettempdir(), 'fcn8s-bench'),
-                        help='folder that keeps the random VGG16 between benches (default: %(default)s)')
-    parser.add_argument('--out', metavar='FILE', help='also write the results as JSON to FILE')
-    arguments = parser.parse_args(argv)
-    problems = [f'--width must be positive, got {arguments.width:g}'] if arguments.width <= 0 else []
-    if arguments.warmup_steps < 0:
-        problems.append(f'--warmup-steps must not be negative, got {arguments.warmup_steps}')
-    try:
-        precisions = [resolve_precision(requested) for requested in arguments.precision or available_precisions()]
-    except ValueError as error:
-        problems.append(str(error))
-    if arguments.out and os.path.isdir(arguments.out):
-        problems.append(f'--out {arguments.out} is a folder: give the path of a JSON file to write')
-    if problems:
-        parser.error('; '.join(problems))
-    out_dir = os.path.dirname(os.path.abspath(arguments.out)) if arguments.out else None
-    with exits_on(OSError):
-        if out_dir:
-            writable_folder(out_dir, '--out')
-    arguments.precisions = tuple(dict.fromkeys(precisions))
-    result = bench.bench(arguments, build_graph)
-    print(bench.format_bench(result))
-    if arguments.out:
-        with exits_on(OSError), writing_into(out_dir, '--out'):
-            write_atomically(arguments.out, json.dumps(result, indent=2))
-        print(f'Wrote {arguments.out}')
-    return result

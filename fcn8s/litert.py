@@ -152,7 +152,7 @@ def with_metadata(tflite_bytes, metadata):
 def export_tflite(model_dir, dataset, image_shape, tflite_path, quantization='int8', calibration_paths=()):
     """Write the SavedModel in model_dir (export_model) as a LiteRT file at tflite_path; returns its metadata.
 
-    dataset: the datasets.Dataset the model learned; image_shape (height, width): its training size.
+    dataset: the dataset_contract.Dataset the model learned; image_shape (height, width): its training size.
     quantization (a key of QUANTIZATIONS): int8, full-integer weights and activations, calibrated on
     calibration_paths (images of the run's training set), with float32 input and outputs; fp16, float16
     weights; none, float32. The file is written whole or not at all.

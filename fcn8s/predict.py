@@ -122,7 +122,7 @@ def forward_pass(sess, input_image, logits):
     """(GraphDef of the ops that compute logits from input_image in sess's graph, {variable name: trained value}).
 
     Only the forward pass: no loss, optimizer or initializers, and no input pipeline: an input_image
-    that takes the pipeline's batch unless fed (batches.feedable_inputs) becomes a plain placeholder.
+    that takes the pipeline's batch unless fed (batches.training_inputs) becomes a plain placeholder.
     Its (TF1 reference) variables are left out of the GraphDef, and with them the ops' colocation hints,
     so that an import can map each 'name:0' to a variable of its own (export_model).
     """

@@ -7,8 +7,8 @@ from PIL import Image
 
 import helper
 import main
-from fcn8s.batches import (Augmentation, TrainingBatches, augment_batch, decode_pairs, feedable_inputs, random_key,
-                           split_training_pairs)
+from fcn8s.batches import (Augmentation, TrainingBatches, augment_batch, decode_pairs, random_key, split_training_pairs,
+                           training_inputs)
 from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError
 from fcn8s.kitti import KITTI_CATEGORIES
@@ -63,7 +63,7 @@ def test_the_graphs_one_hot_leaves_ignored_pixels_out_of_the_loss():
     # KITTI ids of one row: road, background, and two pixels outside the evaluated area (255). The loss is the
     # mean over the two valid pixels whatever the ignored pixels' logits are.
     class_ids = tf.constant([[[1, 0, 255, 255]]], tf.uint8)
-    image_input, correct_label = feedable_inputs(tf.fill([1, 1, 4, 3], tf.constant(200, tf.uint8)), class_ids, 2)
+    image_input, correct_label = training_inputs((tf.fill([1, 1, 4, 3], tf.constant(200, tf.uint8)), class_ids), 2)
     ignored_logits = tf.placeholder(tf.float32, [2, 2])
     logits = tf.concat([tf.constant([[0.0, np.log(3)], [np.log(4), 0.0]]), ignored_logits], axis=0)
     _, _, loss = main.optimize(tf.Variable(tf.zeros([1, 1, 4, 2])) + tf.reshape(logits, [1, 1, 4, 2]),

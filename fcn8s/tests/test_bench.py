@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import main
-from fcn8s.commands import bench_command
+from fcn8s import bench
+from fcn8s.bench import bench_command
 from fcn8s.precision import available_precisions
 from fcn8s.tests.fixtures import TINY_WIDTH
 from fcn8s.vgg import vgg16_layer_shapes
@@ -68,3 +69,14 @@ def test_bench_refuses_a_size_that_is_not_a_multiple_of_32(capsys):
     with pytest.raises(SystemExit):
         bench_command(['--image-height', '100'], main.build_graph)
     assert 'not a multiple of 32' in capsys.readouterr().err
+
+
+def test_bench_refuses_an_out_it_cannot_write_before_measuring(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, 'bench', lambda *args: pytest.fail('the bench ran'))
+    (tmp_path / 'a file').write_text('')
+    with pytest.raises(SystemExit) as exited:
+        bench.bench_command(['--out', str(tmp_path / 'a file' / 'bench.json'), '--precision', 'fp32'], None)
+    assert str(exited.value.code) == f"error: {tmp_path / 'a file'} (--out) is a file, not a folder: give another --out."
+    with pytest.raises(SystemExit):
+        bench.bench_command(['--out', str(tmp_path), '--precision', 'fp32'], None)
+    assert f'--out {tmp_path} is a folder: give the path of a JSON file to write' in capsys.readouterr().err

@@ -356,17 +356,6 @@ def test_a_video_cut_by_a_full_disk_is_not_reported_as_written(exported_run, tmp
     assert os.listdir(tmp_path / 'videos') == []
 
 
-def test_bench_refuses_an_out_it_cannot_write_before_measuring(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(commands.bench, 'bench', lambda *args: pytest.fail('the bench ran'))
-    (tmp_path / 'a file').write_text('')
-    with pytest.raises(SystemExit) as exited:
-        commands.bench_command(['--out', str(tmp_path / 'a file' / 'bench.json'), '--precision', 'fp32'], None)
-    assert str(exited.value.code) == f"error: {tmp_path / 'a file'} (--out) is a file, not a folder: give another --out."
-    with pytest.raises(SystemExit):
-        commands.bench_command(['--out', str(tmp_path), '--precision', 'fp32'], None)
-    assert f'--out {tmp_path} is a folder: give the path of a JSON file to write' in capsys.readouterr().err
-
-
 def test_check_data_command_prints_every_problem_and_fails(kitti_copy, capsys):
     os.remove(kitti_copy / 'training' / 'gt_image_2' / 'um_road_000001.png')
     truncated = kitti_copy / 'training' / 'image_2' / 'uu_000001.png'

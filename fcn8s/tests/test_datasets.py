@@ -1,4 +1,5 @@
-"""Tests of fcn8s/datasets.py: the contract every dataset keeps, run on each dataset's synthetic data."""
+"""Tests of fcn8s/datasets.py and fcn8s/dataset_contract.py: the contract every dataset keeps, run on each dataset's
+synthetic data."""
 import inspect
 import os
 
@@ -8,7 +9,8 @@ from PIL import Image
 
 from fcn8s import cityscapes, kitti
 from fcn8s.config import parse_config
-from fcn8s.datasets import DATASETS, Dataset, dataset_of_folder
+from fcn8s.dataset_contract import Dataset
+from fcn8s.datasets import DATASETS, dataset_of_folder
 from fcn8s.images import list_image_files, load_image
 
 CONTRACT = sorted(name for name, member in inspect.getmembers(Dataset)

@@ -141,13 +141,13 @@ def test_an_int8_cityscapes_model_gives_the_savedmodels_class_ids(tiny_vgg_path,
         nn_last_layer = main.layers(layer3_out, layer4_out, layer7_out, 19, pool_scaling=False, init_stddev=0.5)
         logits = tf.reshape(nn_last_layer, (-1, 19), name='logits')
         main.initialize_new_variables(sess)
-        export_model(sess, image_input, keep_prob, logits, TINY_INPUT_SHAPE, str(tmp_path / 'model'), 'cityscapes',
-                     road_output=False)
+        export_model(sess, image_input, keep_prob, logits, TINY_INPUT_SHAPE, str(tmp_path / 'model'),
+                     DATASETS['cityscapes'])
     metadata = export_tflite(str(tmp_path / 'model'), DATASETS['cityscapes'], TINY_INPUT_SHAPE,
                              str(tmp_path / 'model.tflite'), 'int8', calibration_paths)
     assert metadata['outputs'] == ['class_prob', 'class_id'] and metadata['calibration_images'] == 4
     image = rng.integers(0, 256, (45, 83, 3), dtype=np.uint8)
-    saved_class_ids, = saved_model_predictor(str(tmp_path / 'model'), output='class_id')([image])
+    saved_class_ids, = saved_model_predictor(str(tmp_path / 'model'), None, 'class_id')([image])
     tflite_class_ids, = tflite_predictor(str(tmp_path / 'model.tflite'), output='class_id')([image])
     assert tflite_class_ids.shape == (45, 83) and tflite_class_ids.dtype == np.int32
     assert (np.unique(saved_class_ids, return_counts=True)[1] > 0.05 * saved_class_ids.size).sum() >= 4
