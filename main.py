@@ -1,7 +1,7 @@
 """FCN-8s road segmentation on KITTI Road, in TensorFlow 1.x style (graph, session, placeholders).
 
   python main.py          train with the classic hyperparameters (fetches data/vgg and data/data_road)
-  python main.py --demo   the same job offline: synthetic KITTI and a small random VGG16, about 2 minutes
+  python main.py --demo   the same job offline: synthetic KITTI and a small random VGG16, 1 to 2 minutes
   python main.py --dataset cityscapes [--demo]   the 19 classes of data/cityscapes (or, offline, synthetic streets)
   python main.py --resume runs/<timestamp>   go on with a stopped run (Ctrl-C, SIGTERM, a crash) after its last epoch
   python main.py check-data [--dataset cityscapes] [--data DIR]   check a dataset folder and list every problem

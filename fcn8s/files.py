@@ -124,10 +124,9 @@ def ensure_made(path, settings, make, what, reusable=None):
     path. make writes into a staging folder beside path, renamed to path when whole: a folder at path is
     always whole. One that lacks a file of its manifest (damaged since) is made again, and said so; one
     without a manifest (an earlier version's, or the user's) is reused when reusable(path) (default:
-    always), else made again. A folder made with
-    other settings is reused, saying which: only a missing or incomplete folder is made. Callers at the
-    same time (two first demos) take turns on a lock of the parent folder: the first makes it, the
-    others reuse it.
+    always), else made again. A folder made with other settings is reused, saying which: only a missing
+    or incomplete folder is made. Callers at the same time (two first demos) take turns on a lock of the
+    parent folder: the first makes it, the others reuse it.
     """
     parent = os.path.dirname(os.path.abspath(path))
     with folder_lock(parent):
