@@ -644,8 +644,8 @@ def test_a_refused_resume_makes_no_data_and_names_the_dataset_its_checkpoints_le
         main.run(['--resume', run_dir])
     assert str(exited.value.code).startswith(
         f'error: {config_path} names the dataset cityscapes, of 19 classes, but the checkpoints in '
-        f"{os.path.join(run_dir, 'checkpoint')} are of a model of 2 classes (kitti_road): the file was changed after the "
-        'run began. Put "dataset": "kitti_road" back in it to resume this run')
+        f"{os.path.join(run_dir, 'checkpoint')} are of a model of 2 classes (kitti_road): the file was changed after "
+        'the run began. Put "dataset": "kitti_road" back in it to resume this run')
     json.dump({**config, 'data_dir': str(tmp_path / 'fresh')}, open(config_path, 'w'))
     shutil.rmtree(os.path.join(run_dir, 'checkpoint', 'epoch-001'))
     with pytest.raises(SystemExit) as exited:

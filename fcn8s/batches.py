@@ -188,7 +188,8 @@ class TrainingBatches:
             images, labels = tf.gather(images_store, indices), tf.gather(labels_store, indices)
             if self.augmentation is None:
                 return images, labels
-            return augment_batch(images, labels, self.augmentation, random_key(self.seed, AUGMENT_STREAM, epoch, number))
+            key = random_key(self.seed, AUGMENT_STREAM, epoch, number)
+            return augment_batch(images, labels, self.augmentation, key)
 
         batches = epoch_batch_indices(self.num_images, batch_size, first_epoch, self.seed)
         batches = batches.map(make_batch, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

@@ -82,12 +82,12 @@ def check_cityscapes_folder(cityscapes_path, image_shape=None):
     """Check a Cityscapes folder before training on it; returns a CityscapesCheck with every problem found.
 
     cityscapes_path holds leftImg8bit/{train,val,test}/<city>/ and gtFine/{train,val}/<city>/. Errors: a
-    missing train or val folder, or one without an image; images without their label, labels without their image; files that cannot be
-    read; labels that are not single-channel 8-bit PNG files (mode L, or P read as its indices), hold ids that
-    are not Cityscapes label ids (0..33), or differ in size from their image; images smaller than image_shape
-    (height, width), the network input. Warnings: a missing leftImg8bit/test, images that are not RGB, labels
-    without a pixel of the 19 classes, ignored files. Each problem of many files is one line: how many, the first
-    few names, and what to do.
+    missing train or val folder, or one without an image; images without their label, labels without their
+    image; files that cannot be read; labels that are not single-channel 8-bit PNG files (mode L, or P read as
+    its indices), hold ids that are not Cityscapes label ids (0..33), or differ in size from their image;
+    images smaller than image_shape (height, width), the network input. Warnings: a missing leftImg8bit/test,
+    images that are not RGB, labels without a pixel of the 19 classes, ignored files. Each problem of many
+    files is one line: how many, the first few names, and what to do.
     """
     check = CityscapesCheck(cityscapes_path)
     files = {LEFT_IMG: {}, GT_FINE: {}}  # {kind: {(split, frame id): path}}

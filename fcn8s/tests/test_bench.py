@@ -31,8 +31,8 @@ def test_bench_runs_on_a_tiny_configuration_and_writes_its_json(tmp_path):
     # A benchmark, not a test of speed: only that it runs and reports every figure, with no timing assertion.
     out_path = tmp_path / 'out' / 'bench.json'
     returned = bench_command(['--image-height', '64', '--image-width', '192', '--width', str(TINY_WIDTH),
-                                       '--warmup-steps', '1', '--steps', '2', '--pipeline-batches', '3', '--cache-dir', str(tmp_path / 'cache'),
-                                       '--out', str(out_path)], main.build_graph)
+                              '--warmup-steps', '1', '--steps', '2', '--pipeline-batches', '3',
+                              '--cache-dir', str(tmp_path / 'cache'), '--out', str(out_path)], main.build_graph)
     result = json.loads(out_path.read_text())
     assert result == json.loads(json.dumps(returned))
     for key in ('train_speedup', 'infer_speedup_b8', 'peak_gflops'):
@@ -76,7 +76,8 @@ def test_bench_refuses_an_out_it_cannot_write_before_measuring(tmp_path, monkeyp
     (tmp_path / 'a file').write_text('')
     with pytest.raises(SystemExit) as exited:
         bench.bench_command(['--out', str(tmp_path / 'a file' / 'bench.json'), '--precision', 'fp32'], None)
-    assert str(exited.value.code) == f"error: {tmp_path / 'a file'} (--out) is a file, not a folder: give another --out."
+    assert str(exited.value.code) == (f"error: {tmp_path / 'a file'} (--out) is a file, not a folder: give another "
+                                      '--out.')
     with pytest.raises(SystemExit):
         bench.bench_command(['--out', str(tmp_path), '--precision', 'fp32'], None)
     assert f'--out {tmp_path} is a folder: give the path of a JSON file to write' in capsys.readouterr().err

@@ -106,7 +106,8 @@ def write_kitti_testing_images(split_dir, names, width=150, height=41):
     for folder in ('image_2', 'calib'):
         os.makedirs(split_dir / folder, exist_ok=True)
     for name in names:
-        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(split_dir / 'image_2' / f'{name}.png')
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(image).save(split_dir / 'image_2' / f'{name}.png')
         write_calibration(str(split_dir / 'calib' / f'{name}.txt'), synthetic_calibration(width, 12))
     return split_dir / 'image_2'
 
@@ -308,10 +309,11 @@ def test_infer_into_a_file_or_a_read_only_or_full_folder_exits_with_one_paragrap
     loaded = []
     monkeypatch.setattr(commands, 'saved_model_predictor', lambda *args: loaded.append(1) or pytest.fail('loaded'))
     for out, submission, expected in (
-            (tmp_path / 'a file', [], f"error: {tmp_path / 'a file'} (--out) is a file, not a folder: give another --out."),
+            (tmp_path / 'a file', [],
+             f"error: {tmp_path / 'a file'} (--out) is a file, not a folder: give another --out."),
             (tmp_path / 'a file' / 'sub', ['--masks'],
-             f"error: cannot write {tmp_path / 'a file' / 'sub'} (--out): a file stands where a folder should be (Not a "
-             'directory). Give another --out, in a folder that can be written.')):
+             f"error: cannot write {tmp_path / 'a file' / 'sub'} (--out): a file stands where a folder should be "
+             '(Not a directory). Give another --out, in a folder that can be written.')):
         with pytest.raises(SystemExit) as exited:
             infer_command([str(image_path), '--model', model_dir, '--out', str(out), *submission])
         assert str(exited.value.code) == expected

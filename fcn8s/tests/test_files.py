@@ -98,8 +98,9 @@ def test_ensure_made_makes_once_reuses_with_other_settings_and_remakes_an_incomp
     assert sorted(os.listdir(path)) == ['a.txt', MANIFEST, 'sub'] and os.listdir(tmp_path) == ['data']
     assert json.load(open(os.path.join(path, MANIFEST))) == {'settings': {'count': 2}, 'files': ['a.txt', 'sub/b.txt']}
     ensure_made(path, {'count': 5}, lambda folder: pytest.fail('made again for another setting'), 'the test data')
-    assert capsys.readouterr().out == (f'Reusing the test data in {path}, made with count 2 (asked: 5). Only missing or '
-                                       'incomplete data is made: delete the folder to make it with these settings.\n')
+    assert capsys.readouterr().out == (f'Reusing the test data in {path}, made with count 2 (asked: 5). Only '
+                                       'missing or incomplete data is made: delete the folder to make it with these '
+                                       'settings.\n')
     os.remove(os.path.join(path, 'sub', 'b.txt'))
     ensure_made(path, {'count': 5}, lambda folder: write_two_files(folder, 'again'), 'the test data')
     assert open(os.path.join(path, 'sub', 'b.txt')).read() == 'again'
