@@ -37,12 +37,20 @@ def resize_bilinear(images, size):
     return tf.compat.v2.image.resize(images, size, method='bilinear', antialias=True)
 
 
+def network_class_prob(logits, image_shape):
+    """[b, height, width, num_classes] float32 class probabilities of logits [b * height * width, num_classes].
+
+    (height, width) = image_shape, the network's input size.
+    """
+    return tf.reshape(tf.nn.softmax(logits), [-1, *image_shape, logits.shape[-1]])
+
+
 def network_road_prob(logits, image_shape):
     """[b, height, width] float32 road probability (softmax, class 1) of logits [b * height * width, num_classes].
 
     (height, width) = image_shape, the network's input size.
     """
-    return tf.reshape(tf.nn.softmax(logits)[:, 1], [-1, *image_shape])
+    return network_class_prob(logits, image_shape)[..., 1]
 
 
 def road_prob_at_size(road_prob, size):
@@ -53,14 +61,6 @@ def road_prob_at_size(road_prob, size):
 def road_prob_output(logits, image_shape, size):
     """[b, height, width] road probability at size of logits [b * h * w, 2] of the network at image_shape."""
     return road_prob_at_size(network_road_prob(logits, image_shape), size)
-
-
-def network_class_prob(logits, image_shape):
-    """[b, height, width, num_classes] float32 class probabilities of logits [b * height * width, num_classes].
-
-    (height, width) = image_shape, the network's input size.
-    """
-    return tf.reshape(tf.nn.softmax(logits), [-1, *image_shape, logits.shape[-1]])
 
 
 def class_prob_output(logits, image_shape, size):
