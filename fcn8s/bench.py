@@ -21,8 +21,8 @@ from fcn8s.bench_machine import (TRAIN_FLOP_PER_FORWARD_FLOP, conv_gflop_per_ima
 from fcn8s.bench_pipeline import PIPELINE_BATCH_SIZE, format_pipeline, pipeline_speeds, seconds_of
 from fcn8s.commands import add_image_size_arguments, command_parser, exits_on
 from fcn8s.config import TrainConfig, positive_int
-from fcn8s.files import writable_folder, write_atomically, writing_into
 from fcn8s.datasets import DATASETS
+from fcn8s.files import writable_folder, write_atomically, writing_into
 from fcn8s.images import load_image
 from fcn8s.precision import PRECISIONS, available_precisions, resolve_precision, session_config
 from fcn8s.predict import network_road_prob
