@@ -21,12 +21,12 @@ run "config_defaults_to_p3_2xlarge" {
   command = plan
 
   assert {
-    condition     = aws_instance.trainer.instance_type == "p3.2xlarge"
+    condition     = aws_instance.trainer[0].instance_type == "p3.2xlarge"
     error_message = "config.tfvars must launch a p3.2xlarge."
   }
 
   assert {
-    condition     = aws_instance.trainer.ami == "ami-0123456789abcdef0"
+    condition     = aws_instance.trainer[0].ami == "ami-0123456789abcdef0"
     error_message = "The instance must boot the AMI found by the aws_ami lookup."
   }
 }
@@ -83,7 +83,7 @@ run "imdsv2_required" {
   command = plan
 
   assert {
-    condition     = aws_instance.trainer.metadata_options[0].http_tokens == "required"
+    condition     = aws_instance.trainer[0].metadata_options[0].http_tokens == "required"
     error_message = "The instance must require IMDSv2 session tokens."
   }
 }
@@ -93,8 +93,8 @@ run "root_volume_encrypted_gp3" {
 
   assert {
     condition = (
-      aws_instance.trainer.root_block_device[0].encrypted == true &&
-      aws_instance.trainer.root_block_device[0].volume_type == "gp3"
+      aws_instance.trainer[0].root_block_device[0].encrypted == true &&
+      aws_instance.trainer[0].root_block_device[0].volume_type == "gp3"
     )
     error_message = "The root volume must be encrypted gp3."
   }
@@ -104,7 +104,7 @@ run "on_demand_by_default" {
   command = plan
 
   assert {
-    condition     = length(aws_instance.trainer.instance_market_options) == 0
+    condition     = length(aws_instance.trainer[0].instance_market_options) == 0
     error_message = "Without use_spot the instance must be on-demand."
   }
 }
@@ -118,8 +118,8 @@ run "spot_is_one_time" {
 
   assert {
     condition = (
-      aws_instance.trainer.instance_market_options[0].market_type == "spot" &&
-      aws_instance.trainer.instance_market_options[0].spot_options[0].spot_instance_type == "one-time"
+      aws_instance.trainer[0].instance_market_options[0].market_type == "spot" &&
+      aws_instance.trainer[0].instance_market_options[0].spot_options[0].spot_instance_type == "one-time"
     )
     error_message = "use_spot = true must request a one-time spot instance."
   }
