@@ -19,11 +19,13 @@ INFRA = Path(__file__).resolve().parent
 SETUP_SH = INFRA / "setup.sh"
 PLUGIN_ROOTS = ("/opt/tf-plugins", "~/.terraform.d/plugins", "/usr/share/terraform/plugins")
 AWS_PROVIDER = Path("registry.terraform.io/hashicorp/aws")
-RUN_NAMES = [
-    name
+TEST_FILE_OF_RUN = {
+    name: test_file
     for test_file in sorted((INFRA / "tests").glob("*.tftest.hcl"))
     for name in re.findall(r'^run "([^"]+)"', test_file.read_text(), re.MULTILINE)
-]
+}
+RUN_NAMES = list(TEST_FILE_OF_RUN)
+PROBE_FILE = "tests/probe.tftest.hcl"
 REQUIRED_RUNS = {
     "config_defaults_to_p3_2xlarge",
     "ssh_open_to_allowed_cidr_only",
@@ -35,6 +37,11 @@ REQUIRED_RUNS = {
     "spot_is_one_time",
     "rejects_ipv4_anywhere",
     "rejects_ipv6_anywhere",
+    "one_node_has_no_cluster",
+    "three_nodes_form_one_cluster",
+    "rejects_non_gpu_instance_type",
+    "rejects_zero_instances",
+    "rejects_privileged_worker_port",
 }
 
 
@@ -94,6 +101,23 @@ def workdir(terraform, tf_env, tmp_path_factory):
     return copy
 
 
+def copy_with_probe(workdir, destination, test_file, run_block):
+    """Copy the initialised infra/ to destination with PROBE_FILE: test_file's mock provider and variables (all
+    before its first run block) followed by run_block alone, so that `terraform test -filter` runs only that."""
+    shutil.copytree(workdir, destination, symlinks=True)
+    preamble = test_file.read_text().split('\nrun "', 1)[0]
+    (destination / PROBE_FILE).write_text(f"{preamble}\n{run_block}")
+    return destination
+
+
+def run_probe(terraform, tf_env, probe_dir):
+    return run(
+        [terraform, "test", "-var-file=config.tfvars", f"-filter={PROBE_FILE}", "-no-color"],
+        cwd=probe_dir,
+        env=tf_env,
+    )
+
+
 def test_fmt(terraform, tf_env):
     result = run([terraform, "fmt", "-check", "-recursive", "-diff", "-no-color", str(INFRA)], env=tf_env)
     assert result.returncode == 0, result.output
@@ -117,19 +141,80 @@ def test_terraform_test_passes(terraform, tf_env, workdir):
         assert f'run "{name}"... pass' in result.output, result.output
 
 
-def test_terraform_test_catches_ssh_open_to_world(terraform, tf_env, workdir, tmp_path):
-    """The suite has teeth: opening ssh to 0.0.0.0/0 in main.tf must fail it."""
-    mutant = tmp_path / "infra"
-    shutil.copytree(workdir, mutant, symlinks=True)
-    main_tf = mutant / "main.tf"
-    original = main_tf.read_text()
-    mutated = original.replace("cidr_ipv4         = var.allowed_cidr", 'cidr_ipv4         = "0.0.0.0/0"', 1)
-    assert mutated != original, "mutation target not found in main.tf"
-    main_tf.write_text(mutated)
+# (file, text in it, replacement, the run that must then fail): each breaks one promise of the tests.
+MUTATIONS = {
+    "ssh_open_to_world": (
+        "main.tf",
+        "cidr_ipv4         = var.allowed_cidr",
+        'cidr_ipv4         = "0.0.0.0/0"',
+        "ssh_open_to_allowed_cidr_only",
+    ),
+    "worker_port_open_to_world": (
+        "main.tf",
+        "referenced_security_group_id = aws_security_group.trainer.id",
+        'cidr_ipv4                    = "0.0.0.0/0"',
+        "three_nodes_form_one_cluster",
+    ),
+    "placement_group_spread": (
+        "main.tf",
+        'strategy = "cluster"',
+        'strategy = "spread"',
+        "three_nodes_form_one_cluster",
+    ),
+    "every_node_chief": (
+        "main.tf",
+        'task    = { type = "worker", index = index }',
+        'task    = { type = "worker", index = 0 }',
+        "three_nodes_form_one_cluster",
+    ),
+    "tf_config_on_one_node": (
+        "main.tf",
+        "local.multi_node ? \"TF_CONFIG='${local.tf_configs[index]}'\" : \"\"",
+        "\"TF_CONFIG='${local.tf_configs[index]}'\"",
+        "one_node_has_no_cluster",
+    ),
+}
 
-    result = run([terraform, "test", "-var-file=config.tfvars", "-no-color"], cwd=mutant, env=tf_env)
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_terraform_test_catches_mutation(terraform, tf_env, workdir, tmp_path, mutation):
+    """The suite has teeth: each mutation of the configuration must fail the run that guards it."""
+    file_name, target, replacement, guarding_run = MUTATIONS[mutation]
+    test_file = TEST_FILE_OF_RUN[guarding_run]
+    run_block = re.search(rf'^run "{guarding_run}" {{\n.*?^}}\n', test_file.read_text(), re.MULTILINE | re.DOTALL)
+    assert run_block, f"run \"{guarding_run}\" not found in {test_file}"
+    mutant = copy_with_probe(workdir, tmp_path / "infra", test_file, run_block.group(0))
+    mutated_file = mutant / file_name
+    original = mutated_file.read_text()
+    mutated = original.replace(target, replacement, 1)
+    assert mutated != original, f"mutation target not found in {file_name}: {target}"
+    mutated_file.write_text(mutated)
+
+    result = run_probe(terraform, tf_env, mutant)
     assert result.returncode != 0, result.output
-    assert 'run "ssh_open_to_allowed_cidr_only"... fail' in result.output, result.output
+    assert f'run "{guarding_run}"... fail' in result.output, result.output
+
+
+# A refused value and words its error must contain: what is accepted.
+REFUSED_VALUES = {
+    "instance_type": ('"t3.micro"', ["instance_type must be one of", "p3.8xlarge (4 V100)", "p4d.24xlarge (8 A100)"]),
+    "instance_count": ("0", ["instance_count must be a whole number of nodes from 1 to 16"]),
+    "worker_port": ("80", ["worker_port must be a whole number from 1024 to 65535"]),
+}
+
+
+@pytest.mark.parametrize("variable", sorted(REFUSED_VALUES))
+def test_refused_value_names_what_is_accepted(terraform, tf_env, workdir, tmp_path, variable):
+    """A refused value fails the plan with an error that says what is accepted."""
+    value, expected_words = REFUSED_VALUES[variable]
+    run_block = f'run "probe" {{\n  command = plan\n\n  variables {{\n    {variable} = {value}\n  }}\n}}\n'
+    probe = copy_with_probe(workdir, tmp_path / "infra", INFRA / "tests" / "nodes.tftest.hcl", run_block)
+    result = run_probe(terraform, tf_env, probe)
+    assert result.returncode != 0, result.output
+    assert "Invalid value for variable" in result.output, result.output
+    unwrapped = " ".join(result.output.split())
+    for words in expected_words:
+        assert words in unwrapped, result.output
 
 
 def test_checkov_reports_no_failures():
