@@ -16,3 +16,9 @@ ami_name_pattern = "Deep Learning Base Proprietary Nvidia Driver AMI (Amazon Lin
 # Recommended instead: a G5 (A10G) or G6 (L4) instance on a current base AMI.
 # instance_type    = "g5.xlarge" # or "g6.xlarge"
 # ami_name_pattern = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *"
+
+# Several GPUs in one box: e.g. p3.8xlarge (4 V100) or p3.16xlarge (8 V100).
+# Several boxes for one job: instance_count = 2 .. 16, then run each node's
+# start_commands output (see README.md, "Several GPUs, several nodes").
+# instance_count = 1
+# train_args     = "--dataset cityscapes --runs-dir /mnt/efs/runs"
