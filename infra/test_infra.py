@@ -173,6 +173,12 @@ MUTATIONS = {
         "\"TF_CONFIG='${local.tf_configs[index]}'\"",
         "one_node_has_no_cluster",
     ),
+    "setup_clones_elsewhere": (
+        "main.tf",
+        '"PROJECT_DIR=${local.project_dir}", ',
+        "",
+        "one_node_has_no_cluster",
+    ),
 }
 
 

@@ -75,6 +75,11 @@ run "one_node_has_no_cluster" {
     condition     = output.start_commands == ["cd /home/ubuntu/fcn-8s && .venv/bin/python main.py --dataset cityscapes --runs-dir /mnt/efs/runs"]
     error_message = "One node's start command must cd to the project and run the venv's python main.py train_args, without TF_CONFIG; got ${jsonencode(output.start_commands)}."
   }
+
+  assert {
+    condition     = strcontains(aws_instance.trainer[0].user_data, "PROJECT_DIR=/home/ubuntu/fcn-8s")
+    error_message = "setup.sh must clone the project where the start command cds to."
+  }
 }
 
 run "three_nodes_form_one_cluster" {
