@@ -39,7 +39,7 @@ locals {
   # nodes: availability_zone, else the first zone (by name) offering the type.
   availability_zone = (
     var.availability_zone != null ? var.availability_zone :
-    local.multi_node ? sort(data.aws_ec2_instance_type_offerings.zones[0].locations)[0] : null
+    local.multi_node ? try(sort(data.aws_ec2_instance_type_offerings.zones[0].locations)[0], null) : null
   )
 
   # Amazon Linux DLAMIs log in as ec2-user, Ubuntu ones as ubuntu.
@@ -58,7 +58,7 @@ locals {
       task    = { type = "worker", index = index }
     })
   ]
-  # JSON has no single quote, so '...' passes TF_CONFIG to the shell unchanged.
+  # These JSON strings (addresses, numbers, "worker") hold no single quote, so '...' passes TF_CONFIG to the shell unchanged.
   start_commands = [
     for index in range(var.instance_count) : trimspace(join(" ", compact([
       "cd ${local.project_dir} &&",
@@ -141,6 +141,13 @@ resource "aws_placement_group" "trainer" {
 
   name     = "fcn-trainer-${aws_security_group.trainer.id}"
   strategy = "cluster"
+
+  lifecycle {
+    precondition {
+      condition     = local.availability_zone != null
+      error_message = "No availability zone of ${var.region} offers ${var.instance_type}: choose another instance_type or region, or set availability_zone."
+    }
+  }
 }
 
 # Outbound web only: GitHub, PyPI, NVIDIA wheels, the VGG/KITTI downloads and
@@ -200,4 +207,10 @@ resource "aws_instance" "trainer" {
   tags = {
     Name = "fcn-8s-trainer-${count.index}"
   }
+}
+
+# The single trainer of earlier versions is node 0.
+moved {
+  from = aws_instance.trainer
+  to   = aws_instance.trainer[0]
 }

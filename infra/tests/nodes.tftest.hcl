@@ -191,6 +191,21 @@ run "availability_zone_overrides_the_first_offering" {
   }
 }
 
+run "type_offered_nowhere_is_refused_for_several_nodes" {
+  command = plan
+
+  variables {
+    instance_count = 2
+  }
+
+  override_data {
+    target = data.aws_ec2_instance_type_offerings.zones[0]
+    values = { locations = [] }
+  }
+
+  expect_failures = [aws_placement_group.trainer]
+}
+
 run "multi_gpu_types_accepted" {
   command = plan
 
