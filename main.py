@@ -29,12 +29,13 @@ import numpy as np
 from tqdm import tqdm
 
 import helper
-from fcn8s import bench, commands, export, run_folder, vgg
+from fcn8s import bench, commands, distribute, export, run_folder, vgg
 from fcn8s.batches import training_inputs
 from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal, finishing_run
 from fcn8s.commands import chosen_precision, exits_on
 from fcn8s.config import command_line, parse_config, save_config
 from fcn8s.datasets import DATASETS
+from fcn8s.decoder import score, upscore
 from fcn8s.errors import DataUnavailableError, DiskFull, TrainingDiverged, TrainingInterrupted
 from fcn8s.plots import save_loss_curve
 from fcn8s.precision import session_config
@@ -98,50 +99,6 @@ def load_vgg(sess, vgg_path, image_input=None):
     return vgg_tensors if image_input is None else (image_input, *vgg_tensors[1:])
 
 
-def bilinear_upsample_kernel(size, channels):
-    """[size, size, channels, channels] float32 kernel that upsamples each channel bilinearly on its own."""
-    factor = (size + 1) // 2
-    centre = factor - 1 if size % 2 == 1 else factor - 0.5
-    ramp = 1 - np.abs(np.arange(size) - centre) / factor
-    kernel = np.zeros((size, size, channels, channels), np.float32)
-    kernel[:, :, range(channels), range(channels)] = np.outer(ramp, ramp)[..., None]
-    return kernel
-
-
-def decoder_kernel(shape, initializer, l2_scale):
-    """The 'weights' variable of a decoder layer, its L2 term l2_scale * sum(w**2) / 2 in REGULARIZATION_LOSSES."""
-    kernel = tf.get_variable('weights', shape, initializer=initializer)
-    tf.add_to_collection(tf.GraphKeys.REGULARIZATION_LOSSES,
-                         tf.multiply(l2_scale, tf.nn.l2_loss(kernel), name='l2_loss'))
-    return kernel
-
-
-def score(features, num_classes, name, init_stddev, l2_scale):
-    """1x1 convolution [b, h, w, c] -> [b, h, w, num_classes] class scores."""
-    with tf.variable_scope(name):
-        kernel = decoder_kernel([1, 1, features.shape[-1], num_classes],
-                                tf.random_normal_initializer(stddev=init_stddev), l2_scale)
-        bias = tf.get_variable('biases', [num_classes], initializer=tf.zeros_initializer())
-        return tf.nn.bias_add(tf.nn.conv2d(features, kernel, 1, 'SAME'), bias)
-
-
-def upscore(scores, factor, name, l2_scale, like=None):
-    """Transposed convolution (kernel 2*factor, stride factor, bilinear init) of [b, h, w, c] scores.
-
-    Returns [b, height, width, c] at the spatial size of the features `like`, or at factor times the
-    size of scores when like is None.
-    """
-    num_classes = scores.shape[-1]
-    like, times = (scores, factor) if like is None else (like, 1)
-    static_hw = [None if size is None else size * times for size in like.shape.as_list()[1:3]]
-    with tf.variable_scope(name):
-        kernel = decoder_kernel(None, bilinear_upsample_kernel(2 * factor, num_classes), l2_scale)
-        output_shape = tf.concat([tf.shape(scores)[:1], tf.shape(like)[1:3] * times, [num_classes]], axis=0)
-        upscored = tf.nn.conv2d_transpose(scores, kernel, output_shape, factor, 'SAME')
-    upscored.set_shape([scores.shape[0], *static_hw, num_classes])
-    return upscored
-
-
 def layers(vgg_layer3_out, vgg_layer4_out, vgg_layer7_out, num_classes,
            pool_scaling=True, init_stddev=1e-3, l2_scale=1e-3):
     """The FCN-8s decoder on VGG16's pool3, pool4 and fc7, named as in the FCN paper.
@@ -163,7 +120,8 @@ def layers(vgg_layer3_out, vgg_layer4_out, vgg_layer7_out, num_classes,
     return upscore(fuse_pool3, 8, 'upscore8', l2_scale)
 
 
-def optimize(nn_last_layer, correct_label, learning_rate, num_classes, var_list=None, loss_scaling=False):
+def optimize(nn_last_layer, correct_label, learning_rate, num_classes, var_list=None, loss_scaling=False,
+             share=None):
     """Masked cross-entropy plus the registered L2 terms, minimised by Adam over var_list (default: all trainable).
 
     nn_last_layer: [b, h, w, num_classes] logits; correct_label: [b, h, w, num_classes] one-hot,
@@ -171,14 +129,17 @@ def optimize(nn_last_layer, correct_label, learning_rate, num_classes, var_list=
     pixels only. Returns (logits [b * h * w, num_classes], train_op, loss = cross-entropy + L2).
     loss_scaling, for float16 training (precision fp16), scales the loss before the gradients are taken
     and the gradients back after, with TF1's dynamic loss scale: it starts at 2**15, halves and skips
-    the step when a gradient overflows, and doubles after 2000 steps without overflow.
+    the step when a gradient overflows, and doubles after 2000 steps without overflow. share (a
+    distribute.ReplicaShare) makes the loss one replica's share of a global batch's: the cross-entropy
+    summed over share.valid_pixels, the L2 terms divided by share.replicas.
     """
     logits = tf.reshape(nn_last_layer, (-1, num_classes), name='logits')
     labels = tf.reshape(correct_label, (-1, num_classes))
     pixel_losses = tf.nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=logits)
-    valid_pixels = tf.maximum(tf.reduce_sum(labels), 1.0)
+    valid_pixels = tf.maximum(tf.reduce_sum(labels), 1.0) if share is None else share.valid_pixels
     cross_entropy = tf.divide(tf.reduce_sum(pixel_losses), valid_pixels, name='cross_entropy')
-    loss = tf.add(cross_entropy, tf.losses.get_regularization_loss(), name='loss')
+    regularization = tf.losses.get_regularization_loss()
+    loss = tf.add(cross_entropy, regularization if share is None else regularization / share.replicas, name='loss')
     optimizer = tf.train.AdamOptimizer(learning_rate)
     if loss_scaling:
         optimizer = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, loss_scale='dynamic')
@@ -245,29 +206,41 @@ FCN8s = collections.namedtuple('FCN8s', 'image_input keep_prob correct_label lea
                                         'loss_terms trained_variables')
 
 
-def build_graph(sess, vgg_path, config, precision, num_classes=NUM_CLASSES, batches=None):
+def build_graph(sess, vgg_path, config, precision, num_classes=NUM_CLASSES, batches=None, strategy=None):
     """The FCN-8s of config in sess's graph, its new variables initialised: an FCN8s of its tensors and ops.
 
     load_vgg -> layers (num_classes scores) -> the correct_label and learning_rate placeholders -> optimize. Without
     config.train_encoder only the decoder's variables are trained; trained_variables lists what is.
     loss_terms are the loss's two parts, (cross-entropy, L2). precision fp16 trains with loss scaling.
     batches, the (uint8 images, class ids) batch tensors of an input pipeline (TrainingBatches.connect), become
-    what image_input and correct_label take unless fed (batches.training_inputs).
+    what image_input and correct_label take unless fed (batches.training_inputs). With a tf.distribute strategy
+    (and batches), the graph is replicated over its devices (distribute.build_replicated_graph): the tensors are
+    the first replica's, loss and loss_terms the global batch's.
     """
-    image_input, correct_label = training_inputs(batches, num_classes)
-    image_input, keep_prob, layer3_out, layer4_out, layer7_out = load_vgg(sess, vgg_path, image_input)
-    vgg_variables = set(tf.global_variables())
-    nn_last_layer = layers(layer3_out, layer4_out, layer7_out, num_classes, pool_scaling=config.pool_scaling,
-                           init_stddev=config.init_stddev, l2_scale=config.l2_scale)
-    learning_rate = tf.placeholder(tf.float32, name='learning_rate')
-    trainable = tf.trainable_variables()
-    decoder_variables = [variable for variable in trainable if variable not in vgg_variables]
-    logits, train_op, loss = optimize(nn_last_layer, correct_label, learning_rate, num_classes,
-                                      None if config.train_encoder else decoder_variables,
-                                      loss_scaling=precision == 'fp16')
+    learning_rates = []  # one placeholder for every replica, made after the first decoder as in the classic graph
+
+    def fcn8s_replica(vgg_tensors, correct_label, vgg_variables, share=None):
+        """The decoder, loss and train op on VGG16's tensors: (logits, train_op, loss, trained variables)."""
+        nn_last_layer = layers(*vgg_tensors[2:], num_classes, pool_scaling=config.pool_scaling,
+                               init_stddev=config.init_stddev, l2_scale=config.l2_scale)
+        learning_rates[:] = learning_rates or [tf.placeholder(tf.float32, name='learning_rate')]
+        trainable = tf.trainable_variables()
+        trained = trainable if config.train_encoder else [variable for variable in trainable
+                                                          if variable not in vgg_variables]
+        return (*optimize(nn_last_layer, correct_label, learning_rates[0], num_classes, trained,
+                          loss_scaling=precision == 'fp16', share=share), trained)
+
+    if strategy is None:
+        image_input, correct_label = training_inputs(batches, num_classes)
+        vgg_tensors = load_vgg(sess, vgg_path, image_input)
+        logits, train_op, loss, trained = fcn8s_replica(vgg_tensors, correct_label, set(tf.global_variables()))
+        fcn = FCN8s(*vgg_tensors[:2], correct_label, learning_rates[0], logits, train_op, loss, tuple(loss.op.inputs),
+                    trained)
+    else:
+        replicated = distribute.build_replicated_graph(sess, strategy, vgg_path, batches, num_classes, fcn8s_replica)
+        fcn = FCN8s(learning_rate=learning_rates[0], **replicated._asdict())
     initialize_new_variables(sess)
-    return FCN8s(image_input, keep_prob, correct_label, learning_rate, logits, train_op, loss, tuple(loss.op.inputs),
-                 trainable if config.train_encoder else decoder_variables)
+    return fcn
 
 
 def train(config, resume_dir=None):
@@ -284,7 +257,9 @@ def train(config, resume_dir=None):
     finished epoch (weights and optimizer state) and trains the epochs after it; without one it refuses.
     """
     started = time.perf_counter()
-    precision = chosen_precision(config.precision)
+    with exits_on(ValueError):
+        replicas = distribute.replicas_of(config.replicas, os.environ.get('TF_CONFIG'))  # before TensorFlow starts
+    precision = chosen_precision(config.precision, replicas.workers)
     dataset = DATASETS[config.dataset]
     with exits_on(DataUnavailableError, ValueError, OSError):
         run_folder.check_startable(config, resume_dir)  # before anything is made or changed
@@ -296,30 +271,36 @@ def train(config, resume_dir=None):
         data_check.raise_errors()
     with exits_on(ValueError, OSError):  # a DataError is a ValueError
         train_pairs, val_pairs = dataset.split(dataset_path, config)
-        print(f'{len(train_pairs)} training images, {len(val_pairs)} for validation')
+        print(f'{len(train_pairs)} training images, {len(val_pairs)} for validation. {replicas.describe()}')
         get_batches_fn = helper.gen_batch_function(dataset.training_folder(dataset_path), config.image_shape,
                                                    augmentation=config.augmentation, dataset=dataset,
                                                    pairs=train_pairs, seed=config.seed)
 
-    with tf.Graph().as_default(), tf.Session(config=session_config(precision)) as sess:
+    with tf.Graph().as_default(), tf.Session(replicas.target, config=replicas.session_config(
+            session_config(precision))) as sess:
         tf.set_random_seed(config.seed)
+        replicas.connect()
+        with exits_on(ValueError):
+            replicas.agree(sess, distribute.run_fingerprint(config, train_pairs), distribute.SETTINGS_ADVICE)
         try:
             fcn = build_graph(sess, vgg_path, config, precision, dataset.num_classes,
-                              get_batches_fn.connect(config.batch_size))
+                              get_batches_fn.connect(config.batch_size), replicas.strategy)
         except ValueError as error:
             demo_advice = f' Under --demo, delete {vgg_path} and it is rebuilt.' if config.demo else ''
             sys.exit(f'error: {error}{demo_advice}')
+        if not replicas.is_chief:
+            return distribute.follow_chief(sess, fcn, config, get_batches_fn, resume_dir, replicas, train_nn)
         with exits_on(OSError):
             run_dir = resume_dir or run_folder.new_run_dir(config)
         checkpoints = EpochCheckpoints(os.path.join(run_dir, 'checkpoint'), fcn.trained_variables)
         with exits_on(ValueError):
-            start_epoch = checkpoints.restore_last(sess, required=bool(resume_dir)) + 1
+            start_epoch = distribute.agreed_start_epoch(sess, replicas, checkpoints, run_dir, bool(resume_dir))
         loss_csv_path = os.path.join(run_dir, 'loss.csv')
         run_folder.restart_loss_csv(loss_csv_path, start_epoch, get_batches_fn.steps_per_epoch(config.batch_size))
         run_folder.save_split(run_dir, train_pairs, val_pairs)
         loss_watch = LossWatch(config.divergence_ratio, run_folder.read_loss_csv(loss_csv_path))
         if resume_dir:
-            save_config(config, run_dir)  # --epochs may have changed
+            save_config(config, run_dir)  # --epochs or --replicas may have changed
             print(f'Resuming {run_dir} after epoch {start_epoch - 1} of {config.epochs}')
         else:
             print(f'Run folder: {run_dir}')
@@ -345,7 +326,8 @@ def train(config, resume_dir=None):
                 train_nn(sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss,
                          fcn.image_input, fcn.correct_label, fcn.keep_prob, fcn.learning_rate,
                          keep_prob_value=config.keep_prob, learning_rate_value=config.learning_rate,
-                         on_epoch_end=end_epoch, start_epoch=start_epoch, stop_requested=stop_signal.requested,
+                         on_epoch_end=end_epoch, start_epoch=start_epoch,
+                         stop_requested=replicas.stop_vote()(sess, stop_signal.requested),
                          loss_terms=fcn.loss_terms)
             except TrainingDiverged as divergence:
                 sys.exit(f'error: {divergence}. {checkpoints.describe_last()} Start a new run with a lower '
@@ -358,7 +340,7 @@ def train(config, resume_dir=None):
                     print(f'Stopped in epoch {interruption.epoch} after step {interruption.steps_done}; the weights '
                           f'after that step are in {saved}.')
                 print(checkpoints.how_to_go_on(run_dir, restart))
-                sys.exit(128 + stop_signal.signal_number)
+                sys.exit(stop_signal.exit_status)
 
         with finishing_run(run_dir, checkpoints, config.epochs, restart):
             save_loss_curve(run_folder.read_loss_csv(loss_csv_path), os.path.join(run_dir, 'loss.png'))

@@ -27,6 +27,7 @@ import main
 from fcn8s import cityscapes, downloads
 from fcn8s.batches import training_inputs
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_URL, KITTI_URLS, VGG_FILES, VGG_URL
+from fcn8s.decoder import bilinear_upsample_kernel
 from fcn8s.checkpoints import EpochCheckpoints
 from fcn8s.config import load_run_config, parse_config
 from fcn8s.errors import DataUnavailableError, DiskFull
@@ -35,7 +36,8 @@ from fcn8s.kitti import KITTI_CATEGORIES, KITTI_FOLDERS
 from fcn8s.run_folder import read_loss_csv
 from fcn8s.synthetic import make_synthetic_kitti
 from fcn8s.tests.fixtures import (  # noqa: F401  (the fixtures, found by name)
-    FakeResponse, TINY_WIDTH, assert_tensor_shape, cityscapes_run, fresh_graph, keras_cache_in_tmp, keras_vgg16,
+    FakeResponse, TINY_WIDTH, TINY_RUN, TRAIN_UNTIL_SIGTERM,
+    assert_tensor_shape, cityscapes_run, fresh_graph, keras_cache_in_tmp, keras_vgg16,
     tiny_demo_data, tiny_vgg_path, unreachable)
 from fcn8s.tf1 import tf
 
@@ -137,7 +139,7 @@ def test_load_vgg_explains_a_wrong_path(tmp_path):
 
 
 def test_bilinear_upsample_kernel():
-    kernel = main.bilinear_upsample_kernel(4, 2)
+    kernel = bilinear_upsample_kernel(4, 2)
     ramp = np.array([0.25, 0.75, 0.75, 0.25])
     np.testing.assert_allclose(kernel[:, :, 0, 0], np.outer(ramp, ramp))
     np.testing.assert_allclose(kernel[:, :, 1, 1], np.outer(ramp, ramp))
@@ -444,32 +446,6 @@ def test_importing_main_prints_nothing_and_trains_nothing():
     assert completed.stdout == ''
 
 
-TINY_RUN = ['--demo', '--demo-vgg-width', str(TINY_WIDTH), '--image-height', '64', '--image-width', '192',
-            '--demo-train-per-category', '2', '--demo-test-per-category', '1']
-
-
-# Run in a subprocess: main.run(argv[2:]) whose process sends itself SIGTERM as training takes batch number argv[1].
-TRAIN_UNTIL_SIGTERM = '''
-import os, signal, sys
-import main
-from fcn8s.batches import TrainingBatches
-
-epoch_steps = TrainingBatches.__call__
-steps_taken = 0
-
-
-def steps_then_sigterm(get_batches_fn, batch_size):
-    global steps_taken
-    for batch in epoch_steps(get_batches_fn, batch_size):
-        steps_taken += 1
-        if steps_taken == int(sys.argv[1]):
-            os.kill(os.getpid(), signal.SIGTERM)
-        yield batch
-
-
-TrainingBatches.__call__ = steps_then_sigterm
-main.run(sys.argv[2:])
-'''
 
 
 def test_training_stops_on_bad_data_before_making_a_run_folder(tiny_demo_data, tmp_path):

@@ -57,6 +57,12 @@ class StopSignal:
         """Whether a stop was asked for."""
         return self.signal_number is not None
 
+    @property
+    def exit_status(self):
+        """The exit status of a process that stopped for a stop request: 128 + the signal's number (SIGTERM's when
+        another worker of the run was asked to stop)."""
+        return 128 + (self.signal_number or signal.SIGTERM)
+
 
 class CheckpointFolder:
     """A run's checkpoint/ folder as it is on disk, read without a graph: which epochs finished, and where."""
@@ -141,11 +147,14 @@ class EpochCheckpoints(CheckpointFolder):
     starts from the last finished epoch.
     """
 
-    def __init__(self, folder, trained_variables, keep=CHECKPOINTS_KEPT):
+    def __init__(self, folder, trained_variables, keep=CHECKPOINTS_KEPT, writes=True):
         super().__init__(folder)
         self.keep = keep
-        self.saver = tf.train.Saver(max_to_keep=None)  # pruning is done here, by epoch
+        self.saver = tf.train.Saver(variables_by_name(), max_to_keep=None)  # pruning is done here, by epoch
+        self.mirror_restored = mirror_first_copies()
         self.weights_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(variable)) for variable in trained_variables])
+        if not writes:  # a worker of several, which restores what the chief writes
+            return
         os.makedirs(folder, exist_ok=True)
         for name in os.listdir(folder):
             if name.startswith('.partial-'):
@@ -162,6 +171,7 @@ class EpochCheckpoints(CheckpointFolder):
             try:
                 self.read_description(name)
                 self.saver.restore(sess, self.model_path(name))
+                sess.run(self.mirror_restored)
                 return epoch
             except (ValueError, tf.errors.OpError) as error:
                 problem = str(error).strip().splitlines()[0]
@@ -223,6 +233,24 @@ class EpochCheckpoints(CheckpointFolder):
         lines = [f'model_checkpoint_path: "{names[-1]}/model"'] + [
             f'all_model_checkpoint_paths: "{name}/model"' for name in names]
         write_atomically(os.path.join(self.folder, 'checkpoint'), '\n'.join(lines) + '\n')
+
+
+def variables_by_name():
+    """{op name: variable} of the default graph's variables: the keys under which a checkpoint keeps them.
+
+    Op names are alike on one device and on several replicas (a mirrored variable has its first copy's), so a
+    checkpoint of either restores into the other; TensorFlow's default keys differ for variables made in a cond,
+    as the fp16 loss-scaling optimizer makes Adam's. Keyed so, a mirrored variable saves and restores its first
+    copy: mirror_first_copies makes the others alike after a restore.
+    """
+    return {variable.op.name: variable for variable in tf.global_variables()}
+
+
+def mirror_first_copies():
+    """Op that gives the other copies of each mirrored variable (tf.distribute) its first copy's value."""
+    copies = [variable.values for variable in tf.global_variables()
+              if isinstance(variable, tf.compat.v2.distribute.DistributedValues)]
+    return tf.group([copy.assign(first.read_value()) for first, *others in copies for copy in others])
 
 
 def disk_full(error):

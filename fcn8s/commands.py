@@ -29,10 +29,11 @@ def exits_on(*errors):
         sys.exit(f'error: {error}')
 
 
-def chosen_precision(requested):
-    """resolve_precision(requested), printed with what it means; exits with the reason when it is not available."""
+def chosen_precision(requested, workers=1):
+    """resolve_precision(requested, workers), printed with what it means; exits with the reason when it is not
+    available."""
     with exits_on(ValueError):
-        precision = resolve_precision(requested)
+        precision = resolve_precision(requested, workers)
     how = ', chosen by --precision auto' if requested == 'auto' else ''
     print(f'Precision {precision}{how}: {PRECISION_NOTES[precision]}')
     return precision

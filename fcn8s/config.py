@@ -37,7 +37,7 @@ NOT_NEGATIVE = (lambda value: value >= 0, 'must not be negative')
 POSITIVE = (lambda value: value > 0, 'must be positive')
 MULTIPLE_OF_32 = (lambda value: value > 0 and value % 32 == 0, 'must be a positive multiple of 32')
 SETTING_RANGES = {
-    'epochs': AT_LEAST_ONE, 'batch_size': AT_LEAST_ONE, 'val_count': NOT_NEGATIVE, 'eval_every': NOT_NEGATIVE,
+    'epochs': AT_LEAST_ONE, 'batch_size': AT_LEAST_ONE, 'replicas': NOT_NEGATIVE, 'val_count': NOT_NEGATIVE, 'eval_every': NOT_NEGATIVE,
     'learning_rate': POSITIVE,
     'keep_prob': (lambda value: 0 < value <= 1, 'must lie in (0, 1]'),
     'image_height': MULTIPLE_OF_32, 'image_width': MULTIPLE_OF_32, 'l2_scale': NOT_NEGATIVE,
@@ -45,6 +45,7 @@ SETTING_RANGES = {
     'seed': (lambda value: 0 <= value < 2 ** 32, 'must lie in 0 .. 4294967295'),
     'demo_vgg_width': POSITIVE, 'demo_train_per_category': AT_LEAST_ONE, 'demo_test_per_category': NOT_NEGATIVE,
 }
+RESUME_CHANGES = {'epochs', 'replicas'}  # the settings a resumed run may change: a longer run, another machine
 RANGE_REASONS = {'learning_rate': 'Adam with a rate of zero or below does not learn, or climbs the loss'}
 TYPE_NAMES = {bool: 'true or false', int: 'an integer', float: 'a finite number', str: 'a string'}
 
@@ -93,7 +94,10 @@ def setting(default, help_text, choices=None, parse=None):
 class TrainConfig:
     """Every setting of a run, with the classic project's values as defaults; saved as config.json."""
     epochs: int = setting(40, 'passes over the training images')
-    batch_size: int = setting(4, 'images per training step')
+    batch_size: int = setting(4, 'images per training step, split over the replicas')
+    replicas: int = setting(0, 'devices that train data-parallel (tf.distribute): 0, every GPU of this machine '
+                               '(one device without GPUs); N > 1 without GPUs splits the CPU into N logical '
+                               'devices. Several machines: set TF_CONFIG on each')
     learning_rate: float = setting(5e-4, 'Adam learning rate')
     keep_prob: float = setting(0.5, 'dropout keep probability of fc6 and fc7 while training')
     image_height: int = setting(160, 'network input height in pixels, a multiple of 32', parse=image_side)
@@ -183,13 +187,14 @@ def parse_config(argv=None, description=None):
     """(TrainConfig, run folder to resume or None) from the training command line.
 
     --demo switches to DEMO_CONFIG's defaults. --resume RUN_DIR takes the run's own settings from
-    its config.json; only --epochs may be given with it, to train for longer. Exits as argparse does,
+    its config.json; only --epochs (to train for longer) and --replicas may be given with it. Exits as argparse does,
     with the problem, on a bad value.
     """
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--resume', metavar='RUN_DIR',
                         help='go on with the run in RUN_DIR (runs/<timestamp>) after its last finished epoch, with '
-                             'the settings of its config.json; only --epochs may be given with it')
+                             'the settings of its config.json; only --epochs and --replicas may be given '
+                             'with it')
     for field in dataclasses.fields(TrainConfig):
         demo_default = getattr(DEMO_CONFIG, field.name)
         demo_note = f'; with --demo: {demo_default}' if demo_default != field.default and field.name != 'demo' else ''
@@ -206,10 +211,10 @@ def parse_config(argv=None, description=None):
     arguments = parser.parse_args(argv)
     chosen = {name: value for name, value in vars(arguments).items() if value is not None}
     resume_dir = chosen.pop('resume', None)
-    if resume_dir is not None and chosen.keys() - {'epochs'}:
-        others = ', '.join(flag(name) for name in sorted(chosen.keys() - {'epochs'}))
+    if resume_dir is not None and chosen.keys() - RESUME_CHANGES:
+        others = ', '.join(flag(name) for name in sorted(chosen.keys() - RESUME_CHANGES))
         parser.error(f'--resume goes on with the settings in {resume_dir}/config.json; give no option but --epochs '
-                     f'with it (found {others})')
+                     f'and --replicas with it (found {others})')
     try:
         if resume_dir is None:
             settings = {**dataset_settings(chosen.get('dataset', TrainConfig.dataset), arguments.demo), **chosen}

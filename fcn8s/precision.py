@@ -40,13 +40,14 @@ def gpu_compute_capabilities():
     return [details.get('compute_capability', (0, 0)) for details in gpu_details()]
 
 
-def unavailable_reasons():
+def unavailable_reasons(workers=1):
     """{precision: why this machine cannot run it fast} of the PRECISIONS it lacks; fp32 is never there.
 
     fp16 needs an NVIDIA GPU of compute capability 7.0 (Volta) or newer, as TensorFlow's float16 rewrite
     does. bf16 needs the CPU flag avx512_bf16, oneDNN left on (TF_ENABLE_ONEDNN_OPTS not 0) and no GPU:
     oneDNN's bfloat16 rewrite converts only the ops placed on the CPU, and TensorFlow has no bfloat16
-    rewrite for GPUs.
+    rewrite for GPUs; and one process: with several workers (tf.distribute), a session on a worker's server
+    runs the rewritten graph without oneDNN's kernels and fails.
     """
     capabilities = gpu_compute_capabilities()
     reasons = {}
@@ -62,6 +63,10 @@ def unavailable_reasons():
     elif os.environ.get('TF_ENABLE_ONEDNN_OPTS', '1') == '0':
         reasons['bf16'] = ('the environment variable TF_ENABLE_ONEDNN_OPTS=0 turns oneDNN off; unset it '
                            '(or set it to 1) to run bf16 on this CPU')
+    elif workers > 1:
+        reasons['bf16'] = (f'this run has {workers} workers, and on a worker\'s server TensorFlow 2.21 runs the '
+                           'bfloat16 graph without oneDNN\'s kernels ("_FusedConv2D: bfloat16 is not in the list of '
+                           'allowed values")')
     return reasons
 
 
@@ -72,13 +77,14 @@ def available_precisions(reasons=None):
     return tuple(precision for precision in PRECISIONS if precision not in reasons)
 
 
-def resolve_precision(requested):
-    """The precision to run for requested, one of PRECISIONS or 'auto' (the fastest available here).
+def resolve_precision(requested, workers=1):
+    """The precision to run for requested, one of PRECISIONS or 'auto' (the fastest available here, for a run of
+    that many workers).
 
     Raises ValueError naming what the requested precision needs, why this machine cannot run it and what
     it offers.
     """
-    reasons = unavailable_reasons()
+    reasons = unavailable_reasons(workers)
     available = available_precisions(reasons)
     if requested == 'auto':
         return available[0]

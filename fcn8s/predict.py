@@ -119,12 +119,14 @@ def session_predictor(sess, logits, keep_prob, image_pl, image_shape, dataset):
 
 
 def forward_pass(sess, input_image, logits):
-    """(GraphDef of the ops that compute logits from input_image in sess's graph, {variable name: trained value}).
+    """(GraphDef of the ops that compute logits from input_image in sess's graph, {variable name: trained value},
+    {tensor name in the GraphDef: the variable name whose value it takes}).
 
     Only the forward pass: no loss, optimizer or initializers, and no input pipeline: an input_image
     that takes the pipeline's batch unless fed (batches.training_inputs) becomes a plain placeholder.
-    Its (TF1 reference) variables are left out of the GraphDef, and with them the ops' colocation hints,
-    so that an import can map each 'name:0' to a variable of its own (export_model).
+    Its variables are left out of the GraphDef: a TF1 reference variable's node is the tensor that takes its
+    value; a resource variable's (a replica's mirrored copy) reads become placeholders that take it. Device
+    placements and colocation hints go too, so that the GraphDef imports anywhere (export_model).
     """
     graph_def = tf.graph_util.extract_sub_graph(sess.graph.as_graph_def(), [logits.op.name])
     input_node, = (node for node in graph_def.node if node.name == input_image.op.name)
@@ -132,14 +134,23 @@ def forward_pass(sess, input_image, logits):
         input_node.op = 'Placeholder'
         del input_node.input[:]
         graph_def = tf.graph_util.extract_sub_graph(graph_def, [logits.op.name])
-    variable_names = [node.name for node in graph_def.node if node.op in ('Variable', 'VariableV2')]
-    trained_values = dict(zip(variable_names, sess.run([name + ':0' for name in variable_names])))
+    handles = {node.name for node in graph_def.node if node.op == 'VarHandleOp'}
+    variable_of_input = {node.name + ':0': node.name for node in graph_def.node if node.op in ('Variable', 'VariableV2')}
+    for node in graph_def.node:
+        if node.op == 'ReadVariableOp' and node.input[0] in handles:
+            variable_of_input[node.name + ':0'] = node.input[0]
+            node.op = 'Placeholder'
+            del node.input[:]
+    graph_def = tf.graph_util.extract_sub_graph(graph_def, [logits.op.name])
+    value_of_variable = {name: tensor for tensor, name in variable_of_input.items()}  # one reading of each
+    trained_values = sess.run(value_of_variable)
     operations = [node for node in graph_def.node if node.name not in trained_values]
     for node in operations:
         node.attr.pop('_class', None)
+        node.device = ''
     del graph_def.node[:]
     graph_def.node.extend(operations)
-    return graph_def, trained_values
+    return graph_def, trained_values, variable_of_input
 
 
 def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, dataset):
@@ -155,7 +166,7 @@ def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, 
     The folder is written whole or not at all, replacing an earlier export; a failed or interrupted export
     leaves no partial folder.
     """
-    graph_def, trained_values = forward_pass(sess, input_image, logits)
+    graph_def, trained_values, variable_of_input = forward_pass(sess, input_image, logits)
     with tf.Graph().as_default(), tf.Session() as serving_sess, \
             written_whole(export_dir, discard_partial_on_error=True) as partial_dir:
         variables = {name: tf.get_variable(name, value.shape, tf.as_dtype(value.dtype), tf.zeros_initializer(),
@@ -165,7 +176,7 @@ def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, 
         network_input = resize_bilinear(original_images, image_shape)
         network_logits, = tf.import_graph_def(
             graph_def, input_map={input_image.name: network_input, keep_prob.name: tf.constant(1.0),
-                                  **{name + ':0': variable.value() for name, variable in variables.items()}},
+                                  **{tensor: variables[name].value() for tensor, name in variable_of_input.items()}},
             return_elements=[logits.name], name=NETWORK_SCOPE)
         original_size = tf.shape(original_images)[1:3]
         class_prob = tf.identity(class_prob_output(network_logits, image_shape, original_size), name=CLASS_PROB_OUTPUT)

@@ -42,6 +42,45 @@ def vgg16_layer_shapes(width=1.0):
     return shapes
 
 
+def vgg16_layers(image_input, keep_prob, layer_shapes):
+    """The classic VGG16 graph on image_input, in the default graph: ((pool3, pool4, fc7), {layer: (kernel, bias)}).
+
+    image_input: [batch, h, w, 3] float32 RGB 0..255 (the BGR means are subtracted in a 'Processing' scope);
+    keep_prob: the dropout keep probability after fc6 and fc7. layer_shapes maps each layer name of
+    vgg16_layer_shapes() to its kernel shape HWIO. Returns pool3 [batch, h/8, w/8, c3], pool4 [batch, h/16,
+    w/16, c4], fc7 after dropout [batch, h/32, w/32, c7] (named layer3_out, layer4_out, layer7_out), and each layer's 'weights' and 'biases' variables
+    (made with tf.get_variable in a variable scope of the layer's name; random He-normal initial values).
+    """
+    with tf.name_scope('Processing'):
+        red, green, blue = tf.split(image_input, 3, axis=3)
+        blue_mean, green_mean, red_mean = VGG_BGR_MEANS
+        features = tf.concat([blue - blue_mean, green - green_mean, red - red_mean], axis=3)
+
+    variables = {}
+
+    def conv_relu(features, name):
+        """ReLU of the layer's SAME convolution; records its (kernel, bias) variables."""
+        kernel_shape = layer_shapes[name]
+        with tf.variable_scope(name):
+            kernel_stddev = np.sqrt(2 / np.prod(kernel_shape[:3])) / (RANDOM_VGG_INPUT_STD if name == 'conv1_1' else 1)
+            kernel = tf.get_variable('weights', kernel_shape, initializer=tf.random_normal_initializer(stddev=kernel_stddev))
+            bias = tf.get_variable('biases', kernel_shape[3:], initializer=tf.zeros_initializer())
+        variables[name] = (kernel, bias)
+        return tf.nn.relu(tf.nn.conv2d(features, kernel, 1, 'SAME') + bias, name=f'{name}_relu')
+
+    outputs = []
+    for block, (_, convolutions) in enumerate(VGG16_BLOCKS, start=1):
+        for conv in range(1, convolutions + 1):
+            features = conv_relu(features, f'conv{block}_{conv}')
+        features = tf.nn.max_pool2d(features, 2, 2, 'SAME', name=f'pool{block}')
+        if block in (3, 4):
+            outputs.append(tf.identity(features, name=f'layer{block}_out'))
+    features = tf.nn.dropout(conv_relu(features, 'fc6'), keep_prob=keep_prob, name='fc6_dropout')
+    features = tf.nn.dropout(conv_relu(features, 'fc7'), keep_prob=keep_prob, name='fc7_dropout')
+    outputs.append(tf.identity(features, name='layer7_out'))
+    return tuple(outputs), variables
+
+
 def build_vgg16_savedmodel(export_dir, width=1.0, weights=None, seed=0):
     """Write a VGG16 SavedModel with the classic interface of the course's vgg.zip.
 
@@ -60,32 +99,7 @@ def build_vgg16_savedmodel(export_dir, width=1.0, weights=None, seed=0):
         tf.set_random_seed(seed)
         image_input = tf.placeholder(tf.float32, [None, None, None, 3], name='image_input')
         keep_prob = tf.placeholder(tf.float32, name='keep_prob')
-        with tf.name_scope('Processing'):
-            red, green, blue = tf.split(image_input, 3, axis=3)
-            blue_mean, green_mean, red_mean = VGG_BGR_MEANS
-            features = tf.concat([blue - blue_mean, green - green_mean, red - red_mean], axis=3)
-
-        variables = {}
-
-        def conv_relu(features, name):
-            """ReLU of the layer's SAME convolution; records its (kernel, bias) variables."""
-            kernel_shape = layer_shapes[name]
-            with tf.variable_scope(name):
-                kernel_stddev = np.sqrt(2 / np.prod(kernel_shape[:3])) / (RANDOM_VGG_INPUT_STD if name == 'conv1_1' else 1)
-                kernel = tf.get_variable('weights', kernel_shape, initializer=tf.random_normal_initializer(stddev=kernel_stddev))
-                bias = tf.get_variable('biases', kernel_shape[3:], initializer=tf.zeros_initializer())
-            variables[name] = (kernel, bias)
-            return tf.nn.relu(tf.nn.conv2d(features, kernel, 1, 'SAME') + bias, name=f'{name}_relu')
-
-        for block, (_, convolutions) in enumerate(VGG16_BLOCKS, start=1):
-            for conv in range(1, convolutions + 1):
-                features = conv_relu(features, f'conv{block}_{conv}')
-            features = tf.nn.max_pool2d(features, 2, 2, 'SAME', name=f'pool{block}')
-            if block in (3, 4):
-                tf.identity(features, name=f'layer{block}_out')
-        features = tf.nn.dropout(conv_relu(features, 'fc6'), keep_prob=keep_prob, name='fc6_dropout')
-        features = tf.nn.dropout(conv_relu(features, 'fc7'), keep_prob=keep_prob, name='fc7_dropout')
-        tf.identity(features, name='layer7_out')
+        _, variables = vgg16_layers(image_input, keep_prob, layer_shapes)
 
         with tf.Session() as sess, written_whole(export_dir) as partial_dir:
             sess.run(tf.global_variables_initializer())

@@ -2,3 +2,8 @@
 from fcn8s.tests.fixtures import (  # noqa: F401  (pytest finds fixtures by name)
     cityscapes_run, exported_run, fresh_graph, keras_cache_in_tmp, keras_vgg16, kitti_copy, kitti_tflite_run,
     tiny_demo_data, tiny_vgg_path)
+
+from fcn8s.distribute import split_cpu  # noqa: E402
+
+# Two logical CPU devices for the replicated graphs of test_distribute, made before any test starts TensorFlow.
+split_cpu(2)

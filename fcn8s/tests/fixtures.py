@@ -194,3 +194,32 @@ def cityscapes_run(tmp_path_factory, tiny_vgg_path):
 def kitti_copy(tiny_demo_data, tmp_path):
     """A copy of the tiny synthetic KITTI folder (training/, testing/) that a test may break."""
     return shutil.copytree(tiny_demo_data / 'demo' / 'data_road', tmp_path / 'data_road')
+
+
+# The demo run of the tests: the tiny synthetic KITTI of tiny_demo_data and its tiny VGG16.
+TINY_RUN = ['--demo', '--demo-vgg-width', str(TINY_WIDTH), '--image-height', '64', '--image-width', '192',
+            '--demo-train-per-category', '2', '--demo-test-per-category', '1']
+
+
+# Run in a subprocess: main.run(argv[2:]) whose process sends itself SIGTERM as training takes batch number argv[1].
+TRAIN_UNTIL_SIGTERM = '''
+import os, signal, sys
+import main
+from fcn8s.batches import TrainingBatches
+
+epoch_steps = TrainingBatches.__call__
+steps_taken = 0
+
+
+def steps_then_sigterm(get_batches_fn, batch_size):
+    global steps_taken
+    for batch in epoch_steps(get_batches_fn, batch_size):
+        steps_taken += 1
+        if steps_taken == int(sys.argv[1]):
+            os.kill(os.getpid(), signal.SIGTERM)
+        yield batch
+
+
+TrainingBatches.__call__ = steps_then_sigterm
+main.run(sys.argv[2:])
+'''

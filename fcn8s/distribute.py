@@ -1,0 +1,330 @@
+"""Data-parallel training on tf.distribute, in graph mode: the replicas of a run and the replicated training graph.
+
+One device: nothing changes (no strategy). Several devices of one machine (every GPU, or the CPU split into
+logical devices): MirroredStrategy. Several machines: MultiWorkerMirroredStrategy from the standard TF_CONFIG,
+with the tf.distribute.Server that graph mode needs. Every replica takes its rows of the global batch, which
+every worker's pipeline makes alike (its draws are stateless), so that the summed gradients are those of one
+device on the whole batch; VGG16 is built in code under the strategy, so that its weights are mirrored, and the
+SavedModel's weights are restored into it.
+"""
+import collections
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+import zlib
+
+from fcn8s import run_folder, vgg
+from fcn8s.batches import training_inputs
+from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal
+from fcn8s.commands import exits_on
+from fcn8s.errors import TrainingDiverged, TrainingInterrupted
+from fcn8s.tf1 import tf
+
+SUM = tf.distribute.ReduceOp.SUM
+SETTINGS_ADVICE = ('their settings (all but --data-dir, --runs-dir and --replicas) or the names of their training '
+                   'images. Start every worker with the same command, on the same dataset.')
+START_EPOCH_ADVICE = ('the epoch they start from (this one: {start_epoch}). Every worker reads the chief\'s '
+                      'checkpoint in {run_dir}: put --runs-dir on storage the workers share, or copy the chief\'s '
+                      'run folder to every worker before --resume.')
+# What one replica of several minimises: its pixels' cross-entropy summed over valid_pixels, the labelled pixels of
+# the global batch, plus the L2 terms / replicas. TF1 optimizers sum the replicas' gradients, so the update is one
+# device's on the global batch.
+ReplicaShare = collections.namedtuple('ReplicaShare', 'valid_pixels replicas')
+ReplicatedGraph = collections.namedtuple('ReplicatedGraph', 'image_input keep_prob correct_label logits train_op loss '
+                                                            'loss_terms trained_variables')
+
+
+@dataclasses.dataclass
+class Replicas:
+    """The devices a run trains on: strategy None for one device; count, the replicas in sync over all workers.
+
+    is_chief: whether this process writes the run (the only process, or worker 0 of a cluster).
+    target: the session target ('' in process; the worker's server for several workers).
+    """
+    strategy: object = None
+    count: int = 1
+    is_chief: bool = True
+    target: str = ''
+    workers: int = 1
+    summing: tuple = None  # (value placeholder, its sum over all replicas), built by connect for several workers
+
+    def session_config(self, proto):
+        """proto (a tf.ConfigProto) as this process's sessions need it: with every logical CPU device (a session's
+        own ConfigProto sees one unless told), and for several workers with the collective group leader
+        (MultiWorkerMirroredStrategy.update_config_proto)."""
+        proto.device_count['CPU'] = len(tf.config.list_logical_devices('CPU'))
+        return proto if self.workers == 1 else self.strategy.update_config_proto(proto)
+
+    def connect(self):
+        """Build the op by which workers add up numbers (agree, stop_vote) in the default graph; before anything
+        else, so that it is the first collective of every worker's graph, whatever differs after it."""
+        if self.workers > 1:
+            self.summing = sum_over_replicas_op(self.strategy)
+
+    def summed(self, sess, value):
+        """The sum of every replica's value, each worker's replicas giving its own (a float64 scalar)."""
+        value_input, total = self.summing
+        return sess.run(total, {value_input: value})
+
+    def agree(self, sess, value, what):
+        """Raise ValueError unless every worker gives this value (a whole number below 2**31); what names it and
+        says what to do: 'the epoch they start from ...'. Every worker must call it at the same point."""
+        if self.workers > 1 and self.summed(sess, value) != value * self.count:
+            raise ValueError(f'the {self.workers} workers of this run differ in {what}')
+
+    def stop_vote(self):
+        """stop_requested_of(sess, requested) -> the stop test for train_nn, of this process's requested().
+
+        One process: requested itself. Several workers: a vote that every worker takes at the same points
+        (before each step, after each epoch), so that all of them stop at the step at which any was asked.
+        """
+        if self.workers == 1:
+            return lambda sess, requested: requested
+
+        def stop_requested_of(sess, requested):
+            def stop_requested():
+                asked = requested()
+                stop = self.summed(sess, float(asked)) > 0
+                if stop and not asked:
+                    print('Another worker of the run was asked to stop: stopping with it.', flush=True)
+                return stop
+            return stop_requested
+        return stop_requested_of
+
+    def describe(self):
+        """One line: how training is spread, for the log."""
+        if self.strategy is None:
+            return 'Training on one device'
+        devices = ', '.join(self.strategy.extended.worker_devices)
+        where = f'{self.workers} workers, this one on {devices}' if self.workers > 1 else devices
+        return f'Training data-parallel on {self.count} replicas ({where})'
+
+
+def cluster_of(tf_config_text):
+    """(cluster {job: [host:port]}, task type, task index) of a TF_CONFIG text; raises ValueError naming the fault."""
+    advice = ('TF_CONFIG must be JSON such as {"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, '
+              '"task": {"type": "worker", "index": 0}}, the same cluster on every node and its own task on each')
+    try:
+        tf_config = json.loads(tf_config_text)
+        cluster, task = tf_config['cluster'], tf_config['task']
+        task_type, task_index = task['type'], task['index']
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f'TF_CONFIG cannot be read ({type(error).__name__}: {error}). {advice}.') from error
+    hosts = cluster.get(task_type) if isinstance(cluster, dict) else None
+    if not isinstance(hosts, list) or not isinstance(task_index, int) or not 0 <= task_index < len(hosts):
+        raise ValueError(f'TF_CONFIG names the task {task_type} {task_index!r}, which its cluster {cluster} does not '
+                         f'hold. {advice}.')
+    return cluster, task_type, task_index
+
+
+def split_cpu(count):
+    """Split this process's CPU into count logical devices (before TensorFlow's runtime starts), unless it is so."""
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or ()) == count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError as error:
+        raise ValueError(f'cannot split the CPU into {count} logical devices: TensorFlow has started its devices '
+                         f'already ({error}). Ask for the replicas before anything runs TensorFlow.') from error
+
+
+def replicas_of(requested, tf_config_text=None):
+    """The Replicas of a run: requested devices on this machine (0: every GPU, else one) and TF_CONFIG's cluster.
+
+    Without GPUs, requested > 1 splits the CPU into that many logical devices (split_cpu), so that the
+    replicated path runs anywhere. A TF_CONFIG of several tasks starts this worker's tf.distribute.Server;
+    each worker then trains on its GPUs (one CPU device without GPUs). Raises ValueError for more GPUs than
+    the machine has, or a TF_CONFIG that cannot be used. Call it before anything else runs TensorFlow.
+    """
+    gpus = tf.config.list_physical_devices('GPU')
+    if requested > max(len(gpus), 1) and gpus:
+        raise ValueError(f'--replicas {requested} asks for more GPUs than this machine has ({len(gpus)}); give '
+                         f'--replicas {len(gpus)} or less, or 0 for all of them.')
+    if tf_config_text:
+        cluster, task_type, task_index = cluster_of(tf_config_text)
+        workers = sum(len(hosts) for hosts in cluster.values())
+        if workers > 1:
+            return worker_replicas(cluster, task_type, task_index, workers)
+    local_count = requested or max(len(gpus), 1)
+    if local_count == 1:
+        return Replicas()
+    if not gpus:
+        split_cpu(local_count)
+    kind = 'gpu' if gpus else 'cpu'
+    strategy = tf.distribute.MirroredStrategy([f'/{kind}:{index}' for index in range(local_count)])
+    return Replicas(strategy, strategy.num_replicas_in_sync)
+
+
+def worker_replicas(cluster, task_type, task_index, workers):
+    """Replicas of this worker of a cluster: MultiWorkerMirroredStrategy and a started tf.distribute.Server.
+
+    The all-reduce between workers is TensorFlow's RING collective, through the workers' servers (the port of
+    their TF_CONFIG address, all that infra/ opens between nodes); NCCL would connect on ports of its own.
+    """
+    strategy = tf.distribute.experimental.MultiWorkerMirroredStrategy(
+        communication=tf.distribute.experimental.CollectiveCommunication.RING)
+    server = tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=task_type, task_index=task_index,
+                                  config=strategy.update_config_proto(tf.ConfigProto()), start=True)
+    is_chief = task_type == 'chief' or (task_type == 'worker' and task_index == 0 and 'chief' not in cluster)
+    return Replicas(strategy, strategy.num_replicas_in_sync, is_chief, server.target, workers)
+
+
+def replica_rows(tensor, replica_id, count):
+    """This replica's rows of a global batch [b, ...]: the replica_id-th of count runs of ceil(b / count) rows."""
+    size = tf.shape(tensor)[0]
+    rows = (size + count - 1) // count
+    start = tf.minimum(replica_id * rows, size)
+    return tensor[start:tf.minimum(start + rows, size)]
+
+
+@contextlib.contextmanager
+def own_collection(key):
+    """Within, the graph's collection key starts empty; after, what was added follows what was there before."""
+    collection = tf.get_collection_ref(key)
+    before = list(collection)
+    del collection[:]
+    try:
+        yield
+    finally:
+        collection[:0] = before
+
+
+def savedmodel_layer_shapes(vgg_path):
+    """({VGG16 layer: kernel shape HWIO}, {checkpoint name: layer variable name}) of a VGG16 SavedModel's weights.
+
+    Each layer's kernel is the 4-D and its bias the 1-D variable of the layer's scope, whatever their own
+    names ('weights', 'filter'); raises ValueError naming a layer the SavedModel lacks.
+    """
+    variables_path = os.path.join(vgg_path, 'variables', 'variables')
+    try:
+        stored = tf.train.list_variables(variables_path)
+    except (tf.errors.OpError, ValueError) as error:
+        raise ValueError(f'cannot read the weights of the VGG16 SavedModel in {vgg_path!r} ({error}). Delete the '
+                         'folder to download it again, or write one with `python main.py build-vgg`.') from error
+    layer_shapes, names = {}, {}
+    for layer, _ in vgg.vgg16_layer_shapes():
+        kernels = [(name, shape) for name, shape in stored if name.startswith(layer + '/') and len(shape) == 4]
+        biases = [name for name, shape in stored if name.startswith(layer + '/') and len(shape) == 1]
+        if len(kernels) != 1 or len(biases) != 1:
+            raise ValueError(f'the VGG16 SavedModel in {vgg_path!r} has no single kernel and bias of {layer} '
+                             f'(found {[name for name, _ in kernels] + biases}); its weights are '
+                             f'{[name for name, _ in stored]}.')
+        (kernel_name, kernel_shape), = kernels
+        layer_shapes[layer] = tuple(kernel_shape)
+        names.update({kernel_name: f'{layer}/weights', biases[0]: f'{layer}/biases'})
+    return layer_shapes, names
+
+
+def build_replicated_graph(sess, strategy, vgg_path, batches, num_classes, build_replica):
+    """The training graph replicated over strategy's devices in sess's graph, initialised: a ReplicatedGraph.
+
+    batches: (images [B, h, w, 3] uint8, class ids [B, h, w] uint8), the global batch of the input pipeline.
+    build_replica(vgg_tensors, correct_label, vgg_variables, share) builds one replica's decoder, loss and
+    train op on the VGG16 tensors (image_input, keep_prob, pool3, pool4, fc7) of its rows of the batch and
+    returns (logits, train_op, loss, trained variables); share is its ReplicaShare. The VGG16 layers are built
+    in code, mirrored, and get the SavedModel's weights. loss and loss_terms are summed over the replicas: the
+    one-device values of the global batch. image_input, correct_label and logits are this worker's first
+    replica's, for validation and the export: feeding image_input gives logits of the fed images.
+    """
+    layer_shapes, stored_names = savedmodel_layer_shapes(vgg_path)
+    batch_images, batch_labels = batches
+    valid_pixels = tf.maximum(tf.reduce_sum(tf.cast(batch_labels < num_classes, tf.float32)), 1.0)
+    keep_prob = tf.placeholder(tf.float32, name='keep_prob')
+
+    def replica_step():
+        """One replica: its rows, VGG16 in code, then build_replica with its own L2 terms."""
+        replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
+        rows = [replica_rows(tensor, replica_id, strategy.num_replicas_in_sync) for tensor in batches]
+        image_input, correct_label = training_inputs(rows, num_classes)
+        vgg_outputs, vgg_layer_variables = vgg.vgg16_layers(image_input, keep_prob, layer_shapes)
+        vgg_variables = {variable for pair in vgg_layer_variables.values() for variable in pair}
+        with own_collection(tf.GraphKeys.REGULARIZATION_LOSSES):
+            logits, train_op, loss, trained = build_replica((image_input, keep_prob, *vgg_outputs), correct_label,
+                                                            vgg_variables,
+                                                            ReplicaShare(valid_pixels, strategy.num_replicas_in_sync))
+        return image_input, correct_label, logits, train_op, loss, tuple(loss.op.inputs), trained
+
+    with strategy.scope():
+        image_input, correct_label, logits, train_op, loss, loss_terms, trained = \
+            strategy.extended.call_for_each_replica(replica_step)
+        summed_loss, *summed_terms = (strategy.reduce(SUM, value, axis=None) for value in (loss, *loss_terms))
+        grouped_train_op = strategy.group(train_op)
+    first_replica = (strategy.experimental_local_results(value)[0] for value in (image_input, correct_label, logits))
+    image_input, correct_label, logits = first_replica
+    sess.run(tf.global_variables_initializer())
+    by_name = {variable.op.name: variable for variable in tf.global_variables()}
+    tf.train.Saver({stored: by_name[name] for stored, name in stored_names.items()}).restore(
+        sess, os.path.join(vgg_path, 'variables', 'variables'))
+    return ReplicatedGraph(image_input, keep_prob, correct_label, logits, grouped_train_op, summed_loss,
+                           tuple(summed_terms), trained)
+
+
+def sum_over_replicas_op(strategy):
+    """(value placeholder, op): the op sums the fed float64 value over every replica of every worker."""
+    value_input = tf.placeholder(tf.float64, [], name='value_to_sum')
+    with strategy.scope():
+        values = strategy.extended.call_for_each_replica(lambda: tf.identity(value_input))
+        return value_input, strategy.reduce(SUM, values, axis=None)
+
+
+def run_fingerprint(config, train_pairs):
+    """A whole number in 0 .. 2**31 - 1 of what every worker of a run must share: its settings but the folders
+    and --replicas, and its training files' names."""
+    settings = {name: value for name, value in dataclasses.asdict(config).items()
+                if name not in ('data_dir', 'runs_dir', 'replicas')}
+    names = [os.path.basename(path) for pair in train_pairs for path in pair]
+    return zlib.crc32(json.dumps([settings, names], sort_keys=True).encode()) % 2 ** 31
+
+
+def agreed_start_epoch(sess, replicas, checkpoints, run_dir, required):
+    """The epoch training starts from, that every worker restores: 1 + the last finished epoch that checkpoints
+    (EpochCheckpoints) restores into sess. Raises ValueError when the workers start from different epochs, or when
+    required (a resumed run) and there is none; a worker that cannot restore still takes part in the agreement
+    before it raises, so that no worker waits for it.
+    """
+    try:
+        start_epoch, problem = checkpoints.restore_last(sess, required) + 1, None
+    except ValueError as error:
+        start_epoch, problem = 0, error
+    replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, run_dir=run_dir))
+    if problem:
+        raise problem
+    return start_epoch
+
+
+def follow_chief(sess, fcn, config, get_batches_fn, resume_dir, replicas, train_nn):
+    """Train as a worker of several other than the chief: the chief's steps on this worker's replicas, nothing written.
+
+    fcn: main.build_graph's FCN8s in sess; train_nn: main.train_nn. A resumed run starts from the chief's last
+    finished epoch in resume_dir/checkpoint, which this worker must be able to read (storage shared by the
+    workers, or a copy): the workers agree on it first. Every worker watches the same global losses (LossWatch)
+    and votes on stopping (replicas.stop_vote), so all of them stop at the same step; the chief keeps the
+    weights. Exits as the chief does on a diverging loss or a stop request.
+    """
+    start_epoch, past_loss_rows = 1, []
+    with exits_on(ValueError):
+        if resume_dir:
+            checkpoints = EpochCheckpoints(os.path.join(resume_dir, 'checkpoint'), fcn.trained_variables, writes=False)
+            start_epoch = agreed_start_epoch(sess, replicas, checkpoints, resume_dir, required=True)
+            past_loss_rows = run_folder.read_loss_csv(os.path.join(resume_dir, 'loss.csv'))
+        else:
+            replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, run_dir=resume_dir))
+    get_batches_fn.start(sess, start_epoch)
+    loss_watch = LossWatch(config.divergence_ratio, past_loss_rows)
+    with StopSignal() as stop_signal:
+        try:
+            train_nn(sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss, fcn.image_input,
+                     fcn.correct_label, fcn.keep_prob, fcn.learning_rate, keep_prob_value=config.keep_prob,
+                     learning_rate_value=config.learning_rate, on_epoch_end=loss_watch.check,
+                     start_epoch=start_epoch, stop_requested=replicas.stop_vote()(sess, stop_signal.requested),
+                     loss_terms=fcn.loss_terms)
+        except TrainingDiverged as divergence:
+            sys.exit(f'error: {divergence}; the chief says what it kept.')
+        except TrainingInterrupted as interruption:
+            print(f'Stopped with the other workers in epoch {interruption.epoch} after step {interruption.steps_done}; '
+                  'the chief keeps the weights and says how to go on.')
+            sys.exit(stop_signal.exit_status)
+    print('This worker is done; the chief writes the run folder.')

@@ -1,0 +1,260 @@
+"""Data-parallel training on tf.distribute: two logical CPU devices train as one device on the same global batch."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import main
+from fcn8s.batches import TrainingBatches
+from fcn8s.checkpoints import mirror_first_copies, variables_by_name
+from fcn8s.config import TrainConfig
+from fcn8s.run_folder import read_loss_csv
+from fcn8s.tests.fixtures import PROJECT_DIR, TINY_RUN, TRAIN_UNTIL_SIGTERM
+from fcn8s.tf1 import tf
+
+IMAGE_SHAPE = (64, 96)
+
+
+def training_arrays(count, seed=3):
+    """(images [count, 64, 96, 3] uint8, labels [count, 64, 96] uint8 ids 0, 1 and 255 in uneven amounts)."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (count, *IMAGE_SHAPE, 3), dtype=np.uint8)
+    labels = rng.choice(np.array([0, 1, 255], np.uint8), (count, *IMAGE_SHAPE), p=[0.5, 0.3, 0.2])
+    labels[0, :32] = 255  # the replicas' shares of labelled pixels differ
+    return images, labels
+
+
+def two_cpus():
+    """MirroredStrategy over the two logical CPU devices that conftest made."""
+    return tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+
+
+def train_steps(vgg_path, strategy, steps, start_checkpoint, config, batch_size=4, loss_scaling_precision='fp32'):
+    """Losses of `steps` steps and the trained {variable name: value} after them, from start_checkpoint's values."""
+    images, labels = training_arrays(6)
+    batches = TrainingBatches(images, labels, 2, seed=5)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        fcn = main.build_graph(sess, vgg_path, config, loss_scaling_precision, batches=batches.connect(batch_size),
+                               strategy=strategy)
+        saver = tf.train.Saver(variables_by_name())
+        if start_checkpoint.get('path') is None:
+            start_checkpoint['path'] = saver.save(sess, start_checkpoint['folder'] + '/start')
+        else:
+            saver.restore(sess, start_checkpoint['path'])
+            sess.run(mirror_first_copies())
+        batches.start(sess)
+        feed = {fcn.keep_prob: 1.0, fcn.learning_rate: 1e-3}
+        losses = [sess.run([fcn.train_op, fcn.loss], feed)[1] for _ in range(steps)]
+        return losses, {variable.op.name: sess.run(variable) for variable in tf.trainable_variables()}
+
+
+@pytest.mark.parametrize('precision', ['fp32', 'fp16'])
+def test_two_replicas_end_with_the_weights_of_one_device_on_the_same_global_batches(tiny_vgg_path, tmp_path,
+                                                                                       precision):
+    """3 steps of global batch 4 (the last epoch batch of 2, so one replica's rows may be fewer), dropout off.
+
+    fp16 builds the loss-scaling optimizer (its arithmetic stays float32 on a CPU).
+    """
+    config = TrainConfig(pool_scaling=False, init_stddev=0.1)
+    start = {'folder': str(tmp_path)}
+    one_losses, one_weights = train_steps(tiny_vgg_path, None, 3, start, config, loss_scaling_precision=precision)
+    two_losses, two_weights = train_steps(tiny_vgg_path, two_cpus(), 3, start, config,
+                                          loss_scaling_precision=precision)
+    assert sorted(two_weights) == sorted(one_weights)
+    assert len(one_weights) == 15 * 2 + 3 * 2 + 3  # 15 VGG16 layers, 3 score layers, 3 upscore kernels (no bias)
+    np.testing.assert_allclose(two_losses, one_losses, rtol=1e-5)
+    for name, value in one_weights.items():
+        np.testing.assert_allclose(two_weights[name], value, rtol=1e-4, atol=1e-6, err_msg=name)
+    moved = max(np.abs(one_weights[name] - value).max() for name, value in
+                train_steps(tiny_vgg_path, None, 0, start, config, loss_scaling_precision=precision)[1].items())
+    assert moved > 1e-4  # the steps changed the weights, so agreeing on them says something
+
+
+def test_a_two_replica_demo_run_resumes_after_sigterm_goes_on_as_one_device_and_exports_a_model_for_infer(
+        tiny_demo_data, tmp_path):
+    # 4 training images in global batches of 2: 2 steps an epoch; SIGTERM as the 4th batch is taken (epoch 2, step 2).
+    # Dropout off: the replicated run and the one-device run then go on from epoch 1 alike.
+    run_args = [*TINY_RUN, '--epochs', '3', '--batch-size', '2', '--val-count', '2', '--precision', 'fp32', '--keep-prob', '1',
+                '--data-dir', str(tiny_demo_data)]
+    killed = subprocess.run([sys.executable, '-c', TRAIN_UNTIL_SIGTERM, '4', *run_args, '--replicas', '2',
+                             '--runs-dir', str(tmp_path / 'killed')], cwd=PROJECT_DIR, capture_output=True, text=True,
+                            timeout=300)
+    assert killed.returncode == 128 + signal.SIGTERM, killed.stderr[-3000:]
+    assert 'Training data-parallel on 2 replicas' in killed.stdout and 'Stopped in epoch 2 after step 1' in killed.stdout
+    [run_name] = os.listdir(tmp_path / 'killed')
+    run_dir = str(tmp_path / 'killed' / run_name)
+    assert sorted(os.listdir(os.path.join(run_dir, 'checkpoint'))) == ['checkpoint', 'epoch-001', 'epoch-002-step-0001']
+
+    one_device_dir = str(tmp_path / 'one_device')
+    shutil.copytree(run_dir, one_device_dir)
+    assert main.run(['--resume', run_dir]) == run_dir  # conftest's two logical CPUs: 2 replicas again
+    assert main.run(['--resume', one_device_dir, '--replicas', '1']) == one_device_dir  # from the same checkpoint
+    for folder in ('.', 'checkpoint', 'overlays', 'model'):
+        assert sorted(os.listdir(os.path.join(run_dir, folder))) == sorted(
+            os.listdir(os.path.join(one_device_dir, folder))), folder
+    assert sorted(os.listdir(os.path.join(run_dir, 'checkpoint'))) == ['checkpoint', 'epoch-001', 'epoch-002',
+                                                                       'epoch-003']
+    replicated_rows = read_loss_csv(os.path.join(run_dir, 'loss.csv'))
+    one_device_rows = read_loss_csv(os.path.join(one_device_dir, 'loss.csv'))
+    assert [row[:2] for row in replicated_rows] == [row[:2] for row in one_device_rows] == [
+        (epoch, step) for epoch in (1, 2, 3) for step in (1, 2)]
+    np.testing.assert_allclose([row[2:] for row in replicated_rows], [row[2:] for row in one_device_rows], rtol=1e-4)
+    assert replicated_rows[-1][2] < replicated_rows[2][2] - 0.01  # epochs 2 and 3 trained: their loss went down
+
+    image_path = tiny_demo_data / 'demo' / 'data_road' / 'testing' / 'image_2' / 'um_000000.png'
+    masks = {}
+    for name, folder in (('replicated', run_dir), ('one_device', one_device_dir)):
+        main.run(['infer', str(image_path), '--run', folder, '--out', str(tmp_path / name), '--masks'])
+        masks[name] = np.asarray(Image.open(tmp_path / name / 'masks' / 'um_000000.png'))
+    assert masks['replicated'].shape[:2] == np.asarray(Image.open(image_path)).shape[:2]
+    assert np.mean(masks['replicated'] == masks['one_device']) > 0.99
+
+
+# Run in a subprocess as one worker of a cluster (its TF_CONFIG in the environment): main.run(argv[3:]), the process
+# sending itself SIGTERM as training takes batch number argv[2] (0: never); the trained weights go to argv[1] (.npz).
+TRAIN_AS_WORKER = '''
+import os, signal, sys
+import numpy as np
+import main
+from fcn8s.batches import TrainingBatches
+from fcn8s.tf1 import tf
+
+epoch_steps, train_nn = TrainingBatches.__call__, main.train_nn
+steps_taken = 0
+
+
+def steps_then_sigterm(get_batches_fn, batch_size):
+    global steps_taken
+    for batch in epoch_steps(get_batches_fn, batch_size):
+        steps_taken += 1
+        if steps_taken == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGTERM)
+        yield batch
+
+
+def train_and_keep_weights(sess, *args, **kwargs):
+    loss_rows = train_nn(sess, *args, **kwargs)
+    np.savez(sys.argv[1], **{variable.op.name: sess.run(variable) for variable in tf.trainable_variables()})
+    return loss_rows
+
+
+TrainingBatches.__call__, main.train_nn = steps_then_sigterm, train_and_keep_weights
+main.run(sys.argv[3:])
+'''
+
+
+def free_ports(count):
+    """count TCP ports of 127.0.0.1 that are free now."""
+    sockets = [socket.socket() for _ in range(count)]
+    for each in sockets:
+        each.bind(('127.0.0.1', 0))
+    ports = [each.getsockname()[1] for each in sockets]
+    for each in sockets:
+        each.close()
+    return ports
+
+
+def run_workers(run_args, tmp_path, sigterm_batches=(0, 0), own_args=((), ()), timeout=240):
+    """[(CompletedProcess, runs dir, weights .npz path)] of two workers on 127.0.0.1, each one CPU device, run_args
+    and its own_args, with --runs-dir runs<index> unless they resume a run; both killed at the timeout."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    ports = free_ports(2)
+    cluster = {'worker': [f'127.0.0.1:{port}' for port in ports]}
+    workers = []
+    for index, (sigterm_batch, worker_args) in enumerate(zip(sigterm_batches, own_args)):
+        environment = {**os.environ, 'TF_CONFIG': json.dumps({'cluster': cluster,
+                                                               'task': {'type': 'worker', 'index': index}})}
+        runs_dir, weights_path = tmp_path / f'runs{index}', tmp_path / f'weights{index}.npz'
+        arguments = [*run_args, *worker_args]
+        runs_option = [] if '--resume' in arguments else ['--runs-dir', str(runs_dir)]
+        process = subprocess.Popen([sys.executable, '-c', TRAIN_AS_WORKER, str(weights_path), str(sigterm_batch),
+                                    *arguments, *runs_option], cwd=PROJECT_DIR, env=environment,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        workers.append((process, runs_dir, weights_path))
+    finished = []
+    for process, runs_dir, weights_path in workers:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for other, _, _ in workers:
+                other.kill()
+            raise
+        finished.append((subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), runs_dir,
+                         weights_path))
+    return finished
+
+
+def assert_same_weights(first_path, second_path):
+    first, second = np.load(first_path), np.load(second_path)
+    assert sorted(first.files) == sorted(second.files) and len(first.files) == 39
+    for name in first.files:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+MULTI_WORKER_RUN = [*TINY_RUN, '--batch-size', '2', '--val-count', '2']
+
+
+def test_two_workers_train_two_steps_to_the_same_weights_and_only_the_chief_writes_the_run(tiny_demo_data, tmp_path):
+    (chief, chief_runs, chief_weights), (worker, worker_runs, worker_weights) = run_workers(
+        [*MULTI_WORKER_RUN, '--epochs', '1', '--data-dir', str(tiny_demo_data)], tmp_path)
+    assert chief.returncode == 0, chief.stderr[-3000:]
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    assert 'Training data-parallel on 2 replicas (2 workers' in chief.stdout
+    assert 'Precision fp32' in chief.stdout  # bf16 does not run on a worker's server
+    assert 'the chief writes the run folder' in worker.stdout
+    assert_same_weights(chief_weights, worker_weights)
+    assert not os.path.exists(worker_runs)
+    [run_name] = os.listdir(chief_runs)
+    run_dir = chief_runs / run_name
+    assert {'config.json', 'loss.csv', 'metrics.json', 'model', 'checkpoint', 'tensorboard'} <= set(os.listdir(run_dir))
+    assert [row[:2] for row in read_loss_csv(str(run_dir / 'loss.csv'))] == [(1, 1), (1, 2)]
+
+
+def test_sigterm_to_one_worker_stops_both_at_one_step_and_both_resume_from_the_chiefs_checkpoint(tiny_demo_data,
+                                                                                                  tmp_path):
+    run_args = [*MULTI_WORKER_RUN, '--epochs', '3', '--data-dir', str(tiny_demo_data)]
+    (chief, chief_runs, _), (worker, worker_runs, _) = run_workers(run_args, tmp_path, sigterm_batches=(0, 4))
+    assert chief.returncode == worker.returncode == 128 + signal.SIGTERM, (chief.stderr[-2000:], worker.stderr[-2000:])
+    assert 'Another worker of the run was asked to stop' in chief.stdout
+    assert 'Stopped in epoch 2 after step 1' in chief.stdout and 'Stopped with the other workers in epoch 2' in worker.stdout
+    [run_name] = os.listdir(chief_runs)
+    run_dir = str(chief_runs / run_name)
+    assert sorted(os.listdir(os.path.join(run_dir, 'checkpoint'))) == ['checkpoint', 'epoch-001', 'epoch-002-step-0001']
+    assert not os.path.exists(worker_runs)
+
+    (chief, _, chief_weights), (worker, _, worker_weights) = run_workers(['--resume', run_dir], tmp_path)
+    assert chief.returncode == worker.returncode == 0, (chief.stderr[-2000:], worker.stderr[-2000:])
+    assert f'Resuming {run_dir} after epoch 1 of 3' in chief.stdout
+    assert_same_weights(chief_weights, worker_weights)
+    assert [row[:2] for row in read_loss_csv(os.path.join(run_dir, 'loss.csv'))] == [
+        (epoch, step) for epoch in (1, 2, 3) for step in (1, 2)]
+    assert not os.path.exists(worker_runs)
+
+
+def test_workers_started_with_other_settings_or_unable_to_read_the_chiefs_checkpoint_all_stop_with_the_reason(
+        tiny_demo_data, tmp_path):
+    run_args = [*MULTI_WORKER_RUN, '--epochs', '1', '--data-dir', str(tiny_demo_data)]
+    (chief, chief_runs, _), (worker, _, _) = run_workers(run_args, tmp_path, own_args=((), ('--learning-rate', '1e-3')))
+    for process in (chief, worker):
+        assert process.returncode == 1, process.stderr[-2000:]
+        assert 'error: the 2 workers of this run differ in their settings' in process.stderr
+    assert not os.path.exists(chief_runs)  # refused before the run folder is made
+
+    (chief, chief_runs, _), _ = run_workers(run_args, tmp_path / 'finished')
+    [run_name] = os.listdir(chief_runs)
+    run_dir = chief_runs / run_name
+    copy_dir = tmp_path / 'copy_without_checkpoints'
+    shutil.copytree(run_dir, copy_dir, ignore=shutil.ignore_patterns('epoch-*'))
+    (chief, _, _), (worker, _, _) = run_workers(['--epochs', '2'], tmp_path, own_args=(
+        ('--resume', str(run_dir)), ('--resume', str(copy_dir))))
+    assert chief.returncode == worker.returncode == 1, (chief.stderr[-2000:], worker.stderr[-2000:])
+    assert 'differ in the epoch they start from (this one: 2)' in chief.stderr
+    assert 'holds no intact finished epoch' in worker.stderr
+    assert [row[:2] for row in read_loss_csv(str(run_dir / 'loss.csv'))] == [(1, 1), (1, 2)]
