@@ -36,7 +36,7 @@ from fcn8s.commands import chosen_precision, exits_on
 from fcn8s.config import command_line, parse_config, save_config
 from fcn8s.datasets import DATASETS
 from fcn8s.decoder import score, upscore
-from fcn8s.errors import DataUnavailableError, DiskFull, TrainingDiverged, TrainingInterrupted
+from fcn8s.errors import DataUnavailableError, DiskFull, TrainingDiverged, TrainingInterrupted, WorkerLost
 from fcn8s.plots import save_loss_curve
 from fcn8s.precision import session_config
 from fcn8s.predict import export_model, session_predictor
@@ -170,7 +170,8 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
     on_epoch_end(epoch, epoch_loss_rows) if given (validation, checkpoints). Returns
     [(epoch, step, loss, *terms)] with one row per step, terms the values of the loss_terms tensors
     (build_graph's cross-entropy and L2 parts). Raises TrainingDiverged at the first loss that is NaN or
-    infinite, and TrainingInterrupted at the first step or epoch end at which stop_requested() is true.
+    infinite, TrainingInterrupted at the first step or epoch end at which stop_requested() is true, and WorkerLost
+    when a step cannot reach another worker of a run on several machines.
     """
     loss_rows = []
     num_images = getattr(get_batches_fn, 'num_images', None)
@@ -178,27 +179,32 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
     for epoch in range(start_epoch, epochs + 1):
         started = time.perf_counter()
         epoch_losses = []
-        with tqdm(get_batches_fn(batch_size), total=steps_per_epoch, desc=f'Epoch {epoch}/{epochs}',
-                  unit='batch', leave=False) as batches:
-            for step, batch in enumerate(batches, start=1):
-                if stop_requested is not None and stop_requested():
-                    raise TrainingInterrupted(epoch, step - 1)
-                feed = {keep_prob: keep_prob_value, learning_rate: learning_rate_value}
-                if batch is not None:
-                    feed[input_image], feed[correct_label] = batch
-                _, loss, *terms = sess.run([train_op, cross_entropy_loss, *loss_terms], feed)
-                if not np.isfinite(loss):
-                    raise TrainingDiverged(f'the loss became {float(loss)} in epoch {epoch} at step {step}'
-                                           + (f' of {steps_per_epoch}' if steps_per_epoch else ''))
-                epoch_losses.append(float(loss))
-                loss_rows.append((epoch, step, float(loss), *map(float, terms)))
-                batches.set_postfix(loss=f'{float(loss):.4f}')
-        tqdm.write(f'Epoch {epoch}/{epochs}: mean loss {np.mean(epoch_losses):.4f} '
-                   f'({time.perf_counter() - started:.1f} s)')
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, loss_rows[-len(epoch_losses):])
-        if stop_requested is not None and stop_requested():
-            raise TrainingInterrupted(epoch + 1, 0)
+        try:
+            with tqdm(get_batches_fn(batch_size), total=steps_per_epoch, desc=f'Epoch {epoch}/{epochs}',
+                      unit='batch', leave=False) as batches:
+                for step, batch in enumerate(batches, start=1):
+                    if stop_requested is not None and stop_requested():
+                        raise TrainingInterrupted(epoch, step - 1)
+                    feed = {keep_prob: keep_prob_value, learning_rate: learning_rate_value}
+                    if batch is not None:
+                        feed[input_image], feed[correct_label] = batch
+                    _, loss, *terms = sess.run([train_op, cross_entropy_loss, *loss_terms], feed)
+                    if not np.isfinite(loss):
+                        raise TrainingDiverged(f'the loss became {float(loss)} in epoch {epoch} at step {step}'
+                                               + (f' of {steps_per_epoch}' if steps_per_epoch else ''))
+                    epoch_losses.append(float(loss))
+                    loss_rows.append((epoch, step, float(loss), *map(float, terms)))
+                    batches.set_postfix(loss=f'{float(loss):.4f}')
+            tqdm.write(f'Epoch {epoch}/{epochs}: mean loss {np.mean(epoch_losses):.4f} '
+                       f'({time.perf_counter() - started:.1f} s)')
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, loss_rows[-len(epoch_losses):])
+            epoch_losses = None  # the epoch is kept
+            if stop_requested is not None and stop_requested():
+                raise TrainingInterrupted(epoch + 1, 0)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:  # several workers: one is gone
+            where = (epoch + 1, 0) if epoch_losses is None else (epoch, len(epoch_losses))
+            raise WorkerLost(*where, type(error).__name__) from error
     return loss_rows
 
 
@@ -277,7 +283,7 @@ def train(config, resume_dir=None):
                                                    pairs=train_pairs, seed=config.seed)
 
     with tf.Graph().as_default(), tf.Session(replicas.target, config=replicas.session_config(
-            session_config(precision))) as sess:
+            session_config(precision), config.worker_timeout)) as sess:
         tf.set_random_seed(config.seed)
         replicas.connect()
         with exits_on(ValueError):
@@ -340,7 +346,7 @@ def train(config, resume_dir=None):
                     print(f'Stopped in epoch {interruption.epoch} after step {interruption.steps_done}; the weights '
                           f'after that step are in {saved}.')
                 print(checkpoints.how_to_go_on(run_dir, restart))
-                sys.exit(stop_signal.exit_status)
+                sys.exit(f'error: {interruption}' if isinstance(interruption, WorkerLost) else stop_signal.exit_status)
 
         with finishing_run(run_dir, checkpoints, config.epochs, restart):
             save_loss_curve(run_folder.read_loss_csv(loss_csv_path), os.path.join(run_dir, 'loss.png'))

@@ -37,7 +37,8 @@ NOT_NEGATIVE = (lambda value: value >= 0, 'must not be negative')
 POSITIVE = (lambda value: value > 0, 'must be positive')
 MULTIPLE_OF_32 = (lambda value: value > 0 and value % 32 == 0, 'must be a positive multiple of 32')
 SETTING_RANGES = {
-    'epochs': AT_LEAST_ONE, 'batch_size': AT_LEAST_ONE, 'replicas': NOT_NEGATIVE, 'val_count': NOT_NEGATIVE, 'eval_every': NOT_NEGATIVE,
+    'epochs': AT_LEAST_ONE, 'batch_size': AT_LEAST_ONE, 'replicas': NOT_NEGATIVE, 'worker_timeout': AT_LEAST_ONE,
+    'val_count': NOT_NEGATIVE, 'eval_every': NOT_NEGATIVE,
     'learning_rate': POSITIVE,
     'keep_prob': (lambda value: 0 < value <= 1, 'must lie in (0, 1]'),
     'image_height': MULTIPLE_OF_32, 'image_width': MULTIPLE_OF_32, 'l2_scale': NOT_NEGATIVE,
@@ -45,7 +46,7 @@ SETTING_RANGES = {
     'seed': (lambda value: 0 <= value < 2 ** 32, 'must lie in 0 .. 4294967295'),
     'demo_vgg_width': POSITIVE, 'demo_train_per_category': AT_LEAST_ONE, 'demo_test_per_category': NOT_NEGATIVE,
 }
-RESUME_CHANGES = {'epochs', 'replicas'}  # the settings a resumed run may change: a longer run, another machine
+RESUME_CHANGES = {'epochs', 'replicas', 'worker_timeout'}  # what a resumed run may change: a longer run, machines
 RANGE_REASONS = {'learning_rate': 'Adam with a rate of zero or below does not learn, or climbs the loss'}
 TYPE_NAMES = {bool: 'true or false', int: 'an integer', float: 'a finite number', str: 'a string'}
 
@@ -98,6 +99,8 @@ class TrainConfig:
     replicas: int = setting(0, 'devices that train data-parallel (tf.distribute): 0, every GPU of this machine '
                                '(one device without GPUs); N > 1 without GPUs splits the CPU into N logical '
                                'devices. Several machines: set TF_CONFIG on each')
+    worker_timeout: int = setting(600, 'several workers: seconds each waits for the others (to join, in a step, '
+                                       'while the chief validates) before it stops')
     learning_rate: float = setting(5e-4, 'Adam learning rate')
     keep_prob: float = setting(0.5, 'dropout keep probability of fc6 and fc7 while training')
     image_height: int = setting(160, 'network input height in pixels, a multiple of 32', parse=image_side)
@@ -187,14 +190,14 @@ def parse_config(argv=None, description=None):
     """(TrainConfig, run folder to resume or None) from the training command line.
 
     --demo switches to DEMO_CONFIG's defaults. --resume RUN_DIR takes the run's own settings from
-    its config.json; only --epochs (to train for longer) and --replicas may be given with it. Exits as argparse does,
+    its config.json; only --epochs (to train for longer), --replicas and --worker-timeout may be given with it. Exits as argparse does,
     with the problem, on a bad value.
     """
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--resume', metavar='RUN_DIR',
                         help='go on with the run in RUN_DIR (runs/<timestamp>) after its last finished epoch, with '
-                             'the settings of its config.json; only --epochs and --replicas may be given '
-                             'with it')
+                             'the settings of its config.json; only --epochs, --replicas and --worker-timeout may '
+                             'be given with it')
     for field in dataclasses.fields(TrainConfig):
         demo_default = getattr(DEMO_CONFIG, field.name)
         demo_note = f'; with --demo: {demo_default}' if demo_default != field.default and field.name != 'demo' else ''
@@ -213,8 +216,8 @@ def parse_config(argv=None, description=None):
     resume_dir = chosen.pop('resume', None)
     if resume_dir is not None and chosen.keys() - RESUME_CHANGES:
         others = ', '.join(flag(name) for name in sorted(chosen.keys() - RESUME_CHANGES))
-        parser.error(f'--resume goes on with the settings in {resume_dir}/config.json; give no option but --epochs '
-                     f'and --replicas with it (found {others})')
+        parser.error(f'--resume goes on with the settings in {resume_dir}/config.json; give no option but --epochs, '
+                     f'--replicas and --worker-timeout with it (found {others})')
     try:
         if resume_dir is None:
             settings = {**dataset_settings(chosen.get('dataset', TrainConfig.dataset), arguments.demo), **chosen}

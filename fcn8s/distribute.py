@@ -19,12 +19,12 @@ from fcn8s import run_folder, vgg
 from fcn8s.batches import training_inputs
 from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal
 from fcn8s.commands import exits_on
-from fcn8s.errors import TrainingDiverged, TrainingInterrupted
+from fcn8s.errors import TrainingDiverged, TrainingInterrupted, WorkerLost
 from fcn8s.tf1 import tf
 
 SUM = tf.distribute.ReduceOp.SUM
-SETTINGS_ADVICE = ('their settings (all but --data-dir, --runs-dir and --replicas) or the names of their training '
-                   'images. Start every worker with the same command, on the same dataset.')
+SETTINGS_ADVICE = ('their settings (all but --data-dir, --runs-dir, --replicas and --worker-timeout) or the names of their '
+                   'training images. Start every worker with the same command, on the same dataset.')
 START_EPOCH_ADVICE = ('the epoch they start from (this one: {start_epoch}). Every worker reads the chief\'s '
                       'checkpoint in {run_dir}: put --runs-dir on storage the workers share, or copy the chief\'s '
                       'run folder to every worker before --resume.')
@@ -50,12 +50,16 @@ class Replicas:
     workers: int = 1
     summing: tuple = None  # (value placeholder, its sum over all replicas), built by connect for several workers
 
-    def session_config(self, proto):
+    def session_config(self, proto, timeout_s):
         """proto (a tf.ConfigProto) as this process's sessions need it: with every logical CPU device (a session's
-        own ConfigProto sees one unless told), and for several workers with the collective group leader
-        (MultiWorkerMirroredStrategy.update_config_proto)."""
+        own ConfigProto sees one unless told); for several workers, with the collective group leader
+        (MultiWorkerMirroredStrategy.update_config_proto) and a limit of timeout_s seconds on every run, so that a
+        worker lost in a step or a vote stops the others instead of leaving them waiting."""
         proto.device_count['CPU'] = len(tf.config.list_logical_devices('CPU'))
-        return proto if self.workers == 1 else self.strategy.update_config_proto(proto)
+        if self.workers == 1:
+            return proto
+        proto.operation_timeout_in_ms = int(timeout_s * 1000)
+        return self.strategy.update_config_proto(proto)
 
     def connect(self):
         """Build the op by which workers add up numbers (agree, stop_vote) in the default graph; before anything
@@ -70,8 +74,17 @@ class Replicas:
 
     def agree(self, sess, value, what):
         """Raise ValueError unless every worker gives this value (a whole number below 2**31); what names it and
-        says what to do: 'the epoch they start from ...'. Every worker must call it at the same point."""
-        if self.workers > 1 and self.summed(sess, value) != value * self.count:
+        says what to do: 'the epoch they start from ...'. Every worker must call it at the same point; one that
+        does not come within the session's time limit (session_config) is said to be missing."""
+        if self.workers == 1:
+            return
+        try:
+            total = self.summed(sess, value)
+        except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as error:
+            raise ValueError('the other workers of this run did not join in time (--worker-timeout). Run the same '
+                             'command on every node, each with its own TF_CONFIG task, and read the output of those '
+                             'that stopped.') from error
+        if total != value * self.count:
             raise ValueError(f'the {self.workers} workers of this run differ in {what}')
 
     def stop_vote(self):
@@ -274,7 +287,7 @@ def run_fingerprint(config, train_pairs):
     """A whole number in 0 .. 2**31 - 1 of what every worker of a run must share: its settings but the folders
     and --replicas, and its training files' names."""
     settings = {name: value for name, value in dataclasses.asdict(config).items()
-                if name not in ('data_dir', 'runs_dir', 'replicas')}
+                if name not in ('data_dir', 'runs_dir', 'replicas', 'worker_timeout')}
     names = [os.path.basename(path) for pair in train_pairs for path in pair]
     return zlib.crc32(json.dumps([settings, names], sort_keys=True).encode()) % 2 ** 31
 
@@ -285,13 +298,18 @@ def agreed_start_epoch(sess, replicas, checkpoints, run_dir, required):
     required (a resumed run) and there is none; a worker that cannot restore still takes part in the agreement
     before it raises, so that no worker waits for it.
     """
+    problems = []
     try:
-        start_epoch, problem = checkpoints.restore_last(sess, required) + 1, None
+        start_epoch = checkpoints.restore_last(sess, required) + 1
     except ValueError as error:
-        start_epoch, problem = 0, error
-    replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, run_dir=run_dir))
-    if problem:
-        raise problem
+        start_epoch = 0
+        problems.append(error)
+    try:
+        replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, run_dir=run_dir))
+    except ValueError as error:
+        problems.append(error)
+    if problems:
+        raise ValueError(' '.join(map(str, problems)))
     return start_epoch
 
 
@@ -323,6 +341,8 @@ def follow_chief(sess, fcn, config, get_batches_fn, resume_dir, replicas, train_
                      loss_terms=fcn.loss_terms)
         except TrainingDiverged as divergence:
             sys.exit(f'error: {divergence}; the chief says what it kept.')
+        except WorkerLost as lost:
+            sys.exit(f'error: {lost}; the chief keeps the weights of the steps before.')
         except TrainingInterrupted as interruption:
             print(f'Stopped with the other workers in epoch {interruption.epoch} after step {interruption.steps_done}; '
                   'the chief keeps the weights and says how to go on.')

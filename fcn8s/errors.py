@@ -28,3 +28,15 @@ class TrainingInterrupted(Exception):
     def __init__(self, epoch, steps_done):
         super().__init__(f'stopped in epoch {epoch} after {steps_done} steps')
         self.epoch, self.steps_done = epoch, steps_done
+
+
+class WorkerLost(TrainingInterrupted):
+    """Another worker of a run on several machines stopped answering in `epoch`, after `steps_done` steps; the step
+    it was in was not applied. `problem` names TensorFlow's error (UnavailableError: it is gone; DeadlineExceededError:
+    it did not answer within --worker-timeout)."""
+
+    def __init__(self, epoch, steps_done, problem):
+        super().__init__(epoch, steps_done)
+        self.problem = problem
+        self.args = (f'a worker of this run was lost in epoch {epoch} after step {steps_done} ({problem}). Find out '
+                     'why in its output, then --resume the run on every worker',)

@@ -118,7 +118,8 @@ def test_a_two_replica_demo_run_resumes_after_sigterm_goes_on_as_one_device_and_
 
 
 # Run in a subprocess as one worker of a cluster (its TF_CONFIG in the environment): main.run(argv[3:]), the process
-# sending itself SIGTERM as training takes batch number argv[2] (0: never); the trained weights go to argv[1] (.npz).
+# sending itself SIGTERM as training takes batch number argv[2] (0: never; -N: SIGKILL at batch N); the trained
+# weights go to argv[1] (.npz).
 TRAIN_AS_WORKER = '''
 import os, signal, sys
 import numpy as np
@@ -134,8 +135,8 @@ def steps_then_sigterm(get_batches_fn, batch_size):
     global steps_taken
     for batch in epoch_steps(get_batches_fn, batch_size):
         steps_taken += 1
-        if steps_taken == int(sys.argv[2]):
-            os.kill(os.getpid(), signal.SIGTERM)
+        if steps_taken == abs(int(sys.argv[2])):
+            os.kill(os.getpid(), signal.SIGTERM if int(sys.argv[2]) > 0 else signal.SIGKILL)
         yield batch
 
 
@@ -250,11 +251,33 @@ def test_workers_started_with_other_settings_or_unable_to_read_the_chiefs_checkp
     (chief, chief_runs, _), _ = run_workers(run_args, tmp_path / 'finished')
     [run_name] = os.listdir(chief_runs)
     run_dir = chief_runs / run_name
-    copy_dir = tmp_path / 'copy_without_checkpoints'
-    shutil.copytree(run_dir, copy_dir, ignore=shutil.ignore_patterns('epoch-*'))
+    damaged_dir = tmp_path / 'damaged_copy'  # its checkpoint's index reads, its weights do not
+    shutil.copytree(run_dir, damaged_dir)
+    [weights_file] = (damaged_dir / 'checkpoint' / 'epoch-001').glob('model.data-*')
+    weights_file.write_bytes(weights_file.read_bytes()[:100])
     (chief, _, _), (worker, _, _) = run_workers(['--epochs', '2'], tmp_path, own_args=(
-        ('--resume', str(run_dir)), ('--resume', str(copy_dir))))
+        ('--resume', str(run_dir)), ('--resume', str(damaged_dir))))
     assert chief.returncode == worker.returncode == 1, (chief.stderr[-2000:], worker.stderr[-2000:])
     assert 'differ in the epoch they start from (this one: 2)' in chief.stderr
+    assert 'holds no intact finished epoch' in worker.stderr and '(this one: 0)' in worker.stderr
+
+    empty_dir = tmp_path / 'copy_without_checkpoints'  # refused at once: the chief waits for it no longer than asked
+    shutil.copytree(run_dir, empty_dir, ignore=shutil.ignore_patterns('epoch-*'))
+    (chief, _, _), (worker, _, _) = run_workers(['--epochs', '2', '--worker-timeout', '10'], tmp_path, own_args=(
+        ('--resume', str(run_dir)), ('--resume', str(empty_dir))))
+    assert chief.returncode == worker.returncode == 1, (chief.stderr[-2000:], worker.stderr[-2000:])
+    assert 'the other workers of this run did not join in time (--worker-timeout)' in chief.stderr
     assert 'holds no intact finished epoch' in worker.stderr
     assert [row[:2] for row in read_loss_csv(str(run_dir / 'loss.csv'))] == [(1, 1), (1, 2)]
+
+
+def test_a_worker_killed_mid_run_stops_the_chief_with_the_reason_and_its_last_epoch_kept(tiny_demo_data, tmp_path):
+    run_args = [*MULTI_WORKER_RUN, '--epochs', '3', '--worker-timeout', '20', '--data-dir', str(tiny_demo_data)]
+    (chief, chief_runs, _), (worker, _, _) = run_workers(run_args, tmp_path, sigterm_batches=(0, -3))
+    assert worker.returncode == -signal.SIGKILL
+    assert chief.returncode == 1, chief.stderr[-2000:]
+    assert 'error: a worker of this run was lost in epoch 2 after step 0' in chief.stderr
+    [run_name] = os.listdir(chief_runs)
+    run_dir = chief_runs / run_name
+    assert sorted(os.listdir(run_dir / 'checkpoint')) == ['checkpoint', 'epoch-001']
+    assert f'--resume {run_dir}' in chief.stdout
