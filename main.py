@@ -4,6 +4,7 @@
   python main.py --demo   the same job offline: synthetic KITTI and a small random VGG16, 1 to 2 minutes
   python main.py --dataset cityscapes [--demo]   the 19 classes of data/cityscapes (or, offline, synthetic streets)
   python main.py --resume runs/<timestamp>   go on with a stopped run (Ctrl-C, SIGTERM, a crash) after its last epoch
+  python main.py --replicas N   data-parallel on N GPUs (default: all), or N logical CPUs; TF_CONFIG=... on each machine
   python main.py check-data [--dataset cityscapes] [--data DIR]   check a dataset folder and list every problem
   python main.py build-vgg [--weights imagenet|random]
                           write data/vgg, the classic VGG16 SavedModel, from Keras's ImageNet weights (or random ones)
@@ -29,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 import helper
-from fcn8s import bench, commands, distribute, export, run_folder, vgg
+from fcn8s import bench, commands, distribute, export, run_folder, vgg, workers
 from fcn8s.batches import training_inputs
 from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal, finishing_run
 from fcn8s.commands import chosen_precision, exits_on
@@ -178,7 +179,7 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
     steps_per_epoch = -(-num_images // batch_size) if num_images else None
     for epoch in range(start_epoch, epochs + 1):
         started = time.perf_counter()
-        epoch_losses = []
+        epoch_losses, epoch_kept = [], False
         try:
             with tqdm(get_batches_fn(batch_size), total=steps_per_epoch, desc=f'Epoch {epoch}/{epochs}',
                       unit='batch', leave=False) as batches:
@@ -199,11 +200,11 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
                        f'({time.perf_counter() - started:.1f} s)')
             if on_epoch_end is not None:
                 on_epoch_end(epoch, loss_rows[-len(epoch_losses):])
-            epoch_losses = None  # the epoch is kept
+            epoch_kept = True
             if stop_requested is not None and stop_requested():
                 raise TrainingInterrupted(epoch + 1, 0)
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:  # several workers: one is gone
-            where = (epoch + 1, 0) if epoch_losses is None else (epoch, len(epoch_losses))
+            where = (epoch + 1, 0) if epoch_kept else (epoch, len(epoch_losses))
             raise WorkerLost(*where, type(error).__name__) from error
     return loss_rows
 
@@ -277,7 +278,8 @@ def train(config, resume_dir=None):
         data_check.raise_errors()
     with exits_on(ValueError, OSError):  # a DataError is a ValueError
         train_pairs, val_pairs = dataset.split(dataset_path, config)
-        print(f'{len(train_pairs)} training images, {len(val_pairs)} for validation. {replicas.describe()}')
+        print(f'{len(train_pairs)} training images, {len(val_pairs)} for validation.')
+        print(replicas.describe(config.batch_size))
         get_batches_fn = helper.gen_batch_function(dataset.training_folder(dataset_path), config.image_shape,
                                                    augmentation=config.augmentation, dataset=dataset,
                                                    pairs=train_pairs, seed=config.seed)
@@ -287,7 +289,7 @@ def train(config, resume_dir=None):
         tf.set_random_seed(config.seed)
         replicas.connect()
         with exits_on(ValueError):
-            replicas.agree(sess, distribute.run_fingerprint(config, train_pairs), distribute.SETTINGS_ADVICE)
+            replicas.agree(sess, workers.run_fingerprint(config, train_pairs), workers.SETTINGS_ADVICE)
         try:
             fcn = build_graph(sess, vgg_path, config, precision, dataset.num_classes,
                               get_batches_fn.connect(config.batch_size), replicas.strategy)
@@ -295,12 +297,12 @@ def train(config, resume_dir=None):
             demo_advice = f' Under --demo, delete {vgg_path} and it is rebuilt.' if config.demo else ''
             sys.exit(f'error: {error}{demo_advice}')
         if not replicas.is_chief:
-            return distribute.follow_chief(sess, fcn, config, get_batches_fn, resume_dir, replicas, train_nn)
+            return workers.follow_chief(sess, fcn, config, get_batches_fn, resume_dir, replicas, train_nn)
         with exits_on(OSError):
             run_dir = resume_dir or run_folder.new_run_dir(config)
         checkpoints = EpochCheckpoints(os.path.join(run_dir, 'checkpoint'), fcn.trained_variables)
         with exits_on(ValueError):
-            start_epoch = distribute.agreed_start_epoch(sess, replicas, checkpoints, run_dir, bool(resume_dir))
+            start_epoch = workers.agreed_start_epoch(sess, replicas, checkpoints, run_dir, bool(resume_dir))
         loss_csv_path = os.path.join(run_dir, 'loss.csv')
         run_folder.restart_loss_csv(loss_csv_path, start_epoch, get_batches_fn.steps_per_epoch(config.batch_size))
         run_folder.save_split(run_dir, train_pairs, val_pairs)

@@ -190,8 +190,8 @@ def parse_config(argv=None, description=None):
     """(TrainConfig, run folder to resume or None) from the training command line.
 
     --demo switches to DEMO_CONFIG's defaults. --resume RUN_DIR takes the run's own settings from
-    its config.json; only --epochs (to train for longer), --replicas and --worker-timeout may be given with it. Exits as argparse does,
-    with the problem, on a bad value.
+    its config.json; only --epochs (to train for longer), --replicas and --worker-timeout may be given with it.
+    Exits as argparse does, with the problem, on a bad value.
     """
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--resume', metavar='RUN_DIR',

@@ -12,22 +12,13 @@ import contextlib
 import dataclasses
 import json
 import os
-import sys
-import zlib
 
-from fcn8s import run_folder, vgg
+from fcn8s import vgg
 from fcn8s.batches import training_inputs
-from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal
-from fcn8s.commands import exits_on
-from fcn8s.errors import TrainingDiverged, TrainingInterrupted, WorkerLost
+from fcn8s.checkpoints import mirror_first_copies
 from fcn8s.tf1 import tf
 
 SUM = tf.distribute.ReduceOp.SUM
-SETTINGS_ADVICE = ('their settings (all but --data-dir, --runs-dir, --replicas and --worker-timeout) or the names of their '
-                   'training images. Start every worker with the same command, on the same dataset.')
-START_EPOCH_ADVICE = ('the epoch they start from (this one: {start_epoch}). Every worker reads the chief\'s '
-                      'checkpoint in {run_dir}: put --runs-dir on storage the workers share, or copy the chief\'s '
-                      'run folder to every worker before --resume.')
 # What one replica of several minimises: its pixels' cross-entropy summed over valid_pixels, the labelled pixels of
 # the global batch, plus the L2 terms / replicas. TF1 optimizers sum the replicas' gradients, so the update is one
 # device's on the global batch.
@@ -106,13 +97,19 @@ class Replicas:
             return stop_requested
         return stop_requested_of
 
-    def describe(self):
-        """One line: how training is spread, for the log."""
+    def describe(self, batch_size):
+        """How training is spread for global batches of batch_size, for the log; a warning when some replicas would
+        take no image."""
         if self.strategy is None:
-            return 'Training on one device'
+            return 'Training on one device.'
         devices = ', '.join(self.strategy.extended.worker_devices)
         where = f'{self.workers} workers, this one on {devices}' if self.workers > 1 else devices
-        return f'Training data-parallel on {self.count} replicas ({where})'
+        rows = -(-batch_size // self.count)
+        idle = self.count - -(-batch_size // rows)
+        warning = (f'\nwarning: {idle} of the {self.count} replicas take no image of a batch of {batch_size}: give '
+                   f'--batch-size {self.count} or a multiple of it.') if idle else ''
+        return (f'Training data-parallel on {self.count} replicas ({where}), {rows} image(s) of each batch of '
+                f'{batch_size} on each.{warning}')
 
 
 def cluster_of(tf_config_text):
@@ -177,10 +174,17 @@ def worker_replicas(cluster, task_type, task_index, workers):
     The all-reduce between workers is TensorFlow's RING collective, through the workers' servers (the port of
     their TF_CONFIG address, all that infra/ opens between nodes); NCCL would connect on ports of its own.
     """
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_index, rpc_layer='grpc')
     strategy = tf.distribute.experimental.MultiWorkerMirroredStrategy(
-        communication=tf.distribute.experimental.CollectiveCommunication.RING)
-    server = tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=task_type, task_index=task_index,
-                                  config=strategy.update_config_proto(tf.ConfigProto()), start=True)
+        communication=tf.distribute.experimental.CollectiveCommunication.RING, cluster_resolver=resolver)
+    try:
+        server = tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=task_type, task_index=task_index,
+                                      config=strategy.update_config_proto(tf.ConfigProto()), start=True)
+    except tf.errors.OpError as error:
+        raise ValueError(f'cannot start the server of TF_CONFIG\'s task {task_type} {task_index} at '
+                         f'{cluster[task_type][task_index]} ({type(error).__name__}: {error.message}). Give this '
+                         'node\'s own address and a free port.') from error
     is_chief = task_type == 'chief' or (task_type == 'worker' and task_index == 0 and 'chief' not in cluster)
     return Replicas(strategy, strategy.num_replicas_in_sync, is_chief, server.target, workers)
 
@@ -271,6 +275,7 @@ def build_replicated_graph(sess, strategy, vgg_path, batches, num_classes, build
     by_name = {variable.op.name: variable for variable in tf.global_variables()}
     tf.train.Saver({stored: by_name[name] for stored, name in stored_names.items()}).restore(
         sess, os.path.join(vgg_path, 'variables', 'variables'))
+    sess.run(mirror_first_copies())  # the Saver restored each variable's first copy
     return ReplicatedGraph(image_input, keep_prob, correct_label, logits, grouped_train_op, summed_loss,
                            tuple(summed_terms), trained)
 
@@ -281,70 +286,3 @@ def sum_over_replicas_op(strategy):
     with strategy.scope():
         values = strategy.extended.call_for_each_replica(lambda: tf.identity(value_input))
         return value_input, strategy.reduce(SUM, values, axis=None)
-
-
-def run_fingerprint(config, train_pairs):
-    """A whole number in 0 .. 2**31 - 1 of what every worker of a run must share: its settings but the folders
-    and --replicas, and its training files' names."""
-    settings = {name: value for name, value in dataclasses.asdict(config).items()
-                if name not in ('data_dir', 'runs_dir', 'replicas', 'worker_timeout')}
-    names = [os.path.basename(path) for pair in train_pairs for path in pair]
-    return zlib.crc32(json.dumps([settings, names], sort_keys=True).encode()) % 2 ** 31
-
-
-def agreed_start_epoch(sess, replicas, checkpoints, run_dir, required):
-    """The epoch training starts from, that every worker restores: 1 + the last finished epoch that checkpoints
-    (EpochCheckpoints) restores into sess. Raises ValueError when the workers start from different epochs, or when
-    required (a resumed run) and there is none; a worker that cannot restore still takes part in the agreement
-    before it raises, so that no worker waits for it.
-    """
-    problems = []
-    try:
-        start_epoch = checkpoints.restore_last(sess, required) + 1
-    except ValueError as error:
-        start_epoch = 0
-        problems.append(error)
-    try:
-        replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, run_dir=run_dir))
-    except ValueError as error:
-        problems.append(error)
-    if problems:
-        raise ValueError(' '.join(map(str, problems)))
-    return start_epoch
-
-
-def follow_chief(sess, fcn, config, get_batches_fn, resume_dir, replicas, train_nn):
-    """Train as a worker of several other than the chief: the chief's steps on this worker's replicas, nothing written.
-
-    fcn: main.build_graph's FCN8s in sess; train_nn: main.train_nn. A resumed run starts from the chief's last
-    finished epoch in resume_dir/checkpoint, which this worker must be able to read (storage shared by the
-    workers, or a copy): the workers agree on it first. Every worker watches the same global losses (LossWatch)
-    and votes on stopping (replicas.stop_vote), so all of them stop at the same step; the chief keeps the
-    weights. Exits as the chief does on a diverging loss or a stop request.
-    """
-    start_epoch, past_loss_rows = 1, []
-    with exits_on(ValueError):
-        if resume_dir:
-            checkpoints = EpochCheckpoints(os.path.join(resume_dir, 'checkpoint'), fcn.trained_variables, writes=False)
-            start_epoch = agreed_start_epoch(sess, replicas, checkpoints, resume_dir, required=True)
-            past_loss_rows = run_folder.read_loss_csv(os.path.join(resume_dir, 'loss.csv'))
-        else:
-            replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, run_dir=resume_dir))
-    get_batches_fn.start(sess, start_epoch)
-    loss_watch = LossWatch(config.divergence_ratio, past_loss_rows)
-    with StopSignal() as stop_signal:
-        try:
-            train_nn(sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss, fcn.image_input,
-                     fcn.correct_label, fcn.keep_prob, fcn.learning_rate, keep_prob_value=config.keep_prob,
-                     learning_rate_value=config.learning_rate, on_epoch_end=loss_watch.check,
-                     start_epoch=start_epoch, stop_requested=replicas.stop_vote()(sess, stop_signal.requested),
-                     loss_terms=fcn.loss_terms)
-        except TrainingDiverged as divergence:
-            sys.exit(f'error: {divergence}; the chief says what it kept.')
-        except WorkerLost as lost:
-            sys.exit(f'error: {lost}; the chief keeps the weights of the steps before.')
-        except TrainingInterrupted as interruption:
-            print(f'Stopped with the other workers in epoch {interruption.epoch} after step {interruption.steps_done}; '
-                  'the chief keeps the weights and says how to go on.')
-            sys.exit(stop_signal.exit_status)
-    print('This worker is done; the chief writes the run folder.')

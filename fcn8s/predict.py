@@ -135,7 +135,8 @@ def forward_pass(sess, input_image, logits):
         del input_node.input[:]
         graph_def = tf.graph_util.extract_sub_graph(graph_def, [logits.op.name])
     handles = {node.name for node in graph_def.node if node.op == 'VarHandleOp'}
-    variable_of_input = {node.name + ':0': node.name for node in graph_def.node if node.op in ('Variable', 'VariableV2')}
+    variable_of_input = {node.name + ':0': node.name for node in graph_def.node
+                         if node.op in ('Variable', 'VariableV2')}
     for node in graph_def.node:
         if node.op == 'ReadVariableOp' and node.input[0] in handles:
             variable_of_input[node.name + ':0'] = node.input[0]

@@ -48,7 +48,8 @@ def vgg16_layers(image_input, keep_prob, layer_shapes):
     image_input: [batch, h, w, 3] float32 RGB 0..255 (the BGR means are subtracted in a 'Processing' scope);
     keep_prob: the dropout keep probability after fc6 and fc7. layer_shapes maps each layer name of
     vgg16_layer_shapes() to its kernel shape HWIO. Returns pool3 [batch, h/8, w/8, c3], pool4 [batch, h/16,
-    w/16, c4], fc7 after dropout [batch, h/32, w/32, c7] (named layer3_out, layer4_out, layer7_out), and each layer's 'weights' and 'biases' variables
+    w/16, c4], fc7 after dropout [batch, h/32, w/32, c7] (named layer3_out, layer4_out, layer7_out), and each
+    layer's 'weights' and 'biases' variables
     (made with tf.get_variable in a variable scope of the layer's name; random He-normal initial values).
     """
     with tf.name_scope('Processing'):
@@ -63,7 +64,8 @@ def vgg16_layers(image_input, keep_prob, layer_shapes):
         kernel_shape = layer_shapes[name]
         with tf.variable_scope(name):
             kernel_stddev = np.sqrt(2 / np.prod(kernel_shape[:3])) / (RANDOM_VGG_INPUT_STD if name == 'conv1_1' else 1)
-            kernel = tf.get_variable('weights', kernel_shape, initializer=tf.random_normal_initializer(stddev=kernel_stddev))
+            kernel = tf.get_variable('weights', kernel_shape,
+                                     initializer=tf.random_normal_initializer(stddev=kernel_stddev))
             bias = tf.get_variable('biases', kernel_shape[3:], initializer=tf.zeros_initializer())
         variables[name] = (kernel, bias)
         return tf.nn.relu(tf.nn.conv2d(features, kernel, 1, 'SAME') + bias, name=f'{name}_relu')

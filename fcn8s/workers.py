@@ -1,0 +1,89 @@
+"""Several machines: the workers' agreement on a run, and what a worker other than the chief runs.
+
+Every worker of a run builds the same graph and takes the same steps; the chief (worker 0) alone writes the run
+folder. Before training, the workers agree on their settings and training files, then on the epoch they start
+from (Replicas.agree): a difference, or a worker that does not come, stops all of them with the reason.
+"""
+import dataclasses
+import json
+import os
+import sys
+import zlib
+
+from fcn8s import run_folder
+from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal
+from fcn8s.commands import exits_on
+from fcn8s.errors import TrainingDiverged, TrainingInterrupted, WorkerLost
+
+SETTINGS_ADVICE = ('their settings (all but --data-dir, --runs-dir, --replicas and --worker-timeout) or the names '
+                   'of their training images. Start every worker with the same command, on the same dataset.')
+START_EPOCH_ADVICE = ('the epoch they start from (this one: {start_epoch}). Every worker reads the chief\'s '
+                      'checkpoint in {run_dir}: put --runs-dir on storage the workers share, or copy the chief\'s '
+                      'run folder to every worker before --resume.')
+
+
+def run_fingerprint(config, train_pairs):
+    """A whole number in 0 .. 2**31 - 1 of what every worker of a run must share: its settings but the folders
+    and --replicas, and its training files' names."""
+    settings = {name: value for name, value in dataclasses.asdict(config).items()
+                if name not in ('data_dir', 'runs_dir', 'replicas', 'worker_timeout')}
+    names = [os.path.basename(path) for pair in train_pairs for path in pair]
+    return zlib.crc32(json.dumps([settings, names], sort_keys=True).encode()) % 2 ** 31
+
+
+def agreed_start_epoch(sess, replicas, checkpoints, run_dir, required):
+    """The epoch training starts from, that every worker restores: 1 + the last finished epoch that checkpoints
+    (EpochCheckpoints) restores into sess. Raises ValueError when the workers start from different epochs, or when
+    required (a resumed run) and there is none; a worker that cannot restore still takes part in the agreement
+    before it raises, so that no worker waits for it.
+    """
+    problems = []
+    try:
+        start_epoch = checkpoints.restore_last(sess, required) + 1
+    except ValueError as error:
+        start_epoch = 0
+        problems.append(error)
+    try:
+        replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, run_dir=run_dir))
+    except ValueError as error:
+        problems.append(error)
+    if problems:
+        raise ValueError(' '.join(map(str, problems)))
+    return start_epoch
+
+
+def follow_chief(sess, fcn, config, get_batches_fn, resume_dir, replicas, train_nn):
+    """Train as a worker of several other than the chief: the chief's steps on this worker's replicas, nothing written.
+
+    fcn: main.build_graph's FCN8s in sess; train_nn: main.train_nn. A resumed run starts from the chief's last
+    finished epoch in resume_dir/checkpoint, which this worker must be able to read (storage shared by the
+    workers, or a copy): the workers agree on it first. Every worker watches the same global losses (LossWatch)
+    and votes on stopping (replicas.stop_vote), so all of them stop at the same step; the chief keeps the
+    weights. Exits as the chief does on a diverging loss or a stop request.
+    """
+    start_epoch, past_loss_rows = 1, []
+    with exits_on(ValueError):
+        if resume_dir:
+            checkpoints = EpochCheckpoints(os.path.join(resume_dir, 'checkpoint'), fcn.trained_variables, writes=False)
+            start_epoch = agreed_start_epoch(sess, replicas, checkpoints, resume_dir, required=True)
+            past_loss_rows = run_folder.read_loss_csv(os.path.join(resume_dir, 'loss.csv'))
+        else:
+            replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, run_dir=resume_dir))
+    get_batches_fn.start(sess, start_epoch)
+    loss_watch = LossWatch(config.divergence_ratio, past_loss_rows)
+    with StopSignal() as stop_signal:
+        try:
+            train_nn(sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss, fcn.image_input,
+                     fcn.correct_label, fcn.keep_prob, fcn.learning_rate, keep_prob_value=config.keep_prob,
+                     learning_rate_value=config.learning_rate, on_epoch_end=loss_watch.check,
+                     start_epoch=start_epoch, stop_requested=replicas.stop_vote()(sess, stop_signal.requested),
+                     loss_terms=fcn.loss_terms)
+        except TrainingDiverged as divergence:
+            sys.exit(f'error: {divergence}; the chief says what it kept.')
+        except WorkerLost as lost:
+            sys.exit(f'error: {lost}; the chief keeps the weights of the steps before.')
+        except TrainingInterrupted as interruption:
+            print(f'Stopped with the other workers in epoch {interruption.epoch} after step {interruption.steps_done}; '
+                  'the chief keeps the weights and says how to go on.')
+            sys.exit(stop_signal.exit_status)
+    print('This worker is done; the chief writes the run folder.')
