@@ -335,7 +335,7 @@ def train(config, resume_dir=None):
                          fcn.image_input, fcn.correct_label, fcn.keep_prob, fcn.learning_rate,
                          keep_prob_value=config.keep_prob, learning_rate_value=config.learning_rate,
                          on_epoch_end=end_epoch, start_epoch=start_epoch,
-                         stop_requested=replicas.stop_vote()(sess, stop_signal.requested),
+                         stop_requested=replicas.stop_test(sess, stop_signal.requested),
                          loss_terms=fcn.loss_terms)
             except TrainingDiverged as divergence:
                 sys.exit(f'error: {divergence}. {checkpoints.describe_last()} Start a new run with a lower '

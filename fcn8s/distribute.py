@@ -53,7 +53,7 @@ class Replicas:
         return self.strategy.update_config_proto(proto)
 
     def connect(self):
-        """Build the op by which workers add up numbers (agree, stop_vote) in the default graph; before anything
+        """Build the op by which workers add up numbers (agree, stop_test) in the default graph; before anything
         else, so that it is the first collective of every worker's graph, whatever differs after it."""
         if self.workers > 1:
             self.summing = sum_over_replicas_op(self.strategy)
@@ -78,24 +78,20 @@ class Replicas:
         if total != value * self.count:
             raise ValueError(f'the {self.workers} workers of this run differ in {what}')
 
-    def stop_vote(self):
-        """stop_requested_of(sess, requested) -> the stop test for train_nn, of this process's requested().
-
-        One process: requested itself. Several workers: a vote that every worker takes at the same points
-        (before each step, after each epoch), so that all of them stop at the step at which any was asked.
-        """
+    def stop_test(self, sess, requested):
+        """The stop test for train_nn (stop_requested) of this process's requested(): requested itself in one
+        process. Several workers vote at every test, which all of them take at the same points (before each step,
+        after each epoch), so that all of them stop at the step at which any was asked."""
         if self.workers == 1:
-            return lambda sess, requested: requested
+            return requested
 
-        def stop_requested_of(sess, requested):
-            def stop_requested():
-                asked = requested()
-                stop = self.summed(sess, float(asked)) > 0
-                if stop and not asked:
-                    print('Another worker of the run was asked to stop: stopping with it.', flush=True)
-                return stop
-            return stop_requested
-        return stop_requested_of
+        def stop_requested():
+            asked = requested()
+            stop = self.summed(sess, float(asked)) > 0
+            if stop and not asked:
+                print('Another worker of the run was asked to stop: stopping with it.', flush=True)
+            return stop
+        return stop_requested
 
     def describe(self, batch_size):
         """How training is spread for global batches of batch_size, for the log; a warning when some replicas would

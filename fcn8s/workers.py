@@ -17,9 +17,9 @@ from fcn8s.errors import TrainingDiverged, TrainingInterrupted, WorkerLost
 
 SETTINGS_ADVICE = ('their settings (all but --data-dir, --runs-dir, --replicas and --worker-timeout) or the names '
                    'of their training images. Start every worker with the same command, on the same dataset.')
-START_EPOCH_ADVICE = ('the epoch they start from (this one: {start_epoch}). Every worker reads the chief\'s '
-                      'checkpoint in {run_dir}: put --runs-dir on storage the workers share, or copy the chief\'s '
-                      'run folder to every worker before --resume.')
+START_EPOCH_ADVICE = ('the epoch they start from (this one: {start_epoch}, {source}). To resume a run, give every '
+                      'worker --resume with the chief\'s run folder, which each must be able to read: put --runs-dir '
+                      'on storage the workers share, or copy the chief\'s run folder to every worker.')
 
 
 def run_fingerprint(config, train_pairs):
@@ -44,7 +44,8 @@ def agreed_start_epoch(sess, replicas, checkpoints, run_dir, required):
         start_epoch = 0
         problems.append(error)
     try:
-        replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, run_dir=run_dir))
+        source = f'resuming {run_dir}' if required else 'a new run'
+        replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, source=source))
     except ValueError as error:
         problems.append(error)
     if problems:
@@ -58,7 +59,7 @@ def follow_chief(sess, fcn, config, get_batches_fn, resume_dir, replicas, train_
     fcn: main.build_graph's FCN8s in sess; train_nn: main.train_nn. A resumed run starts from the chief's last
     finished epoch in resume_dir/checkpoint, which this worker must be able to read (storage shared by the
     workers, or a copy): the workers agree on it first. Every worker watches the same global losses (LossWatch)
-    and votes on stopping (replicas.stop_vote), so all of them stop at the same step; the chief keeps the
+    and votes on stopping (replicas.stop_test), so all of them stop at the same step; the chief keeps the
     weights. Exits as the chief does on a diverging loss or a stop request.
     """
     start_epoch, past_loss_rows = 1, []
@@ -68,7 +69,7 @@ def follow_chief(sess, fcn, config, get_batches_fn, resume_dir, replicas, train_
             start_epoch = agreed_start_epoch(sess, replicas, checkpoints, resume_dir, required=True)
             past_loss_rows = run_folder.read_loss_csv(os.path.join(resume_dir, 'loss.csv'))
         else:
-            replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, run_dir=resume_dir))
+            replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, source='a new run'))
     get_batches_fn.start(sess, start_epoch)
     loss_watch = LossWatch(config.divergence_ratio, past_loss_rows)
     with StopSignal() as stop_signal:
@@ -76,7 +77,7 @@ def follow_chief(sess, fcn, config, get_batches_fn, resume_dir, replicas, train_
             train_nn(sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss, fcn.image_input,
                      fcn.correct_label, fcn.keep_prob, fcn.learning_rate, keep_prob_value=config.keep_prob,
                      learning_rate_value=config.learning_rate, on_epoch_end=loss_watch.check,
-                     start_epoch=start_epoch, stop_requested=replicas.stop_vote()(sess, stop_signal.requested),
+                     start_epoch=start_epoch, stop_requested=replicas.stop_test(sess, stop_signal.requested),
                      loss_terms=fcn.loss_terms)
         except TrainingDiverged as divergence:
             sys.exit(f'error: {divergence}; the chief says what it kept.')

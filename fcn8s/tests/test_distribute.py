@@ -320,8 +320,9 @@ def test_workers_started_with_other_settings_or_unable_to_read_the_chiefs_checkp
     (chief, _, _), (worker, _, _) = run_workers(['--epochs', '2'], tmp_path, own_args=(
         ('--resume', str(run_dir)), ('--resume', str(damaged_dir))))
     assert chief.returncode == worker.returncode == 1, (chief.stderr[-2000:], worker.stderr[-2000:])
-    assert 'differ in the epoch they start from (this one: 2)' in chief.stderr
-    assert 'holds no intact finished epoch' in worker.stderr and '(this one: 0)' in worker.stderr
+    assert f'differ in the epoch they start from (this one: 2, resuming {run_dir})' in chief.stderr
+    assert 'holds no intact finished epoch' in worker.stderr
+    assert f'(this one: 0, resuming {damaged_dir})' in worker.stderr
 
     empty_dir = tmp_path / 'copy_without_checkpoints'  # refused at once: the chief waits for it no longer than asked
     shutil.copytree(run_dir, empty_dir, ignore=shutil.ignore_patterns('epoch-*'))
@@ -350,7 +351,8 @@ def test_a_worker_whose_port_is_taken_stops_naming_its_address(tmp_path):
         taken.bind(('127.0.0.1', 0))
         taken.listen()
         address = f'127.0.0.1:{taken.getsockname()[1]}'
-        tf_config = json.dumps({'cluster': {'worker': [address, '127.0.0.1:1']}, 'task': {'type': 'worker', 'index': 0}})
+        tf_config = json.dumps({'cluster': {'worker': [address, '127.0.0.1:1']},
+                                'task': {'type': 'worker', 'index': 0}})
         started = subprocess.run([sys.executable, 'main.py', *TINY_RUN, '--data-dir', str(tmp_path / 'data')],
                                  cwd=PROJECT_DIR, env={**os.environ, 'TF_CONFIG': tf_config}, capture_output=True,
                                  text=True, timeout=120)
