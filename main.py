@@ -136,7 +136,8 @@ def optimize(nn_last_layer, correct_label, learning_rate, num_classes, var_list=
     """
     logits = tf.reshape(nn_last_layer, (-1, num_classes), name='logits')
     labels = tf.reshape(correct_label, (-1, num_classes))
-    pixel_losses = tf.nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=logits)
+    # -sum(labels * log softmax), not the fused op, whose gradient (softmax - labels) is not 0 at an ignored pixel
+    pixel_losses = -tf.reduce_sum(labels * tf.nn.log_softmax(logits), axis=-1)
     valid_pixels = tf.maximum(tf.reduce_sum(labels), 1.0) if share is None else share.valid_pixels
     cross_entropy = tf.divide(tf.reduce_sum(pixel_losses), valid_pixels, name='cross_entropy')
     regularization = tf.losses.get_regularization_loss()

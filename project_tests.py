@@ -177,15 +177,19 @@ def test_pool_scaling_scales_the_skip_inputs():
 def test_masked_loss_on_a_hand_made_case():
     # Pixel 0 is road with logits (0, ln 3): p(road) = 3/4. Pixel 1 is background with logits (ln 4, 0):
     # p(background) = 4/5. Pixel 2 lies outside the evaluated area (label all zeros) and must not count.
+    # Its gradient is 0 too; the valid pixels' are (softmax - label) / 2.
     logits = tf.constant([[[[0.0, np.log(3)], [np.log(4), 0.0], [50.0, -50.0]]]], tf.float32)
     labels = tf.placeholder(tf.float32, [None, None, None, 2])
-    _, _, loss = main.optimize(tf.Variable(logits), labels, 0.0, 2)
+    logits_variable = tf.Variable(logits)
+    _, _, loss = main.optimize(logits_variable, labels, 0.0, 2)
+    gradient, = tf.gradients(loss, [logits_variable])
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        value = sess.run(loss, {labels: [[[[0, 1], [1, 0], [0, 0]]]]})
+        value, gradient_value = sess.run([loss, gradient], {labels: [[[[0, 1], [1, 0], [0, 0]]]]})
     expected = (-np.log(3 / 4) - np.log(4 / 5)) / 2
     assert value == pytest.approx(expected, abs=1e-6)
     assert value == pytest.approx(0.25541, abs=1e-5)
+    np.testing.assert_allclose(gradient_value[0, 0], [[1 / 8, -1 / 8], [-1 / 10, 1 / 10], [0, 0]], atol=1e-7)
 
 
 def test_masked_loss_with_cityscapes_ignored_pixels():

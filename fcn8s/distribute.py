@@ -102,8 +102,8 @@ class Replicas:
         where = f'{self.workers} workers, this one on {devices}' if self.workers > 1 else devices
         rows = -(-batch_size // self.count)
         idle = self.count - -(-batch_size // rows)
-        warning = (f'\nwarning: {idle} of the {self.count} replicas take no image of a batch of {batch_size}: give '
-                   f'--batch-size {self.count} or a multiple of it.') if idle else ''
+        warning = (f'\nwarning: {idle} of the {self.count} replicas have no image of a batch of {batch_size} and '
+                   f'compute for nothing: give --batch-size {self.count} or a multiple of it.') if idle else ''
         return (f'Training data-parallel on {self.count} replicas ({where}), {rows} image(s) of each batch of '
                 f'{batch_size} on each.{warning}')
 
@@ -185,12 +185,19 @@ def worker_replicas(cluster, task_type, task_index, workers):
     return Replicas(strategy, strategy.num_replicas_in_sync, is_chief, server.target, workers)
 
 
-def replica_rows(tensor, replica_id, count):
-    """This replica's rows of a global batch [b, ...]: the replica_id-th of count runs of ceil(b / count) rows."""
-    size = tf.shape(tensor)[0]
+def replica_batch(images, labels, replica_id, count, ignored_id=255):
+    """This replica's rows of a global batch (images [b, h, w, 3], labels [b, h, w] class ids): the replica_id-th
+    of count runs of ceil(b / count) rows. A replica left without rows (a batch smaller than count) takes the first
+    image with every pixel ignored_id, which adds nothing to the loss or the gradients."""
+    size = tf.shape(images)[0]
     rows = (size + count - 1) // count
     start = tf.minimum(replica_id * rows, size)
-    return tensor[start:tf.minimum(start + rows, size)]
+    end = tf.minimum(start + rows, size)
+    empty = tf.equal(start, end)
+    start, end = tf.where(empty, 0, start), tf.where(empty, 1, end)
+    own_labels = labels[start:end]
+    ignored = tf.fill(tf.shape(own_labels), tf.constant(ignored_id, labels.dtype))
+    return images[start:end], tf.where(empty, ignored, own_labels)
 
 
 @contextlib.contextmanager
@@ -250,7 +257,7 @@ def build_replicated_graph(sess, strategy, vgg_path, batches, num_classes, build
     def replica_step():
         """One replica: its rows, VGG16 in code, then build_replica with its own L2 terms."""
         replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
-        rows = [replica_rows(tensor, replica_id, strategy.num_replicas_in_sync) for tensor in batches]
+        rows = replica_batch(*batches, replica_id, strategy.num_replicas_in_sync)
         image_input, correct_label = training_inputs(rows, num_classes)
         vgg_outputs, vgg_layer_variables = vgg.vgg16_layers(image_input, keep_prob, layer_shapes)
         vgg_variables = {variable for pair in vgg_layer_variables.values() for variable in pair}
