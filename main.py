@@ -22,6 +22,7 @@ Every run writes runs/<timestamp>/: config.json, loss.csv, loss.png, split.json,
 kept epoch), tensorboard/, model/ (the exported SavedModel that infer and video use) and overlays/.
 """
 import collections
+import functools
 import os
 import sys
 import time
@@ -297,8 +298,13 @@ def train(config, resume_dir=None):
         except ValueError as error:
             demo_advice = f' Under --demo, delete {vgg_path} and it is rebuilt.' if config.demo else ''
             sys.exit(f'error: {error}{demo_advice}')
+        train_epochs = functools.partial(  # the classic loop on this graph, from a start epoch
+            train_nn, sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss, fcn.image_input,
+            fcn.correct_label, fcn.keep_prob, fcn.learning_rate, keep_prob_value=config.keep_prob,
+            learning_rate_value=config.learning_rate, loss_terms=fcn.loss_terms)
         if not replicas.is_chief:
-            return workers.follow_chief(sess, fcn, config, get_batches_fn, resume_dir, replicas, train_nn)
+            return workers.follow_chief(sess, fcn.trained_variables, config, get_batches_fn, resume_dir, replicas,
+                                        train_epochs)
         with exits_on(OSError):
             run_dir = resume_dir or run_folder.new_run_dir(config)
         checkpoints = EpochCheckpoints(os.path.join(run_dir, 'checkpoint'), fcn.trained_variables)
@@ -332,12 +338,8 @@ def train(config, resume_dir=None):
         restart = command_line(config)  # a new run of these settings, for when --resume has nothing to go on from
         with summaries, StopSignal() as stop_signal:
             try:
-                train_nn(sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss,
-                         fcn.image_input, fcn.correct_label, fcn.keep_prob, fcn.learning_rate,
-                         keep_prob_value=config.keep_prob, learning_rate_value=config.learning_rate,
-                         on_epoch_end=end_epoch, start_epoch=start_epoch,
-                         stop_requested=replicas.stop_test(sess, stop_signal.requested),
-                         loss_terms=fcn.loss_terms)
+                train_epochs(on_epoch_end=end_epoch, start_epoch=start_epoch,
+                             stop_requested=replicas.stop_test(sess, stop_signal.requested))
             except TrainingDiverged as divergence:
                 sys.exit(f'error: {divergence}. {checkpoints.describe_last()} Start a new run with a lower '
                          f'--learning-rate (this run had {config.learning_rate:g}).')

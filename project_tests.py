@@ -36,7 +36,7 @@ from fcn8s.kitti import KITTI_CATEGORIES, KITTI_FOLDERS
 from fcn8s.run_folder import read_loss_csv
 from fcn8s.synthetic import make_synthetic_kitti
 from fcn8s.tests.fixtures import (  # noqa: F401  (the fixtures, found by name)
-    FakeResponse, TINY_WIDTH, TINY_RUN, TRAIN_UNTIL_SIGTERM,
+    FakeResponse, TINY_WIDTH, TINY_RUN, TRAIN_UNTIL_SIGNAL,
     assert_tensor_shape, cityscapes_run, fresh_graph, keras_cache_in_tmp, keras_vgg16,
     tiny_demo_data, tiny_vgg_path, unreachable)
 from fcn8s.tf1 import tf
@@ -674,7 +674,7 @@ def summary_steps(run_dir, tag):
 def test_sigterm_mid_epoch_then_resume_gives_the_run_an_uninterrupted_one_gives(tiny_demo_data, tmp_path):
     # 6 training images in batches of 2: 3 steps an epoch; SIGTERM comes as the 5th batch is taken (epoch 2, step 2).
     run_args = [*TINY_RUN, '--epochs', '4', '--batch-size', '2', '--val-count', '0', '--data-dir', str(tiny_demo_data)]
-    killed = subprocess.run([sys.executable, '-c', TRAIN_UNTIL_SIGTERM, '5', *run_args, '--runs-dir',
+    killed = subprocess.run([sys.executable, '-c', TRAIN_UNTIL_SIGNAL, '5', *run_args, '--runs-dir',
                              str(tmp_path / 'killed')], cwd=HERE, capture_output=True, text=True, timeout=300)
     assert killed.returncode == 128 + signal.SIGTERM, killed.stderr[-3000:]
     [run_name] = os.listdir(tmp_path / 'killed')

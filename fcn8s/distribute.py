@@ -13,9 +13,9 @@ import dataclasses
 import json
 import os
 
-from fcn8s import vgg
+from fcn8s import kitti, vgg
 from fcn8s.batches import training_inputs
-from fcn8s.checkpoints import mirror_first_copies
+from fcn8s.checkpoints import mirror_first_copies, variables_by_name
 from fcn8s.tf1 import tf
 
 SUM = tf.distribute.ReduceOp.SUM
@@ -170,12 +170,13 @@ def worker_replicas(cluster, task_type, task_index, workers):
     The all-reduce between workers is TensorFlow's RING collective, through the workers' servers (the port of
     their TF_CONFIG address, all that infra/ opens between nodes); NCCL would connect on ports of its own.
     """
-    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
-        tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_index, rpc_layer='grpc')
+    cluster_spec = tf.train.ClusterSpec(cluster)
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(cluster_spec, task_type=task_type,
+                                                                    task_id=task_index, rpc_layer='grpc')
     strategy = tf.distribute.experimental.MultiWorkerMirroredStrategy(
         communication=tf.distribute.experimental.CollectiveCommunication.RING, cluster_resolver=resolver)
     try:
-        server = tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=task_type, task_index=task_index,
+        server = tf.distribute.Server(cluster_spec, job_name=task_type, task_index=task_index,
                                       config=strategy.update_config_proto(tf.ConfigProto()), start=True)
     except tf.errors.OpError as error:
         raise ValueError(f'cannot start the server of TF_CONFIG\'s task {task_type} {task_index} at '
@@ -185,7 +186,7 @@ def worker_replicas(cluster, task_type, task_index, workers):
     return Replicas(strategy, strategy.num_replicas_in_sync, is_chief, server.target, workers)
 
 
-def replica_batch(images, labels, replica_id, count, ignored_id=255):
+def replica_batch(images, labels, replica_id, count, ignored_id=kitti.IGNORE_ID):
     """This replica's rows of a global batch (images [b, h, w, 3], labels [b, h, w] class ids): the replica_id-th
     of count runs of ceil(b / count) rows. A replica left without rows (a batch smaller than count) takes the first
     image with every pixel ignored_id, which adds nothing to the loss or the gradients."""
@@ -212,15 +213,19 @@ def own_collection(key):
         collection[:0] = before
 
 
+def savedmodel_variables_path(vgg_path):
+    """The checkpoint prefix of a SavedModel's variables."""
+    return os.path.join(vgg_path, 'variables', 'variables')
+
+
 def savedmodel_layer_shapes(vgg_path):
     """({VGG16 layer: kernel shape HWIO}, {checkpoint name: layer variable name}) of a VGG16 SavedModel's weights.
 
     Each layer's kernel is the 4-D and its bias the 1-D variable of the layer's scope, whatever their own
     names ('weights', 'filter'); raises ValueError naming a layer the SavedModel lacks.
     """
-    variables_path = os.path.join(vgg_path, 'variables', 'variables')
     try:
-        stored = tf.train.list_variables(variables_path)
+        stored = tf.train.list_variables(savedmodel_variables_path(vgg_path))
     except (tf.errors.OpError, ValueError) as error:
         raise ValueError(f'cannot read the weights of the VGG16 SavedModel in {vgg_path!r} ({error}). Delete the '
                          'folder to download it again, or write one with `python main.py build-vgg`.') from error
@@ -250,7 +255,7 @@ def build_replicated_graph(sess, strategy, vgg_path, batches, num_classes, build
     replica's, for validation and the export: feeding image_input gives logits of the fed images.
     """
     layer_shapes, stored_names = savedmodel_layer_shapes(vgg_path)
-    batch_images, batch_labels = batches
+    _, batch_labels = batches
     valid_pixels = tf.maximum(tf.reduce_sum(tf.cast(batch_labels < num_classes, tf.float32)), 1.0)
     keep_prob = tf.placeholder(tf.float32, name='keep_prob')
 
@@ -275,9 +280,9 @@ def build_replicated_graph(sess, strategy, vgg_path, batches, num_classes, build
     first_replica = (strategy.experimental_local_results(value)[0] for value in (image_input, correct_label, logits))
     image_input, correct_label, logits = first_replica
     sess.run(tf.global_variables_initializer())
-    by_name = {variable.op.name: variable for variable in tf.global_variables()}
+    by_name = variables_by_name()
     tf.train.Saver({stored: by_name[name] for stored, name in stored_names.items()}).restore(
-        sess, os.path.join(vgg_path, 'variables', 'variables'))
+        sess, savedmodel_variables_path(vgg_path))
     sess.run(mirror_first_copies())  # the Saver restored each variable's first copy
     return ReplicatedGraph(image_input, keep_prob, correct_label, logits, grouped_train_op, summed_loss,
                            tuple(summed_terms), trained)

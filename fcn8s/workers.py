@@ -33,13 +33,13 @@ def run_fingerprint(config, train_pairs):
 
 def agreed_start_epoch(sess, replicas, checkpoints, run_dir, required):
     """The epoch training starts from, that every worker restores: 1 + the last finished epoch that checkpoints
-    (EpochCheckpoints) restores into sess. Raises ValueError when the workers start from different epochs, or when
-    required (a resumed run) and there is none; a worker that cannot restore still takes part in the agreement
-    before it raises, so that no worker waits for it.
+    (EpochCheckpoints; None for a worker's new run, which has no folder) restores into sess. Raises ValueError when
+    the workers start from different epochs, or when required (a resumed run) and there is none; a worker that
+    cannot restore still takes part in the agreement before it raises, so that no worker waits for it.
     """
     problems = []
     try:
-        start_epoch = checkpoints.restore_last(sess, required) + 1
+        start_epoch = 1 if checkpoints is None else checkpoints.restore_last(sess, required) + 1
     except ValueError as error:
         start_epoch = 0
         problems.append(error)
@@ -53,32 +53,27 @@ def agreed_start_epoch(sess, replicas, checkpoints, run_dir, required):
     return start_epoch
 
 
-def follow_chief(sess, fcn, config, get_batches_fn, resume_dir, replicas, train_nn):
+def follow_chief(sess, trained_variables, config, get_batches_fn, resume_dir, replicas, train_epochs):
     """Train as a worker of several other than the chief: the chief's steps on this worker's replicas, nothing written.
 
-    fcn: main.build_graph's FCN8s in sess; train_nn: main.train_nn. A resumed run starts from the chief's last
-    finished epoch in resume_dir/checkpoint, which this worker must be able to read (storage shared by the
-    workers, or a copy): the workers agree on it first. Every worker watches the same global losses (LossWatch)
-    and votes on stopping (replicas.stop_test), so all of them stop at the same step; the chief keeps the
-    weights. Exits as the chief does on a diverging loss or a stop request.
+    train_epochs(start_epoch=, on_epoch_end=, stop_requested=) is main.train_nn on the graph in sess, whose
+    trained_variables a checkpoint restores. A resumed run starts from the chief's last finished epoch in
+    resume_dir/checkpoint, which this worker must be able to read (storage shared by the workers, or a copy): the
+    workers agree on it first. Every worker watches the same global losses (LossWatch) and votes on stopping
+    (replicas.stop_test), so all of them stop at the same step; the chief keeps the weights. Exits as the chief
+    does on a diverging loss or a stop request.
     """
-    start_epoch, past_loss_rows = 1, []
+    checkpoints = resume_dir and EpochCheckpoints(os.path.join(resume_dir, 'checkpoint'), trained_variables,
+                                                  writes=False)
     with exits_on(ValueError):
-        if resume_dir:
-            checkpoints = EpochCheckpoints(os.path.join(resume_dir, 'checkpoint'), fcn.trained_variables, writes=False)
-            start_epoch = agreed_start_epoch(sess, replicas, checkpoints, resume_dir, required=True)
-            past_loss_rows = run_folder.read_loss_csv(os.path.join(resume_dir, 'loss.csv'))
-        else:
-            replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, source='a new run'))
+        start_epoch = agreed_start_epoch(sess, replicas, checkpoints, resume_dir, required=bool(resume_dir))
+        past_loss_rows = run_folder.read_loss_csv(os.path.join(resume_dir, 'loss.csv')) if resume_dir else []
     get_batches_fn.start(sess, start_epoch)
     loss_watch = LossWatch(config.divergence_ratio, past_loss_rows)
     with StopSignal() as stop_signal:
         try:
-            train_nn(sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss, fcn.image_input,
-                     fcn.correct_label, fcn.keep_prob, fcn.learning_rate, keep_prob_value=config.keep_prob,
-                     learning_rate_value=config.learning_rate, on_epoch_end=loss_watch.check,
-                     start_epoch=start_epoch, stop_requested=replicas.stop_test(sess, stop_signal.requested),
-                     loss_terms=fcn.loss_terms)
+            train_epochs(start_epoch=start_epoch, on_epoch_end=loss_watch.check,
+                         stop_requested=replicas.stop_test(sess, stop_signal.requested))
         except TrainingDiverged as divergence:
             sys.exit(f'error: {divergence}; the chief says what it kept.')
         except WorkerLost as lost:

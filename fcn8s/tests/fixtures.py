@@ -119,14 +119,25 @@ class FakeResponse(io.BytesIO):
 TINY_INPUT_SHAPE = (64, 192)
 
 
+def decisive_network(sess, vgg_path, num_classes, seed):
+    """(image_input, keep_prob, logits [b * h * w, num_classes]) of an untrained FCN-8s on the VGG16 at vgg_path, in
+    sess and initialised from seed, whose scores vary across an image: score kernels of stddev 0.5, no pool scaling.
+    With the defaults its probabilities would be nearly uniform, and agreeing on them would prove little."""
+    tf.set_random_seed(seed)
+    image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, vgg_path)
+    nn_last_layer = main.layers(layer3_out, layer4_out, layer7_out, num_classes, pool_scaling=False, init_stddev=0.5)
+    logits = tf.reshape(nn_last_layer, (-1, num_classes), name='logits')
+    main.initialize_new_variables(sess)
+    return image_input, keep_prob, logits
+
+
 @pytest.fixture(scope='session')
 def exported_run(tmp_path_factory, tiny_vgg_path):
     """(run folder, test image [37, 61, 3] uint8, its [37, 61] road probability from the training session).
 
     The run folder holds config.json, model/ (export_model of the tiny FCN-8s at TINY_INPUT_SHAPE) and,
-    as its data, one testing image data_road/testing/image_2/uu_000007.png of 50x130 pixels with its calib/ file. Without pool
-    scaling and with score kernels of stddev 0.5, the road probabilities vary across the image: with the
-    defaults they would be nearly uniform, and agreeing on them would prove little.
+    as its data, one testing image data_road/testing/image_2/uu_000007.png of 50x130 pixels with its calib/ file. Its
+    network is a decisive_network.
     """
     run_dir = tmp_path_factory.mktemp('run')
     rng = np.random.default_rng(7)
@@ -140,11 +151,8 @@ def exported_run(tmp_path_factory, tiny_vgg_path):
     (run_dir / 'config.json').write_text(json.dumps(dataclasses.asdict(config)))
     image = rng.integers(0, 256, (37, 61, 3), dtype=np.uint8)
     with tf.Graph().as_default(), tf.Session() as sess:
-        tf.set_random_seed(2)  # its test image comes out 69% road, with probabilities from 0.004 to 1
-        image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, tiny_vgg_path)
-        nn_last_layer = main.layers(layer3_out, layer4_out, layer7_out, 2, pool_scaling=False, init_stddev=0.5)
-        logits, _, _ = main.optimize(nn_last_layer, tf.placeholder(tf.float32, [None, None, None, 2]), 1e-3, 2)
-        main.initialize_new_variables(sess)
+        # Seed 2: its test image comes out 69% road, with probabilities from 0.004 to 1.
+        image_input, keep_prob, logits = decisive_network(sess, tiny_vgg_path, 2, seed=2)
         export_model(sess, image_input, keep_prob, logits, TINY_INPUT_SHAPE, str(run_dir / 'model'),
                      DATASETS['kitti_road'])
         predict = session_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE, DATASETS['kitti_road'])
@@ -201,25 +209,36 @@ TINY_RUN = ['--demo', '--demo-vgg-width', str(TINY_WIDTH), '--image-height', '64
             '--demo-train-per-category', '2', '--demo-test-per-category', '1']
 
 
-# Run in a subprocess: main.run(argv[2:]) whose process sends itself SIGTERM as training takes batch number argv[1].
-TRAIN_UNTIL_SIGTERM = '''
+# Run in a subprocess: main.run(argv[2:]) whose process sends itself SIGTERM as training takes batch number argv[1]
+# (0: never; -N: SIGKILL at batch N). With $WEIGHTS_NPZ set, the trained weights go to that .npz file after training.
+TRAIN_UNTIL_SIGNAL = '''
 import os, signal, sys
+import numpy as np
 import main
 from fcn8s.batches import TrainingBatches
+from fcn8s.tf1 import tf
 
-epoch_steps = TrainingBatches.__call__
+epoch_steps, train_nn = TrainingBatches.__call__, main.train_nn
 steps_taken = 0
 
 
-def steps_then_sigterm(get_batches_fn, batch_size):
+def steps_then_signal(get_batches_fn, batch_size):
     global steps_taken
     for batch in epoch_steps(get_batches_fn, batch_size):
         steps_taken += 1
-        if steps_taken == int(sys.argv[1]):
-            os.kill(os.getpid(), signal.SIGTERM)
+        if steps_taken == abs(int(sys.argv[1])):
+            os.kill(os.getpid(), signal.SIGTERM if int(sys.argv[1]) > 0 else signal.SIGKILL)
         yield batch
 
 
-TrainingBatches.__call__ = steps_then_sigterm
+def train_and_keep_weights(sess, *args, **kwargs):
+    loss_rows = train_nn(sess, *args, **kwargs)
+    if os.environ.get('WEIGHTS_NPZ'):
+        np.savez(os.environ['WEIGHTS_NPZ'], **{variable.op.name: sess.run(variable)
+                                               for variable in tf.trainable_variables()})
+    return loss_rows
+
+
+TrainingBatches.__call__, main.train_nn = steps_then_signal, train_and_keep_weights
 main.run(sys.argv[2:])
 '''

@@ -17,7 +17,7 @@ from fcn8s.batches import TrainingBatches
 from fcn8s.checkpoints import mirror_first_copies, variables_by_name
 from fcn8s.config import TrainConfig
 from fcn8s.run_folder import read_loss_csv
-from fcn8s.tests.fixtures import PROJECT_DIR, TINY_RUN, TRAIN_UNTIL_SIGTERM
+from fcn8s.tests.fixtures import PROJECT_DIR, TINY_RUN, TRAIN_UNTIL_SIGNAL
 from fcn8s.tf1 import tf
 
 IMAGE_SHAPE = (64, 96)
@@ -83,7 +83,7 @@ def test_two_replicas_end_with_the_weights_of_one_device_on_the_same_global_batc
 
 def test_the_replicated_vgg16_holds_the_savedmodels_weights_on_every_replica(tiny_vgg_path):
     images, labels = training_arrays(4)
-    stored = tf.train.load_checkpoint(os.path.join(tiny_vgg_path, 'variables', 'variables'))
+    stored = tf.train.load_checkpoint(distribute.savedmodel_variables_path(tiny_vgg_path))
     with tf.Session() as sess:
         main.build_graph(sess, tiny_vgg_path, TrainConfig(), 'fp32',
                          batches=TrainingBatches(images, labels, 2).connect(2), strategy=two_cpus())
@@ -143,7 +143,7 @@ def test_a_two_replica_demo_run_resumes_after_sigterm_goes_on_as_one_device_and_
     # Dropout off: the replicated run and the one-device run then go on from epoch 1 alike.
     run_args = [*TINY_RUN, '--epochs', '3', '--batch-size', '2', '--val-count', '2', '--precision', 'fp32',
                 '--keep-prob', '1', '--data-dir', str(tiny_demo_data)]
-    killed = subprocess.run([sys.executable, '-c', TRAIN_UNTIL_SIGTERM, '4', *run_args, '--replicas', '2',
+    killed = subprocess.run([sys.executable, '-c', TRAIN_UNTIL_SIGNAL, '4', *run_args, '--replicas', '2',
                              '--runs-dir', str(tmp_path / 'killed')], cwd=PROJECT_DIR, capture_output=True, text=True,
                             timeout=300)
     assert killed.returncode == 128 + signal.SIGTERM, killed.stderr[-3000:]
@@ -178,41 +178,6 @@ def test_a_two_replica_demo_run_resumes_after_sigterm_goes_on_as_one_device_and_
     assert np.mean(masks['replicated'] == masks['one_device']) > 0.99
 
 
-# Run in a subprocess as one worker of a cluster (its TF_CONFIG in the environment): main.run(argv[3:]), the process
-# sending itself SIGTERM as training takes batch number argv[2] (0: never; -N: SIGKILL at batch N); the trained
-# weights go to argv[1] (.npz).
-TRAIN_AS_WORKER = '''
-import os, signal, sys
-import numpy as np
-import main
-from fcn8s import distribute
-from fcn8s.batches import TrainingBatches
-from fcn8s.tf1 import tf
-
-epoch_steps, train_nn = TrainingBatches.__call__, main.train_nn
-steps_taken = 0
-
-
-def steps_then_sigterm(get_batches_fn, batch_size):
-    global steps_taken
-    for batch in epoch_steps(get_batches_fn, batch_size):
-        steps_taken += 1
-        if steps_taken == abs(int(sys.argv[2])):
-            os.kill(os.getpid(), signal.SIGTERM if int(sys.argv[2]) > 0 else signal.SIGKILL)
-        yield batch
-
-
-def train_and_keep_weights(sess, *args, **kwargs):
-    loss_rows = train_nn(sess, *args, **kwargs)
-    np.savez(sys.argv[1], **{variable.op.name: sess.run(variable) for variable in tf.trainable_variables()})
-    return loss_rows
-
-
-TrainingBatches.__call__, main.train_nn = steps_then_sigterm, train_and_keep_weights
-main.run(sys.argv[3:])
-'''
-
-
 def free_ports(count):
     """count TCP ports of 127.0.0.1 that are free now."""
     sockets = [socket.socket() for _ in range(count)]
@@ -224,21 +189,22 @@ def free_ports(count):
     return ports
 
 
-def run_workers(run_args, tmp_path, sigterm_batches=(0, 0), own_args=((), ()), timeout=240):
+def run_workers(run_args, tmp_path, signal_batches=(0, 0), own_args=((), ()), timeout=240):
     """[(CompletedProcess, runs dir, weights .npz path)] of two workers on 127.0.0.1, each one CPU device, run_args
-    and its own_args, with --runs-dir runs<index> unless they resume a run; both killed at the timeout."""
+    and its own_args, with --runs-dir runs<index> unless they resume a run, each signalled at its batch of
+    signal_batches (TRAIN_UNTIL_SIGNAL); both killed at the timeout."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     ports = free_ports(2)
     cluster = {'worker': [f'127.0.0.1:{port}' for port in ports]}
     workers = []
-    for index, (sigterm_batch, worker_args) in enumerate(zip(sigterm_batches, own_args)):
-        environment = {**os.environ, 'TF_CONFIG': json.dumps({'cluster': cluster,
-                                                               'task': {'type': 'worker', 'index': index}})}
+    for index, (signal_batch, worker_args) in enumerate(zip(signal_batches, own_args)):
         runs_dir, weights_path = tmp_path / f'runs{index}', tmp_path / f'weights{index}.npz'
+        environment = {**os.environ, 'WEIGHTS_NPZ': str(weights_path),
+                       'TF_CONFIG': json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}})}
         arguments = [*run_args, *worker_args]
         runs_option = [] if '--resume' in arguments else ['--runs-dir', str(runs_dir)]
-        process = subprocess.Popen([sys.executable, '-c', TRAIN_AS_WORKER, str(weights_path), str(sigterm_batch),
-                                    *arguments, *runs_option], cwd=PROJECT_DIR, env=environment,
+        process = subprocess.Popen([sys.executable, '-c', TRAIN_UNTIL_SIGNAL, str(signal_batch), *arguments,
+                                    *runs_option], cwd=PROJECT_DIR, env=environment,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         workers.append((process, runs_dir, weights_path))
     finished = []
@@ -283,7 +249,7 @@ def test_two_workers_train_two_steps_to_the_same_weights_and_only_the_chief_writ
 def test_sigterm_to_one_worker_stops_both_at_one_step_and_both_resume_from_the_chiefs_checkpoint(tiny_demo_data,
                                                                                                   tmp_path):
     run_args = [*MULTI_WORKER_RUN, '--epochs', '3', '--data-dir', str(tiny_demo_data)]
-    (chief, chief_runs, _), (worker, worker_runs, _) = run_workers(run_args, tmp_path, sigterm_batches=(0, 4))
+    (chief, chief_runs, _), (worker, worker_runs, _) = run_workers(run_args, tmp_path, signal_batches=(0, 4))
     assert chief.returncode == worker.returncode == 128 + signal.SIGTERM, (chief.stderr[-2000:], worker.stderr[-2000:])
     assert 'Another worker of the run was asked to stop' in chief.stdout
     assert 'Stopped in epoch 2 after step 1' in chief.stdout
@@ -337,7 +303,7 @@ def test_workers_started_with_other_settings_or_unable_to_read_the_chiefs_checkp
 
 def test_a_worker_killed_mid_run_stops_the_chief_with_the_reason_and_its_last_epoch_kept(tiny_demo_data, tmp_path):
     run_args = [*MULTI_WORKER_RUN, '--epochs', '3', '--worker-timeout', '20', '--data-dir', str(tiny_demo_data)]
-    (chief, chief_runs, _), (worker, _, _) = run_workers(run_args, tmp_path, sigterm_batches=(0, -3))
+    (chief, chief_runs, _), (worker, _, _) = run_workers(run_args, tmp_path, signal_batches=(0, -3))
     assert worker.returncode == -signal.SIGKILL
     assert chief.returncode == 1, chief.stderr[-2000:]
     assert 'error: a worker of this run was lost in epoch 2 after step 0' in chief.stderr

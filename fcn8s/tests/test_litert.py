@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import main
 from fcn8s.datasets import DATASETS
 from fcn8s.images import load_image, paint_road
 from fcn8s.litert import (calibration_sample, export_tflite, frozen_network, int8_grid_split, read_metadata,
                           split_upsampling_kernels, tflite_predictor)
 from fcn8s.predict import export_model, saved_model_predictor, saved_model_road_predictor
-from fcn8s.tests.fixtures import PROJECT_DIR, TINY_INPUT_SHAPE
+from fcn8s.tests.fixtures import PROJECT_DIR, TINY_INPUT_SHAPE, decisive_network
 from fcn8s.tf1 import tf
 
 
@@ -135,12 +134,8 @@ def test_an_int8_cityscapes_model_gives_the_savedmodels_class_ids(tiny_vgg_path,
     for index in range(4):
         calibration_paths.append(str(tmp_path / f'calibration_{index}.png'))
         Image.fromarray(rng.integers(0, 256, (*TINY_INPUT_SHAPE, 3), dtype=np.uint8)).save(calibration_paths[-1])
-    with tf.Session() as sess:  # a decisive 19-class model: score kernels of stddev 0.5, no pool scaling
-        tf.set_random_seed(4)  # its test image comes out 46, 21, 11, 10 and 6% of five classes
-        image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, tiny_vgg_path)
-        nn_last_layer = main.layers(layer3_out, layer4_out, layer7_out, 19, pool_scaling=False, init_stddev=0.5)
-        logits = tf.reshape(nn_last_layer, (-1, 19), name='logits')
-        main.initialize_new_variables(sess)
+    with tf.Session() as sess:  # seed 4: its test image comes out 46, 21, 11, 10 and 6% of five classes
+        image_input, keep_prob, logits = decisive_network(sess, tiny_vgg_path, 19, seed=4)
         export_model(sess, image_input, keep_prob, logits, TINY_INPUT_SHAPE, str(tmp_path / 'model'),
                      DATASETS['cityscapes'])
     metadata = export_tflite(str(tmp_path / 'model'), DATASETS['cityscapes'], TINY_INPUT_SHAPE,

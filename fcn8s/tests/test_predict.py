@@ -8,7 +8,7 @@ import numpy as np
 import main
 from fcn8s.datasets import DATASETS
 from fcn8s.predict import export_model, saved_model_road_predictor, session_predictor
-from fcn8s.tests.fixtures import PROJECT_DIR, TINY_INPUT_SHAPE
+from fcn8s.tests.fixtures import PROJECT_DIR, TINY_INPUT_SHAPE, decisive_network
 from fcn8s.tf1 import tf
 
 
@@ -73,11 +73,7 @@ print(model_dataset_name(sys.argv[1]))
 def test_an_exported_multi_class_model_gives_the_sessions_class_ids_in_a_fresh_process(tiny_vgg_path, tmp_path):
     image = np.random.default_rng(5).integers(0, 256, (45, 83, 3), dtype=np.uint8)
     with tf.Session() as sess:
-        tf.set_random_seed(4)
-        image_input, keep_prob, layer3_out, layer4_out, layer7_out = main.load_vgg(sess, tiny_vgg_path)
-        nn_last_layer = main.layers(layer3_out, layer4_out, layer7_out, 5, pool_scaling=False, init_stddev=0.5)
-        logits = tf.reshape(nn_last_layer, (-1, 5), name='logits')
-        main.initialize_new_variables(sess)
+        image_input, keep_prob, logits = decisive_network(sess, tiny_vgg_path, 5, seed=4)
         export_model(sess, image_input, keep_prob, logits, TINY_INPUT_SHAPE, str(tmp_path / 'model'),
                      DATASETS['cityscapes'])
         session_class_ids, = session_predictor(sess, logits, keep_prob, image_input, TINY_INPUT_SHAPE,
