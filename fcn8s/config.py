@@ -39,6 +39,7 @@ MULTIPLE_OF_32 = (lambda value: value > 0 and value % 32 == 0, 'must be a positi
 SETTING_RANGES = {
     'epochs': AT_LEAST_ONE, 'batch_size': AT_LEAST_ONE, 'replicas': NOT_NEGATIVE, 'worker_timeout': AT_LEAST_ONE,
     'val_count': NOT_NEGATIVE, 'eval_every': NOT_NEGATIVE,
+    'frozen_blocks': (lambda value: 0 <= value <= 5, 'must lie in 0 .. 5 (VGG16 has five blocks)'),
     'learning_rate': POSITIVE,
     'keep_prob': (lambda value: 0 < value <= 1, 'must lie in (0, 1]'),
     'image_height': MULTIPLE_OF_32, 'image_width': MULTIPLE_OF_32, 'l2_scale': NOT_NEGATIVE,
@@ -102,6 +103,9 @@ class TrainConfig:
     worker_timeout: int = setting(600, 'several workers: seconds each waits for the others (to join, in a step, '
                                        'while the chief validates) before it stops')
     learning_rate: float = setting(5e-4, 'Adam learning rate')
+    learning_rate_decay: str = setting('none', 'none: the rate stays --learning-rate; cosine: it falls from there '
+                                               'to 0 along half a cosine over the run\'s steps',
+                                       choices=('none', 'cosine'))
     keep_prob: float = setting(0.5, 'dropout keep probability of fc6 and fc7 while training')
     image_height: int = setting(160, 'network input height in pixels, a multiple of 32', parse=image_side)
     image_width: int = setting(576, 'network input width in pixels, a multiple of 32', parse=image_side)
@@ -110,6 +114,9 @@ class TrainConfig:
     pool_scaling: bool = setting(True, 'scale pool4 by 1e-2 and pool3 by 1e-4 before scoring them')
     train_encoder: bool = setting(True, 'fine-tune the VGG16 weights too (the classic project did); '
                                         'otherwise train the decoder only')
+    frozen_blocks: int = setting(0, 'VGG16 blocks, from the input, whose convolutions keep the loaded weights '
+                                    '(0: none, 5: all; fc6 and fc7 train): the first blocks are the most generic '
+                                    'and the costliest to back-propagate')
     val_count: int = setting(48, 'images scored at validation (0: none): KITTI training images held out, '
                                  'stratified over um/umm/uu; the first of Cityscapes\' val split')
     eval_every: int = setting(0, 'also score the validation images every N epochs (0: only after the last)')
@@ -148,6 +155,13 @@ class TrainConfig:
                 object.__setattr__(self, field.name, float(value))
         if problems:
             raise BadSettings(problems)
+
+    def learning_rate_at(self, steps_per_epoch, epoch, step):
+        """The learning rate of step (from 1) of epoch (from 1) in a run of steps_per_epoch steps an epoch."""
+        if self.learning_rate_decay == 'none':
+            return self.learning_rate
+        progress = ((epoch - 1) * steps_per_epoch + step - 1) / (self.epochs * steps_per_epoch)
+        return self.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
 
     @property
     def image_shape(self):
@@ -189,15 +203,21 @@ def dataset_demo_note(dataset_name, setting_name):
 def parse_config(argv=None, description=None):
     """(TrainConfig, run folder to resume or None) from the training command line.
 
-    --demo switches to DEMO_CONFIG's defaults. --resume RUN_DIR takes the run's own settings from
-    its config.json; only --epochs (to train for longer), --replicas and --worker-timeout may be given with it.
-    Exits as argparse does, with the problem, on a bad value.
+    --demo switches to DEMO_CONFIG's defaults. --config FILE starts a new run with the settings of a
+    config.json (a run's, or one kept in the repository such as asset/real_kitti_cpu.json): they replace the
+    defaults, and options given beside it replace them in turn. --resume RUN_DIR takes the run's own settings
+    from its config.json; only --epochs (to train for longer), --replicas and --worker-timeout may be given
+    with it. Exits as argparse does, with the problem, on a bad value.
     """
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--resume', metavar='RUN_DIR',
                         help='go on with the run in RUN_DIR (runs/<timestamp>) after its last finished epoch, with '
                              'the settings of its config.json; only --epochs, --replicas and --worker-timeout may '
                              'be given with it')
+    parser.add_argument('--config', metavar='FILE',
+                        help="start a new run with the settings of FILE, a run's config.json or one such as "
+                             'asset/real_kitti_cpu.json; the options given beside it change them (--data-dir says '
+                             'where the data is)')
     for field in dataclasses.fields(TrainConfig):
         demo_default = getattr(DEMO_CONFIG, field.name)
         demo_note = f'; with --demo: {demo_default}' if demo_default != field.default and field.name != 'demo' else ''
@@ -213,28 +233,36 @@ def parse_config(argv=None, description=None):
                                 choices=choices, metavar=None if choices else field.name.upper(), help=help_text)
     arguments = parser.parse_args(argv)
     chosen = {name: value for name, value in vars(arguments).items() if value is not None}
-    resume_dir = chosen.pop('resume', None)
+    resume_dir, config_path = chosen.pop('resume', None), chosen.pop('config', None)
+    if resume_dir is not None and config_path is not None:
+        parser.error('--resume goes on with a run\'s own settings and --config starts a new one: give one of them')
     if resume_dir is not None and chosen.keys() - RESUME_CHANGES:
         others = ', '.join(flag(name) for name in sorted(chosen.keys() - RESUME_CHANGES))
         parser.error(f'--resume goes on with the settings in {resume_dir}/config.json; give no option but --epochs, '
                      f'--replicas and --worker-timeout with it (found {others})')
     try:
-        if resume_dir is None:
-            settings = {**dataset_settings(chosen.get('dataset', TrainConfig.dataset), arguments.demo), **chosen}
-            config = dataclasses.replace(DEMO_CONFIG if arguments.demo else TrainConfig(), **settings)
-        else:
+        if resume_dir is not None:
             config = dataclasses.replace(load_run_config(resume_dir), **chosen)
-    except BadSettings as bad:  # of the command line: load_run_config names config.json's keys itself
+        else:
+            config = dataclasses.replace(load_config_file(config_path, chosen) if config_path else
+                                         default_config(chosen.get('dataset', TrainConfig.dataset),
+                                                        chosen.get('demo', False)), **chosen)
+    except BadSettings as bad:  # of the command line: load_config_file names config.json's keys itself
         parser.error(bad.naming(flag))
     except ValueError as error:
         parser.exit(1, f'error: {error}\n')
     return config, resume_dir
 
 
+def default_config(dataset_name, demo):
+    """The TrainConfig of no option but --dataset and --demo: TrainConfig's defaults, DEMO_CONFIG's with demo, and
+    the dataset's own (dataset_settings)."""
+    return dataclasses.replace(DEMO_CONFIG if demo else TrainConfig(), **dataset_settings(dataset_name, demo))
+
+
 def command_line(config):
     """The `python main.py ...` that starts a new run of config: its settings that differ from their defaults."""
-    defaults = dataclasses.replace(DEMO_CONFIG if config.demo else TrainConfig(),
-                                   **dataset_settings(config.dataset, config.demo))
+    defaults = default_config(config.dataset, config.demo)
     options = ['--demo'] if config.demo else []
     for field in dataclasses.fields(TrainConfig):
         value = getattr(config, field.name)
@@ -247,24 +275,67 @@ def command_line(config):
     return ' '.join(['python main.py', *options])
 
 
-def save_config(config, run_dir):
-    """Write config as run_dir/config.json."""
-    write_atomically(os.path.join(run_dir, 'config.json'), json.dumps(dataclasses.asdict(config), indent=2))
+# config.json's format: 1 (no "config_version") held the settings alone; 2 adds "config_version" and "vgg16", the
+# record of the VGG16 SavedModel the run started from (vgg.read_weights_record), which is not a setting.
+CONFIG_VERSION = 2
+
+
+def save_config(config, run_dir, vgg16=None):
+    """Write config as run_dir/config.json, with its format and vgg16, the record of the VGG16 the run started from.
+
+    Without vgg16 the record already in run_dir/config.json is kept: a resumed run started where it started.
+    """
+    config_path = os.path.join(run_dir, 'config.json')
+    if vgg16 is None and os.path.isfile(config_path):
+        vgg16 = read_config_file(config_path)[1]
+    record = {'config_version': CONFIG_VERSION, **dataclasses.asdict(config)}
+    write_atomically(config_path, json.dumps(record if vgg16 is None else {**record, 'vgg16': vgg16}, indent=2))
+
+
+def read_config_file(config_path):
+    """({setting: value}, vgg16 record or None) of a config.json; raises ValueError naming the file and its problem.
+
+    The settings may be some of TrainConfig's only; their values are checked when a TrainConfig is made of them.
+    A file that is not JSON, not an object, of a newer format, or holding keys that are not settings is refused.
+    """
+    try:
+        with open(config_path) as config_file:
+            settings = json.load(config_file)
+    except (OSError, ValueError) as error:
+        raise ValueError(f'{config_path} cannot be read as a config.json ({error}); give a run\'s config.json, such '
+                         'as runs/<timestamp>/config.json, or asset/real_kitti_cpu.json.') from error
+    if not isinstance(settings, dict):
+        raise ValueError(f'{config_path} holds a JSON {type(settings).__name__}, not the object of settings that a '
+                         'config.json holds; give a run\'s config.json or asset/real_kitti_cpu.json.')
+    version = settings.pop('config_version', 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= CONFIG_VERSION:
+        raise ValueError(f'{config_path} has config_version {version!r}; this main.py reads config_version 1 to '
+                         f'{CONFIG_VERSION}. A file written by a newer version needs that version of the project.')
+    vgg16 = settings.pop('vgg16', None)
+    unknown = sorted(settings.keys() - {field.name for field in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"{config_path} is not a config.json of this project: it holds settings no run has: "
+                         f"{', '.join(unknown)}. `python main.py --help` lists the settings.")
+    return settings, vgg16
+
+
+def load_config_file(config_path, chosen=None):
+    """The TrainConfig of a config.json's settings (read_config_file) over the defaults of its dataset and demo,
+    which chosen ({setting: value} given beside it) may change; raises ValueError naming the file and each bad key."""
+    settings = read_config_file(config_path)[0]
+    choices = {**settings, **(chosen or {})}
+    dataset_name = choices.get('dataset') if choices.get('dataset') in DATASETS else TrainConfig.dataset
+    try:  # a bad dataset or demo value is named by TrainConfig's checks, over the plain defaults
+        return dataclasses.replace(default_config(dataset_name, choices.get('demo') is True), **settings)
+    except BadSettings as bad:
+        raise ValueError(f'{config_path} holds values no run can have: {bad}. Correct them in that file '
+                         '(`python main.py --help` describes each setting), or start a new run.') from bad
 
 
 def load_run_config(run_dir):
     """The TrainConfig saved in run_dir/config.json; raises ValueError naming the file when it holds none."""
     config_path = os.path.join(run_dir, 'config.json')
-    try:
-        with open(config_path) as config_file:
-            settings = json.load(config_file)
-        unknown = sorted(settings.keys() - {field.name for field in dataclasses.fields(TrainConfig)})
-        if unknown:
-            raise ValueError(f"it holds settings no run has: {', '.join(unknown)}")
-        return TrainConfig(**settings)
-    except BadSettings as bad:
-        raise ValueError(f'{config_path} holds values no run can have: {bad}. Correct them in that file '
-                         '(`python main.py --help` describes each setting), or start a new run.') from bad
-    except (OSError, ValueError, AttributeError) as error:
-        raise ValueError(f'{config_path} is not the config.json of a run ({error}); '
-                         'give a run folder written by `python main.py`, such as runs/<timestamp>.') from error
+    if not os.path.isfile(config_path):
+        raise ValueError(f'{config_path} is not the config.json of a run (there is no such file); give a run folder '
+                         'written by `python main.py`, such as runs/<timestamp>.')
+    return load_config_file(config_path)

@@ -18,8 +18,9 @@ from fcn8s.files import write_atomically
 LOSS_CSV_COLUMNS = ('epoch', 'step', 'loss', 'cross_entropy', 'l2')  # loss = cross_entropy + l2
 
 
-def new_run_dir(config):
-    """Create config.runs_dir/<YYYYmmdd-HHMMSS>/ (with a suffix if that name is taken) holding config.json.
+def new_run_dir(config, vgg16=None):
+    """Create config.runs_dir/<YYYYmmdd-HHMMSS>/ (with a suffix if that name is taken) holding config.json, which
+    records vgg16 too, the weights record of the VGG16 the run starts from (vgg.read_weights_record).
 
     Raises OSError naming the folder, and what to do, when it cannot be written.
     """
@@ -31,7 +32,7 @@ def new_run_dir(config):
                 os.makedirs(run_dir)
             except FileExistsError:
                 continue
-            save_config(config, run_dir)
+            save_config(config, run_dir, vgg16)
             return run_dir
         raise FileExistsError(f'could not create a new run folder under {config.runs_dir}')
     except OSError as error:

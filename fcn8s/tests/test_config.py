@@ -1,10 +1,12 @@
 """Tests of fcn8s/config.py: the training command line refuses bad values."""
 import dataclasses
 import json
+import os
 
+import numpy as np
 import pytest
 
-from fcn8s.config import BadSettings, TrainConfig, parse_config, save_config
+from fcn8s.config import CONFIG_VERSION, BadSettings, TrainConfig, parse_config, save_config
 
 
 def test_bad_image_size_is_refused(capsys):
@@ -85,3 +87,77 @@ def test_train_config_checks_its_own_values_and_makes_integer_rates_floats():
     assert str(refused.value).startswith('epochs must be at least 1, got 0; precision must be one of auto, fp16')
     rate = TrainConfig(learning_rate=1).learning_rate
     assert rate == 1.0 and isinstance(rate, float)
+
+
+def test_a_run_config_json_records_its_format_and_vgg16_and_a_resumed_save_keeps_the_record(tmp_path):
+    vgg16 = {'weights': 'hed', 'sha256': 'ab' * 32, 'path': 'data/vgg'}
+    save_config(TrainConfig(epochs=3), str(tmp_path), vgg16)
+    saved = json.loads((tmp_path / 'config.json').read_text())
+    assert (saved['config_version'], saved['vgg16'], saved['epochs']) == (CONFIG_VERSION, vgg16, 3)
+    save_config(TrainConfig(epochs=6), str(tmp_path))  # --resume RUN --epochs 6
+    saved = json.loads((tmp_path / 'config.json').read_text())
+    assert (saved['vgg16'], saved['epochs']) == (vgg16, 6)
+    assert parse_config(['--resume', str(tmp_path)])[0] == TrainConfig(epochs=6)
+
+
+def test_config_file_starts_a_new_run_with_its_settings_and_options_beside_it_win(tmp_path):
+    recipe = tmp_path / 'recipe.json'
+    recipe.write_text(json.dumps({'pool_scaling': False, 'learning_rate': 1e-4, 'frozen_blocks': 3, 'epochs': 9}))
+    config, resume_dir = parse_config(['--config', str(recipe), '--epochs', '4', '--data-dir', 'elsewhere'])
+    assert resume_dir is None
+    assert config == TrainConfig(pool_scaling=False, learning_rate=1e-4, frozen_blocks=3, epochs=4,
+                                 data_dir='elsewhere')
+
+
+def test_a_run_is_reproduced_from_its_own_config_json(tmp_path):
+    first = parse_config(['--demo', '--epochs', '2', '--seed', '7', '--no-augment-flip'])[0]
+    save_config(first, str(tmp_path), {'weights': 'random'})
+    assert parse_config(['--config', str(tmp_path / 'config.json')])[0] == first
+    demo_recipe = tmp_path / 'demo.json'  # a partial file of a demo takes the demo's defaults for the rest
+    demo_recipe.write_text(json.dumps({'demo': True, 'epochs': 2}))
+    assert parse_config(['--config', str(demo_recipe)])[0] == dataclasses.replace(parse_config(['--demo'])[0],
+                                                                                  epochs=2)
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('{"epochs": 3,', 'cannot be read as a config.json (Expecting'),
+    ('[1, 2]', 'holds a JSON list, not the object of settings that a config.json holds'),
+    ('{"model": "resnet", "epochs": 3}', 'is not a config.json of this project: it holds settings no run has: model'),
+    ('{"config_version": 3, "epochs": 3}', 'has config_version 3; this main.py reads config_version 1 to 2. A file '
+                                           'written by a newer version needs that version of the project'),
+    ('{"config_version": "2"}', "has config_version '2'"),
+    ('{"epochs": 0}', 'holds values no run can have: epochs must be at least 1, got 0'),
+])
+def test_a_damaged_foreign_or_future_config_file_is_refused_naming_it(tmp_path, capsys, text, expected):
+    config_path = tmp_path / 'config.json'
+    config_path.write_text(text)
+    with pytest.raises(SystemExit) as exited:
+        parse_config(['--config', str(config_path)])
+    printed = capsys.readouterr().err
+    assert exited.value.code == 1 and printed.startswith(f'error: {config_path} ') and expected in printed
+
+
+def test_config_file_with_resume_or_a_missing_file_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        parse_config(['--config', str(tmp_path / 'none.json'), '--resume', str(tmp_path)])
+    assert exited.value.code == 2 and 'give one of them' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_config(['--config', str(tmp_path)])  # a folder where the file goes
+    assert f'error: {tmp_path} cannot be read as a config.json (' in capsys.readouterr().err
+
+
+def test_the_cosine_decay_falls_from_the_rate_to_zero_over_the_run_and_none_keeps_it():
+    config = TrainConfig(epochs=2, learning_rate=1e-4, learning_rate_decay='cosine')
+    rates = [config.learning_rate_at(10, epoch, step) for epoch in (1, 2) for step in range(1, 11)]
+    assert rates[0] == 1e-4 and rates[10] == pytest.approx(0.5e-4) and rates[-1] == pytest.approx(1e-4 * 0.5 * (
+        1 + np.cos(np.pi * 19 / 20)))
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:]))
+    assert TrainConfig(learning_rate=3e-4).learning_rate_at(10, 2, 5) == 3e-4
+
+
+def test_the_real_kitti_cpu_recipe_in_asset_loads_as_the_settings_the_readme_quotes():
+    recipe = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'asset',
+                          'real_kitti_cpu.json')
+    config = parse_config(['--config', recipe, '--data-dir', 'real'])[0]
+    assert config == TrainConfig(epochs=14, learning_rate=1e-4, learning_rate_decay='cosine', pool_scaling=False,
+                                 eval_every=2, data_dir='real')

@@ -326,3 +326,16 @@ def test_a_worker_whose_port_is_taken_stops_naming_its_address(tmp_path):
     assert started.returncode == 1
     assert f"error: cannot start the server of TF_CONFIG's task worker 0 at {address}" in started.stderr
     assert not os.path.exists(tmp_path / 'data')  # stopped before anything was made
+
+
+@pytest.mark.parametrize('replicated', [False, True])
+def test_frozen_blocks_keep_their_loaded_weights_and_the_rest_trains(tiny_vgg_path, tmp_path, replicated):
+    config = TrainConfig(pool_scaling=False, init_stddev=0.1, frozen_blocks=3)
+    start = {'folder': str(tmp_path)}
+    strategy = two_cpus() if replicated else None
+    before = train_steps(tiny_vgg_path, strategy, 0, start, config)[1]
+    after = train_steps(tiny_vgg_path, strategy, 2, start, config)[1]
+    unchanged = sorted(name for name, value in before.items() if np.array_equal(after[name], value))
+    assert unchanged == sorted(f'conv{block}_{conv}/{kind}' for block, convolutions in ((1, 2), (2, 2), (3, 3))
+                               for conv in range(1, convolutions + 1) for kind in ('weights', 'biases'))
+    assert not np.array_equal(after['conv4_1/weights'], before['conv4_1/weights'])
