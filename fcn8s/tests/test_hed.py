@@ -152,3 +152,12 @@ def test_build_vgg_names_a_file_that_stands_where_its_folder_goes_before_reading
         build_vgg_command(['--weights', 'hed', '--out', str(tmp_path / 'afile' / 'vgg')])
     assert exited.value.code == f'error: {tmp_path / "afile"} (--out) is a file, not a folder: give another --out.'
     assert (tmp_path / 'afile').read_text() == 'mine'
+
+
+def test_a_vgg_folder_without_a_readable_weights_record_is_recorded_as_unknown(tmp_path):
+    (tmp_path / 'weights.json').write_text('{"weights": "hed", ')  # cut short
+    record = read_weights_record(str(tmp_path))
+    assert (record['weights'], record['path']) == ('unknown', str(tmp_path))
+    assert 'has no readable weights.json' in record['note']
+    (tmp_path / 'weights.json').write_text('{"weights": "alexnet"}')
+    assert read_weights_record(str(tmp_path))['weights'] == 'unknown'
