@@ -47,12 +47,9 @@ def installed_hed_weights_path():
 
 
 def sha256_of(path):
-    """The hex sha256 of the file at path, read in 1 MiB pieces."""
-    digest = hashlib.sha256()
+    """The hex sha256 of the file at path."""
     with open(path, 'rb') as opened:
-        for piece in iter(lambda: opened.read(1 << 20), b''):
-            digest.update(piece)
-    return digest.hexdigest()
+        return hashlib.file_digest(opened, 'sha256').hexdigest()
 
 
 def check_hed_weights_file(path, expected_sha256):
