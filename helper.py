@@ -63,7 +63,7 @@ def fetch_vgg_into(staged_vgg_path, data_dir):
     os.makedirs(os.path.dirname(staged_vgg_path), exist_ok=True)
     for build, weights in ((lambda: vgg.build_vgg16_from_keras_weights(downloads.fetch_keras_vgg16_weights(),
                                                                        staged_vgg_path), "Keras's ImageNet weights"),
-                           (lambda: hed.build_vgg16_from_hed_weights(staged_vgg_path), hed.DESCRIPTION)):
+                           (lambda: hed.build_vgg16_from_hed_weights(staged_vgg_path), vgg.VGG_WEIGHT_KINDS['hed'])):
         try:
             build()
         except (DataUnavailableError, ValueError) as error:

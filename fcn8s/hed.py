@@ -25,7 +25,6 @@ HED_CONV_NAMES = ('conv2d', 'conv2d_1', 'conv2d_2')
 # How fc6 and fc7, which HED lacks, start (vgg16_fc_weights): 'random' makes them He normal as `build-vgg --weights
 # random` does; 'identity' carries pool5 through them. Measured on KITTI (README, Where VGG16 comes from): random.
 FC_INITS = ('random', 'identity')
-DESCRIPTION = f"HED's pre-trained VGG16 convolutions from the package {HED_PACKAGE} (fc6 and fc7 not pre-trained)"
 
 
 def installed_hed_weights_path():

