@@ -15,6 +15,7 @@ from fcn8s.datasets import DATASETS, dataset_of_folder
 from fcn8s.errors import DataUnavailableError
 from fcn8s.images import predict_image_files
 from fcn8s.predict import session_predictor
+from fcn8s.provenance import OVERLAYS_RECORD, write_overlays_record
 
 
 def maybe_download_pretrained_vgg(data_dir):
@@ -115,19 +116,22 @@ def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape,
 
 
 def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_prob, input_image, folder_name=None,
-                           dataset=None):
+                           dataset=None, made_from=None):
     """Paint every testing image of dataset in data_dir (KITTI: data_road/testing) into runs_dir/folder_name as PNG.
 
     dataset (fcn8s.datasets) is found from data_dir's folders when not given. folder_name defaults to
-    the Unix time, as in the classic project; training passes its run folder and 'overlays'. Returns the
-    folder written.
+    the Unix time, as in the classic project; training passes its run folder and 'overlays', and made_from,
+    the weights record of sess's weights (provenance), which the folder keeps. Returns the folder written.
     """
     dataset = dataset or dataset_of_folder(data_dir)
     output_dir = os.path.join(runs_dir, folder_name or str(time.time()))
     os.makedirs(output_dir, exist_ok=True)
+    files.remove_path(os.path.join(output_dir, OVERLAYS_RECORD))  # until every image is painted again
     test_folder = dataset.testing_folder(dataset.path(data_dir))
     num_images = len(dataset.testing_images(test_folder))
     outputs = gen_test_output(sess, logits, keep_prob, input_image, test_folder, image_shape, dataset=dataset)
     for name, overlay in tqdm(outputs, total=num_images, desc='Painting test images', unit='image'):
         Image.fromarray(overlay).save(os.path.join(output_dir, name))
+    if made_from is not None:
+        write_overlays_record(output_dir, made_from)
     return output_dir

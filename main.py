@@ -88,7 +88,7 @@ def load_vgg(sess, vgg_path, image_input=None):
     input_map = {} if image_input is None else {'input_map': {VGG_TENSOR_NAMES[0]: image_input}}
     try:
         tf.saved_model.loader.load(sess, ['vgg16'], vgg_path, **input_map)
-    except (OSError, RuntimeError, ValueError) as error:
+    except (OSError, RuntimeError, ValueError, tf.errors.OpError) as error:
         raise ValueError(f'cannot load a VGG16 SavedModel with tag "vgg16" from {vgg_path!r}: {error}. '
                          'Delete the folder to download it again, or write one with `python main.py build-vgg`.'
                          ) from error
@@ -284,8 +284,7 @@ def train(config, resume_dir=None):
             print(f'warning: {warning}')
         data_check.raise_errors()
     with exits_on(ValueError, OSError):  # a DataError is a ValueError
-        train_pairs, val_pairs = dataset.split(dataset_path, config)
-        print(f'{len(train_pairs)} training images, {len(val_pairs)} for validation.')
+        train_pairs, val_pairs, split = run_folder.run_split(dataset, dataset_path, config, resume_dir)
         print(replicas.describe(config.batch_size))
         get_batches_fn = helper.gen_batch_function(dataset.training_folder(dataset_path), config.image_shape,
                                                    augmentation=config.augmentation, dataset=dataset,
@@ -296,7 +295,7 @@ def train(config, resume_dir=None):
         tf.set_random_seed(config.seed)
         replicas.connect()
         with exits_on(ValueError):
-            replicas.agree(sess, workers.run_fingerprint(config, train_pairs), workers.SETTINGS_ADVICE)
+            workers.agree_on_run(sess, replicas, config, split, vgg_path)
         try:
             fcn = build_graph(sess, vgg_path, config, precision, dataset.num_classes,
                               get_batches_fn.connect(config.batch_size), replicas.strategy)
@@ -318,10 +317,10 @@ def train(config, resume_dir=None):
             start_epoch = workers.agreed_start_epoch(sess, replicas, checkpoints, run_dir, bool(resume_dir))
         loss_csv_path = os.path.join(run_dir, 'loss.csv')
         run_folder.restart_loss_csv(loss_csv_path, start_epoch, get_batches_fn.steps_per_epoch(config.batch_size))
-        run_folder.save_split(run_dir, train_pairs, val_pairs)
+        run_folder.save_split(run_dir, split)
         loss_watch = LossWatch(config.divergence_ratio, run_folder.read_loss_csv(loss_csv_path))
         if resume_dir:
-            save_config(config, run_dir)  # --epochs or --replicas may have changed
+            save_config(config, run_dir)  # --epochs, --replicas or --data-dir may have changed
             print(f'Resuming {run_dir} after epoch {start_epoch - 1} of {config.epochs}')
         else:
             print(f'Run folder: {run_dir}')
@@ -361,10 +360,10 @@ def train(config, resume_dir=None):
 
         with finishing_run(run_dir, checkpoints, config.epochs, restart):
             save_loss_curve(run_folder.read_loss_csv(loss_csv_path), os.path.join(run_dir, 'loss.png'))
-            export_model(sess, fcn.image_input, fcn.keep_prob, fcn.logits, config.image_shape,
-                         os.path.join(run_dir, 'model'), dataset)
+            made_from = export_model(sess, fcn.image_input, fcn.keep_prob, fcn.logits, config.image_shape,
+                                     os.path.join(run_dir, 'model'), dataset, epoch=config.epochs)
             helper.save_inference_samples(run_dir, config.dataset_dir, sess, config.image_shape, fcn.logits,
-                                          fcn.keep_prob, fcn.image_input, folder_name='overlays', dataset=dataset)
+                                          fcn.keep_prob, fcn.image_input, 'overlays', dataset, made_from)
     print(f'Done in {time.perf_counter() - started:.0f} s: {run_dir}')
     return run_dir
 

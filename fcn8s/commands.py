@@ -17,6 +17,7 @@ from fcn8s.images import list_image_files, open_video, paint_video, result_stems
 from fcn8s.litert import is_tflite_path, read_metadata, tflite_predictor
 from fcn8s.precision import PRECISION_NOTES, PRECISIONS, resolve_precision, session_config
 from fcn8s.predict import model_dataset_name, saved_model_predictor
+from fcn8s.provenance import check_run_model, check_run_tflite
 from fcn8s.run_folder import read_split, run_folder_of
 
 
@@ -131,11 +132,15 @@ def add_model_arguments(parser):
 def trained_model(arguments):
     """(model folder or LiteRT file, dataset): --model, or --run's model/, and the dataset it learned (fcn8s.datasets).
 
-    Exits saying what to do when there is no model/ folder, or its dataset.json or LiteRT metadata is unusable.
+    Exits saying what to do when there is no model/ folder, or its dataset.json or LiteRT metadata is unusable, or
+    the model is a run's but not its current one (provenance: a run resumed after the export).
     """
     if arguments.model and is_tflite_path(arguments.model):
         with exits_on(ValueError):
-            return arguments.model, DATASETS[read_metadata(arguments.model)['dataset']]
+            metadata, run_dir = read_metadata(arguments.model), run_folder_of(arguments.model)
+            if run_dir:
+                check_run_tflite(arguments.model, metadata, run_dir)
+            return arguments.model, DATASETS[metadata['dataset']]
     model_dir = arguments.model or os.path.join(arguments.run, 'model')
     if arguments.run and not os.path.isdir(model_dir):
         sys.exit(f'error: {arguments.run} has no model/ folder: expected {model_dir}, the SavedModel that training '
@@ -143,6 +148,9 @@ def trained_model(arguments):
                  f'model folder with --model DIR. A run stopped before or during its export gets its model/ from '
                  f'`python main.py --resume {arguments.run}`, which trains any epochs left and exports it.')
     with exits_on(ValueError):
+        run_dir = arguments.run or run_folder_of(model_dir)
+        if run_dir:
+            check_run_model(run_dir, model_dir)
         return model_dir, DATASETS[model_dataset_name(model_dir)]
 
 

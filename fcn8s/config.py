@@ -47,7 +47,8 @@ SETTING_RANGES = {
     'seed': (lambda value: 0 <= value < 2 ** 32, 'must lie in 0 .. 4294967295'),
     'demo_vgg_width': POSITIVE, 'demo_train_per_category': AT_LEAST_ONE, 'demo_test_per_category': NOT_NEGATIVE,
 }
-RESUME_CHANGES = {'epochs', 'replicas', 'worker_timeout'}  # what a resumed run may change: a longer run, machines
+# What a resumed run may change: a longer run, machines, where its data now is (split.json checks that it is the same).
+RESUME_CHANGES = {'epochs', 'replicas', 'worker_timeout', 'data_dir'}
 RANGE_REASONS = {'learning_rate': 'Adam with a rate of zero or below does not learn, or climbs the loss'}
 TYPE_NAMES = {bool: 'true or false', int: 'an integer', float: 'a finite number', str: 'a string'}
 
@@ -100,8 +101,8 @@ class TrainConfig:
     replicas: int = setting(0, 'devices that train data-parallel (tf.distribute): 0, every GPU of this machine '
                                '(one device without GPUs); N > 1 without GPUs splits the CPU into N logical '
                                'devices. Several machines: set TF_CONFIG on each')
-    worker_timeout: int = setting(600, 'several workers: seconds each waits for the others (to join, in a step, '
-                                       'while the chief validates) before it stops')
+    worker_timeout: int = setting(600, 'several workers: seconds each waits for the others to join, and for a step '
+                                       'or a graph operation, before it stops (a lost worker is noticed sooner)')
     learning_rate: float = setting(5e-4, 'Adam learning rate')
     learning_rate_decay: str = setting('none', 'none: the rate stays --learning-rate; cosine: it falls from there '
                                                'to 0 along half a cosine over the run\'s steps',
@@ -206,14 +207,14 @@ def parse_config(argv=None, description=None):
     --demo switches to DEMO_CONFIG's defaults. --config FILE starts a new run with the settings of a
     config.json (a run's, or one kept in the repository such as asset/real_kitti_cpu.json): they replace the
     defaults, and options given beside it replace them in turn. --resume RUN_DIR takes the run's own settings
-    from its config.json; only --epochs (to train for longer), --replicas and --worker-timeout may be given
-    with it. Exits as argparse does, with the problem, on a bad value.
+    from its config.json; only --epochs (to train for longer), --replicas, --worker-timeout and --data-dir (where
+    its data is now) may be given with it. Exits as argparse does, with the problem, on a bad value.
     """
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--resume', metavar='RUN_DIR',
                         help='go on with the run in RUN_DIR (runs/<timestamp>) after its last finished epoch, with '
-                             'the settings of its config.json; only --epochs, --replicas and --worker-timeout may '
-                             'be given with it')
+                             'the settings of its config.json; only --epochs, --replicas, --worker-timeout and '
+                             '--data-dir (where its data is now) may be given with it')
     parser.add_argument('--config', metavar='FILE',
                         help="start a new run with the settings of FILE, a run's config.json or one such as "
                              'asset/real_kitti_cpu.json; the options given beside it change them (--data-dir says '
@@ -239,7 +240,7 @@ def parse_config(argv=None, description=None):
     if resume_dir is not None and chosen.keys() - RESUME_CHANGES:
         others = ', '.join(flag(name) for name in sorted(chosen.keys() - RESUME_CHANGES))
         parser.error(f'--resume goes on with the settings in {resume_dir}/config.json; give no option but --epochs, '
-                     f'--replicas and --worker-timeout with it (found {others})')
+                     f'--replicas, --worker-timeout and --data-dir with it (found {others})')
     try:
         if resume_dir is not None:
             config = dataclasses.replace(load_run_config(resume_dir), **chosen)
@@ -278,17 +279,20 @@ def command_line(config):
 # config.json's format: 1 (no "config_version") held the settings alone; 2 adds "config_version" and "vgg16", the
 # record of the VGG16 SavedModel the run started from (vgg.read_weights_record), which is not a setting.
 CONFIG_VERSION = 2
+RUN_FOLDER_SETTINGS = ('data_dir', 'runs_dir')  # the settings that are folders
 
 
 def save_config(config, run_dir, vgg16=None):
     """Write config as run_dir/config.json, with its format and vgg16, the record of the VGG16 the run started from.
 
-    Without vgg16 the record already in run_dir/config.json is kept: a resumed run started where it started.
+    Its folders (RUN_FOLDER_SETTINGS) are written as absolute paths, so that the run's commands find them from
+    any current folder. Without vgg16 the record already in run_dir/config.json is kept: a resumed run started where it started.
     """
     config_path = os.path.join(run_dir, 'config.json')
     if vgg16 is None and os.path.isfile(config_path):
         vgg16 = read_config_file(config_path)[1]
-    record = {'config_version': CONFIG_VERSION, **dataclasses.asdict(config)}
+    record = {'config_version': CONFIG_VERSION, **dataclasses.asdict(config),
+              **{name: os.path.abspath(getattr(config, name)) for name in RUN_FOLDER_SETTINGS}}
     write_atomically(config_path, json.dumps(record if vgg16 is None else {**record, 'vgg16': vgg16}, indent=2))
 
 
@@ -333,9 +337,25 @@ def load_config_file(config_path, chosen=None):
 
 
 def load_run_config(run_dir):
-    """The TrainConfig saved in run_dir/config.json; raises ValueError naming the file when it holds none."""
+    """The TrainConfig saved in run_dir/config.json, its folders absolute (folder_started_in reads relative ones);
+    raises ValueError naming the file when it holds none."""
     config_path = os.path.join(run_dir, 'config.json')
     if not os.path.isfile(config_path):
         raise ValueError(f'{config_path} is not the config.json of a run (there is no such file); give a run folder '
                          'written by `python main.py`, such as runs/<timestamp>.')
-    return load_config_file(config_path)
+    config = load_config_file(config_path)
+    started_in = folder_started_in(run_dir, config.runs_dir)
+    return dataclasses.replace(config, **{name: os.path.join(started_in, getattr(config, name))
+                                          for name in RUN_FOLDER_SETTINGS})
+
+
+def folder_started_in(run_dir, runs_dir):
+    """The current folder of the command that made run_dir in runs_dir, against which a config.json's relative
+    folders are read (those of a config.json of an earlier version): the folder whose runs_dir holds run_dir, else
+    the current folder."""
+    parent, relative = os.path.dirname(os.path.abspath(run_dir)), os.path.normpath(runs_dir)
+    if relative == os.curdir:
+        return parent
+    if not os.path.isabs(relative) and os.pardir not in relative.split(os.sep) and parent.endswith(os.sep + relative):
+        return parent[:-len(relative) - 1] or os.sep
+    return os.getcwd()

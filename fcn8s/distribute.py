@@ -16,12 +16,14 @@ import os
 from fcn8s import kitti, vgg
 from fcn8s.batches import training_inputs
 from fcn8s.checkpoints import mirror_first_copies, variables_by_name
+from fcn8s.heartbeat import Heartbeat
 from fcn8s.tf1 import tf
 
 SUM = tf.distribute.ReduceOp.SUM
 # What one replica of several minimises: its pixels' cross-entropy summed over valid_pixels, the labelled pixels of
 # the global batch, plus the L2 terms / replicas. TF1 optimizers sum the replicas' gradients, so the update is one
 # device's on the global batch.
+VOTE_TIMEOUT_S = 7 * 24 * 3600  # a vote's time limit: a lost worker is the heartbeat's to notice
 ReplicaShare = collections.namedtuple('ReplicaShare', 'valid_pixels replicas')
 ReplicatedGraph = collections.namedtuple('ReplicatedGraph', 'image_input keep_prob correct_label logits train_op loss '
                                                             'loss_terms trained_variables')
@@ -39,7 +41,10 @@ class Replicas:
     is_chief: bool = True
     target: str = ''
     workers: int = 1
+    task_number: int = 0  # this worker's place in task_names
+    task_names: tuple = ('worker 0',)  # every worker's TF_CONFIG task ('chief 0', 'worker 1', ...), the chief first
     summing: tuple = None  # (value placeholder, its sum over all replicas), built by connect for several workers
+    heartbeat: Heartbeat = None  # this worker's watch on the others, from start_heartbeat
 
     def session_config(self, proto, timeout_s):
         """proto (a tf.ConfigProto) as this process's sessions need it: with every logical CPU device (a session's
@@ -58,36 +63,58 @@ class Replicas:
         if self.workers > 1:
             self.summing = sum_over_replicas_op(self.strategy)
 
-    def summed(self, sess, value):
-        """The sum of every replica's value, each worker's replicas giving its own (a float64 scalar)."""
+    def summed(self, sess, value, timeout_s=None):
+        """The sum of every replica's value, each worker's replicas giving its own (a float64 scalar); within
+        timeout_s seconds when given, else the session's time limit (--worker-timeout)."""
         value_input, total = self.summing
-        return sess.run(total, {value_input: value})
+        options = None if timeout_s is None else tf.RunOptions(timeout_in_ms=int(timeout_s * 1000))
+        return sess.run(total, {value_input: value}, options=options)
 
-    def agree(self, sess, value, what):
-        """Raise ValueError unless every worker gives this value (a whole number below 2**31); what names it and
-        says what to do: 'the epoch they start from ...'. Every worker must call it at the same point; one that
-        does not come within the session's time limit (session_config) is said to be missing."""
+    def start_heartbeat(self):
+        """Start this worker's watch on the others (heartbeat.Heartbeat), once all of them have joined."""
+        if self.workers > 1 and self.heartbeat is None:
+            others = {name: '/job:{}/replica:0/task:{}/device:CPU:0'.format(*name.split())
+                      for number, name in enumerate(self.task_names) if number != self.task_number}
+            self.heartbeat = Heartbeat(self.target, others).start()
+
+    def agree(self, sess, value, what, advice=''):
+        """Raise ValueError unless every worker gives the chief's value (a whole number below 2**31): the message
+        says that they differ in what ('their settings') and which workers differ from the chief, then advice.
+        Every worker must call it at the same point; one that does not come within the session's time limit
+        (session_config) is said to be missing."""
         if self.workers == 1:
             return
+        replicas_per_worker = self.count // self.workers
         try:
-            total = self.summed(sess, value)
+            chief_value = round(self.summed(sess, value if self.is_chief else 0) / replicas_per_worker)
+            differing_bits = round(self.summed(sess, 2.0 ** self.task_number if value != chief_value else 0)
+                                   / replicas_per_worker)
         except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as error:
             raise ValueError('the other workers of this run did not join in time (--worker-timeout). Run the same '
                              'command on every node, each with its own TF_CONFIG task, and read the output of those '
                              'that stopped.') from error
-        if total != value * self.count:
-            raise ValueError(f'the {self.workers} workers of this run differ in {what}')
+        differing = [name for number, name in enumerate(self.task_names) if differing_bits >> number & 1]
+        if differing:
+            raise ValueError(f"the {self.workers} workers of this run differ in {what}: {', '.join(differing)} "
+                             f"{'differs' if len(differing) == 1 else 'differ'} from the chief "
+                             f'({self.task_names[0]}). {advice}'.rstrip())
 
     def stop_test(self, sess, requested):
         """The stop test for train_nn (stop_requested) of this process's requested(): requested itself in one
         process. Several workers vote at every test, which all of them take at the same points (before each step,
-        after each epoch), so that all of them stop at the step at which any was asked."""
+        after each epoch), so that all of them stop at the step at which any was asked. A vote waits as long as
+        the others are alive (the chief may validate for longer than --worker-timeout); a worker that the
+        heartbeat found lost ends the test with UnavailableError, which train_nn makes a WorkerLost."""
         if self.workers == 1:
             return requested
+        self.start_heartbeat()
 
         def stop_requested():
+            self.heartbeat.tick()
+            if self.heartbeat.lost is not None:  # train_nn makes it a WorkerLost
+                raise tf.errors.UnavailableError(None, None, self.heartbeat.describe_lost())
             asked = requested()
-            stop = self.summed(sess, float(asked)) > 0
+            stop = self.summed(sess, float(asked), VOTE_TIMEOUT_S) > 0
             if stop and not asked:
                 print('Another worker of the run was asked to stop: stopping with it.', flush=True)
             return stop
@@ -183,7 +210,10 @@ def worker_replicas(cluster, task_type, task_index, workers):
                          f'{cluster[task_type][task_index]} ({type(error).__name__}: {error.message}). Give this '
                          'node\'s own address and a free port.') from error
     is_chief = task_type == 'chief' or (task_type == 'worker' and task_index == 0 and 'chief' not in cluster)
-    return Replicas(strategy, strategy.num_replicas_in_sync, is_chief, server.target, workers)
+    task_names = tuple(f'{job} {index}' for job in sorted(cluster, key=lambda job: job != 'chief')
+                       for index in range(len(cluster[job])))
+    return Replicas(strategy, strategy.num_replicas_in_sync, is_chief, server.target, workers,
+                    task_names.index(f'{task_type} {task_index}'), task_names)
 
 
 def replica_batch(images, labels, replica_id, count, ignored_id=kitti.IGNORE_ID):

@@ -30,13 +30,20 @@ class TrainingInterrupted(Exception):
         self.epoch, self.steps_done = epoch, steps_done
 
 
+WORKER_LOST_MEANINGS = {  # TensorFlow's error when another worker stops answering -> what it means, for a person
+    'UnavailableError': ': its server is gone',
+    'DeadlineExceededError': ': no answer within --worker-timeout seconds. A worker that was only slower, such as a '
+                             'chief validating or checkpointing for longer than that, needs a larger --worker-timeout',
+}
+
+
 class WorkerLost(TrainingInterrupted):
     """Another worker of a run on several machines stopped answering in `epoch`, after `steps_done` steps; the step
-    it was in was not applied. `problem` names TensorFlow's error (UnavailableError: it is gone; DeadlineExceededError:
-    it did not answer within --worker-timeout)."""
+    it was in was not applied. `problem` names TensorFlow's error, which the message explains (WORKER_LOST_MEANINGS)."""
 
     def __init__(self, epoch, steps_done, problem):
         super().__init__(epoch, steps_done)
         self.problem = problem
-        self.args = (f'a worker of this run was lost in epoch {epoch} after step {steps_done} ({problem}). Find out '
-                     'why in its output, then --resume the run on every worker',)
+        meaning = WORKER_LOST_MEANINGS.get(problem, '')
+        self.args = (f'a worker of this run was lost in epoch {epoch} after step {steps_done} ({problem}{meaning}). '
+                     'Find out why in its output, then --resume the run on every worker',)

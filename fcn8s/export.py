@@ -4,7 +4,9 @@ import os
 from fcn8s.commands import command_parser, exits_on
 from fcn8s.config import load_run_config, positive_int
 from fcn8s.datasets import DATASETS
+from fcn8s.files import check_output_path, writable_folder, writing_into
 from fcn8s.litert import CALIBRATION_IMAGES, QUANTIZATIONS, TFLITE_FILE, calibration_sample, export_tflite
+from fcn8s.provenance import check_run_model, read_model_record
 from fcn8s.run_folder import read_split
 
 
@@ -12,13 +14,17 @@ def export_run(run_dir, quantization='int8', tflite_path=None, calibration_count
     """export_tflite of the run in run_dir: its model/, dataset and training size; returns (path written, metadata).
 
     tflite_path defaults to run_dir/model.tflite. int8 is calibrated on calibration_count of the run's
-    training images (its split.json), drawn with the run's seed. Raises ValueError naming what is missing.
+    training images (its split.json), drawn with the run's seed; the file records which weights it holds
+    (provenance). Raises ValueError naming what is missing, StaleModel when model/ is not the run's current
+    model, and OSError (UnwritableOutput, FileExistsError) naming the output when it cannot be written, before
+    converting when that can be told.
     """
     config = load_run_config(run_dir)
     dataset, model_dir = DATASETS[config.dataset], os.path.join(run_dir, 'model')
     if not os.path.isdir(model_dir):
         raise ValueError(f'{run_dir} has no model/ folder, the SavedModel that training exports at its end: export '
                          f'a finished run, or finish this one with `python main.py --resume {run_dir}`.')
+    check_run_model(run_dir, model_dir)
     calibration_paths = []
     if quantization == 'int8':
         dataset_path = dataset.path(config.dataset_dir)
@@ -34,9 +40,11 @@ def export_run(run_dir, quantization='int8', tflite_path=None, calibration_count
         calibration_paths = calibration_sample([image_path for image_path, _ in train_pairs], calibration_count,
                                                config.seed)
     tflite_path = tflite_path or os.path.join(run_dir, TFLITE_FILE)
-    os.makedirs(os.path.dirname(os.path.abspath(tflite_path)), exist_ok=True)
-    return tflite_path, export_tflite(model_dir, dataset, config.image_shape, tflite_path, quantization,
-                                      calibration_paths)
+    output_folder = writable_folder(os.path.dirname(os.path.abspath(tflite_path)), '--out')  # before converting
+    check_output_path(tflite_path)
+    with writing_into(output_folder, '--out'):
+        return tflite_path, export_tflite(model_dir, dataset, config.image_shape, tflite_path, quantization,
+                                          calibration_paths, read_model_record(model_dir))
 
 
 def export_command(argv):

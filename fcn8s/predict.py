@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from fcn8s.files import written_whole
+from fcn8s.provenance import write_model_record
 from fcn8s.tf1 import tf
 
 # The exported model (runs/<timestamp>/model): a SavedModel whose signature maps SERVING_INPUT, float32 RGB 0..255
@@ -154,8 +155,9 @@ def forward_pass(sess, input_image, logits):
     return graph_def, trained_values, variable_of_input
 
 
-def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, dataset):
-    """Write the FCN-8s trained in sess as a SavedModel for tf.saved_model.load and TF Serving; returns export_dir.
+def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, dataset, epoch=None):
+    """Write the FCN-8s trained in sess as a SavedModel for tf.saved_model.load and TF Serving; returns the weights
+    record written into it with epoch, the epoch whose weights sess holds (provenance), or None without epoch.
 
     Tag 'serve', signature 'serving_default': images [batch, height, width, 3] float32 RGB 0..255 of
     any size -> class_prob [batch, height, width, num_classes] float32 and class_id [batch, height,
@@ -195,7 +197,7 @@ def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, 
         os.makedirs(os.path.join(partial_dir, os.path.dirname(MODEL_DATASET_FILE)))
         with open(os.path.join(partial_dir, MODEL_DATASET_FILE), 'w') as dataset_file:
             json.dump({'dataset': dataset.name}, dataset_file)
-    return export_dir
+        return None if epoch is None else write_model_record(partial_dir, epoch)
 
 
 def model_dataset_name(model_dir):
@@ -210,6 +212,33 @@ def model_dataset_name(model_dir):
                          '{"dataset": "kitti_road"} or {"dataset": "cityscapes"}; write that or export again.') from error
 
 
+# The lines of a TensorFlow error message that say where it happened, not what: error_words skips them.
+TENSORFLOW_MESSAGE_FRAMES = ('Graph execution error', 'Detected at node', 'Node:', '[[', 'Original stack trace')
+
+
+def error_words(error):
+    """The first line of error's message that says what went wrong ('Read less bytes than requested' of a
+    TensorFlow error whose message begins 'Graph execution error:'), at most 300 characters."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    words = [line for line in lines if line and not line.startswith(TENSORFLOW_MESSAGE_FRAMES)]
+    return (words or [type(error).__name__])[0][:300]
+
+
+def load_saved_model(sess, model_dir):
+    """Load the SavedModel that export_model wrote in model_dir into sess; returns its MetaGraphDef.
+
+    Raises ValueError naming model_dir when it is missing or not such a model, or when its weights cannot be read
+    (a truncated or damaged variables file), saying how to write it again.
+    """
+    try:
+        return tf.saved_model.loader.load(sess, [SERVING_TAG], model_dir)
+    except (OSError, RuntimeError, ValueError, tf.errors.OpError) as error:
+        raise ValueError(f'cannot load the model in {model_dir} ({type(error).__name__}: {error_words(error)}). '
+                         'Expected the SavedModel that training exports into every run folder as model/, whole: a '
+                         'damaged one is written again from the run\'s last checkpoint by `python main.py --resume '
+                         'RUN_DIR`.') from error
+
+
 def saved_model_predictor(model_dir, session_config, output):
     """predict(images) -> road probabilities or class ids (output), from the SavedModel that export_model wrote.
 
@@ -219,15 +248,18 @@ def saved_model_predictor(model_dir, session_config, output):
     """
     sess = tf.Session(graph=tf.Graph(), config=session_config)
     try:
-        signature = tf.saved_model.loader.load(sess, [SERVING_TAG], model_dir).signature_def[SERVING_SIGNATURE]
+        signature = load_saved_model(sess, model_dir).signature_def[SERVING_SIGNATURE]
         images_input = sess.graph.get_tensor_by_name(signature.inputs[SERVING_INPUT].name)
         prediction = sess.graph.get_tensor_by_name(signature.outputs[output].name)
-    except (OSError, RuntimeError, KeyError) as error:
+    except KeyError as error:
         sess.close()
         raise ValueError(
             f'cannot load a model from {model_dir}: {error}. Expected the SavedModel that every training run '
             f'exports to runs/<timestamp>/model/ (tag "{SERVING_TAG}", signature "{SERVING_SIGNATURE}" mapping '
             f'"{SERVING_INPUT}" to "{output}").') from error
+    except ValueError:
+        sess.close()
+        raise
     return lambda images: predict_by_size(images, lambda batch: sess.run(prediction, {images_input: batch}))
 
 

@@ -13,7 +13,7 @@ from fcn8s.checkpoints import CheckpointFolder
 from fcn8s.config import command_line, save_config
 from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError
-from fcn8s.files import write_atomically
+from fcn8s.files import sha256_of, write_atomically
 
 LOSS_CSV_COLUMNS = ('epoch', 'step', 'loss', 'cross_entropy', 'l2')  # loss = cross_entropy + l2
 
@@ -95,16 +95,67 @@ def check_resumable(run_dir, config):
                          f'--epochs {max(class_counts)} to export its model, or more to train on.')
 
 
-def save_split(run_dir, train_pairs, val_pairs):
-    """Write run_dir/split.json: the file names of the training and the held-out validation images."""
-    write_atomically(os.path.join(run_dir, 'split.json'), json.dumps(
-        {'train': kitti.image_names_of(train_pairs), 'val': kitti.image_names_of(val_pairs)}, indent=1))
+def file_digests(pairs, dataset_path):
+    """{path relative to dataset_path: hex sha256} of every image and label file of [(image path, label path)]."""
+    paths = [path for pair in pairs for path in pair]
+    return {os.path.relpath(path, dataset_path): sha256_of(path)
+            for path in tqdm(paths, desc='Digests of the split', unit='file', leave=False, disable=len(paths) < 100)}
+
+
+def run_split(dataset, dataset_path, config, resume_dir=None):
+    """(train_pairs, val_pairs, split record) of a run in dataset_path: drawn by the dataset (dataset.split) for a
+    new run; for a resumed one, the split it began with, read from resume_dir/split.json.
+
+    The record is what save_split writes: the image names of both parts, and the sha256 of each of their files
+    (image and label), by path relative to dataset_path. Raises DataError when a resumed run's split.json cannot
+    be read, or names a file that is missing or whose contents changed since the run began (split.json of an
+    earlier version, without digests, is checked by names alone).
+    """
+    if not resume_dir:
+        train_pairs, val_pairs = dataset.split(dataset_path, config)
+    else:
+        recorded = read_split(resume_dir)
+        train_pairs = dataset.training_pairs(dataset.training_folder(dataset_path), recorded['train'])
+        val_pairs = dataset.named_validation_pairs(dataset_path, recorded['val'])
+        found = set(kitti.image_names_of(train_pairs + val_pairs))
+        missing = [name for name in recorded['train'] + recorded['val'] if name not in found]
+        if missing:
+            raise DataError(f"{len(missing)} image(s) of the split of {resume_dir} (split.json) are missing from "
+                            f"{dataset_path}: {', '.join(missing)}. A resumed run trains and validates on the images "
+                            'it began with: put them back, or start a new run.')
+    split = {'train': kitti.image_names_of(train_pairs), 'val': kitti.image_names_of(val_pairs),
+             'sha256': file_digests(train_pairs + val_pairs, dataset_path)}
+    changed = [path for path, digest in recorded.get('sha256', {}).items()
+               if split['sha256'].get(path) != digest] if resume_dir else []
+    if changed:
+        raise DataError(f'{len(changed)} file(s) of the split of {resume_dir} (split.json) are not the files it began '
+                        f"with, their contents changed: {', '.join(os.path.join(dataset_path, path) for path in changed)}"
+                        '. A resumed run goes on with the data it began with: put the original files back, or start '
+                        'a new run.')
+    print(f'{len(train_pairs)} training images, {len(val_pairs)} for validation'
+          + (f' (the split of {resume_dir}).' if resume_dir else '.'))
+    return train_pairs, val_pairs, split
+
+
+def save_split(run_dir, split):
+    """Write run_split's split record to run_dir/split.json."""
+    write_atomically(os.path.join(run_dir, 'split.json'), json.dumps(split, indent=1))
 
 
 def read_split(run_dir):
-    """{'train': [image file names], 'val': [...]} of run_dir/split.json."""
-    with open(os.path.join(run_dir, 'split.json')) as split_file:
-        return json.load(split_file)
+    """{'train': [image file names], 'val': [...], 'sha256': {path in the dataset folder: sha256}} of
+    run_dir/split.json ('sha256' is missing from an earlier version's). Raises DataError naming a missing or
+    unreadable file."""
+    split_path = os.path.join(run_dir, 'split.json')
+    try:
+        with open(split_path) as split_file:
+            split = json.load(split_file)
+        if not all(isinstance(split.get(part), list) for part in ('train', 'val')):
+            raise ValueError('it has no lists "train" and "val"')
+    except (OSError, ValueError, AttributeError) as error:
+        raise DataError(f'cannot read {split_path}, the names of the images {run_dir} trains and validates on '
+                        f'({error}). Put back the file the run wrote, or start a new run.') from error
+    return split
 
 
 def run_folder_of(model_path):

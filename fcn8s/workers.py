@@ -1,8 +1,9 @@
 """Several machines: the workers' agreement on a run, and what a worker other than the chief runs.
 
 Every worker of a run builds the same graph and takes the same steps; the chief (worker 0) alone writes the run
-folder. Before training, the workers agree on their settings and training files, then on the epoch they start
-from (Replicas.agree): a difference, or a worker that does not come, stops all of them with the reason.
+folder. Before training, the workers agree on their settings, their data files and VGG16 weights (by contents),
+then on the epoch they start from (Replicas.agree): a difference, or a worker that does not come, stops all of
+them with the reason.
 """
 import dataclasses
 import json
@@ -14,21 +15,35 @@ from fcn8s import run_folder
 from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal
 from fcn8s.commands import exits_on
 from fcn8s.errors import TrainingDiverged, TrainingInterrupted, WorkerLost
+from fcn8s.files import folder_sha256
 
-SETTINGS_ADVICE = ('their settings (all but --data-dir, --runs-dir, --replicas and --worker-timeout) or the names '
-                   'of their training images. Start every worker with the same command, on the same dataset.')
-START_EPOCH_ADVICE = ('the epoch they start from (this one: {start_epoch}, {source}). To resume a run, give every '
-                      'worker --resume with the chief\'s run folder, which each must be able to read: put --runs-dir '
-                      'on storage the workers share, or copy the chief\'s run folder to every worker.')
+START_EPOCH_ADVICE = ("To resume a run, give every worker --resume with the chief's run folder, which each must be "
+                      "able to read: put --runs-dir on storage the workers share, or copy the chief's run folder to "
+                      'every worker.')
 
 
-def run_fingerprint(config, train_pairs):
-    """A whole number in 0 .. 2**31 - 1 of what every worker of a run must share: its settings but the folders
-    and --replicas, and its training files' names."""
+def fingerprint(value):
+    """A whole number in 0 .. 2**31 - 1 of a JSON-able value, for Replicas.agree."""
+    return zlib.crc32(json.dumps(value, sort_keys=True).encode()) % 2 ** 31
+
+
+def agree_on_run(sess, replicas, config, split, vgg_path):
+    """Raise ValueError unless every worker of the run has the chief's settings (all but the folders, --replicas
+    and --worker-timeout), the chief's split (names and sha256 of the files, run_folder.run_split) and the chief's
+    VGG16 weights (the sha256 of vgg_path/variables): compared in that order, before any weight is restored, the
+    error naming what differs and on which worker. Then every worker watches the others (Replicas.start_heartbeat)."""
+    if replicas.workers == 1:
+        return
     settings = {name: value for name, value in dataclasses.asdict(config).items()
                 if name not in ('data_dir', 'runs_dir', 'replicas', 'worker_timeout')}
-    names = [os.path.basename(path) for pair in train_pairs for path in pair]
-    return zlib.crc32(json.dumps([settings, names], sort_keys=True).encode()) % 2 ** 31
+    replicas.agree(sess, fingerprint(settings), 'their settings',
+                   'Start every worker with the same command (--data-dir and --runs-dir may differ).')
+    replicas.agree(sess, fingerprint(split), 'their training and validation files (names or contents)',
+                   'Give every worker the same copy of the dataset.')
+    vgg_weights = folder_sha256(os.path.join(vgg_path, 'variables'))
+    replicas.agree(sess, fingerprint(vgg_weights), f'their VGG16 weights (this one: {vgg_path}, sha256 '
+                   f'{vgg_weights[:12]}...)', 'Give every worker the same VGG16 folder (copy the chief\'s).')
+    replicas.start_heartbeat()
 
 
 def agreed_start_epoch(sess, replicas, checkpoints, run_dir, required):
@@ -45,7 +60,8 @@ def agreed_start_epoch(sess, replicas, checkpoints, run_dir, required):
         problems.append(error)
     try:
         source = f'resuming {run_dir}' if required else 'a new run'
-        replicas.agree(sess, start_epoch, START_EPOCH_ADVICE.format(start_epoch=start_epoch, source=source))
+        replicas.agree(sess, start_epoch, f'the epoch they start from (this one: {start_epoch}, {source})',
+                       START_EPOCH_ADVICE)
     except ValueError as error:
         problems.append(error)
     if problems:

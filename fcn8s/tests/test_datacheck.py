@@ -12,7 +12,7 @@ from fcn8s.datacheck import check_kitti_folder, label_file_errors
 from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError
 from fcn8s.kitti import INVALID_COLOUR, KITTI_FOLDERS, list_training_pairs
-from fcn8s.tests.fixtures import TINY_INPUT_SHAPE
+from fcn8s.tests.fixtures import TINY_INPUT_SHAPE, cut_png_rows
 
 
 def jpeg_bytes(path, quality=75):
@@ -71,6 +71,16 @@ def test_check_names_an_unreadable_file(kitti_copy, path, damage):
     broken.write_bytes(b'GIF89a, not an image' if damage == 'not an image' else image_bytes[:len(image_bytes) // 2])
     message = data_errors(kitti_copy)
     assert f'{broken} cannot be read' in message and '(errors: 1)' in message
+
+
+@pytest.mark.parametrize('path', ['training/image_2/um_000001.png', 'training/gt_image_2/umm_road_000000.png'])
+def test_check_names_a_png_whose_pixel_data_ends_half_way_with_its_checksums_intact(kitti_copy, path):
+    broken = kitti_copy / path
+    height = Image.open(broken).height
+    cut_png_rows(broken)
+    message = data_errors(kitti_copy)
+    assert (f'{broken} holds ' in message and f'ends after about row {height // 2}, and the rows after it would be '
+            'read as black' in message and '(errors: 1)' in message)
 
 
 def test_check_names_a_label_of_another_size(kitti_copy):

