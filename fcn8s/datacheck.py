@@ -9,7 +9,8 @@ from tqdm import tqdm
 
 from fcn8s import bev, kitti
 from fcn8s.errors import DataError
-from fcn8s.images import check_png_pixels, load_image, rgb_conversion
+from fcn8s.images import load_image, rgb_conversion
+from fcn8s.png import check_png_pixels
 from fcn8s.kitti import BACKGROUND_COLOUR, INVALID_COLOUR, ROAD_COLOUR
 
 LABEL_COLOUR_NAMES = {ROAD_COLOUR: 'road', BACKGROUND_COLOUR: 'background', INVALID_COLOUR: 'not evaluated'}

@@ -7,9 +7,9 @@ server for a trivial op every PROBE_INTERVAL_S seconds, through a session of its
 probe at once, or after PROBE_TIMEOUT_S when its machine is unreachable. After LOST_AFTER_S without an answer it
 is lost: the training loop, at its next stop test, stops with WorkerLost, keeping what it has; when the main
 thread is blocked in a step or a vote that waits for the lost worker, which would never end, the process stops
-there with the message. A Ctrl-C or SIGTERM that arrives while the main thread is blocked so for longer than
-STOP_GRACE_S stops the process too (signal.set_wakeup_fd lets this thread see the signal before Python can run
-its handler).
+there with the message. A Ctrl-C or SIGTERM that arrives while the main thread is blocked so for longer than its
+grace (Heartbeat.stop_grace_s) stops the process too (signal.set_wakeup_fd lets this thread see the signal before
+Python can run its handler).
 """
 import collections
 import os
@@ -65,7 +65,7 @@ class Heartbeat:
         self.ticked = False
         self.last_tick, self.step_times = time.monotonic(), collections.deque(maxlen=STEPS_KEPT)
         self.main_thread = threading.main_thread()
-        self.signal_reader = None
+        self.signal_reader = self.signal_writer = None
 
     def start(self):
         """Start the watching thread; from the main thread, signals are seen through a wakeup socket too."""
@@ -136,5 +136,5 @@ class Heartbeat:
 
 def exit_now(message, status):
     """Print message and end the process with status at once: its main thread is blocked for good."""
-    print(message, file=sys.stderr, flush=True)
+    print(f'\n{message}', file=sys.stderr, flush=True)  # below a progress bar the main thread left unfinished
     os._exit(status)

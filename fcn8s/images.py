@@ -4,8 +4,6 @@ import collections
 import errno
 import os
 import shutil
-import struct
-import zlib
 
 import imageio_ffmpeg
 import numpy as np
@@ -15,6 +13,7 @@ from tqdm import tqdm
 
 from fcn8s.errors import DataError
 from fcn8s.files import written_whole
+from fcn8s.png import check_png_pixels
 
 OVERLAY_COLOUR = (0, 255, 0)
 OVERLAY_ALPHA = 127 / 255
@@ -51,56 +50,6 @@ def to_rgb(image):
 def rgb_conversion(mode):
     """(what a PIL mode's pixels are, how to_rgb makes them RGB), such as ('8-bit grey', 'repeated into R, G, B')."""
     return RGB_CONVERSIONS.get(mode, (mode, "converted by PIL's convert('RGB')"))
-
-
-PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples a pixel
-ADAM7_PASSES = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
-
-
-def png_rows_bytes(width, height, bits_per_pixel, interlaced):
-    """The bytes of a PNG's filtered rows (a filter byte + the row's pixels, per row of every Adam7 pass)."""
-    passes = ADAM7_PASSES if interlaced else ((0, 0, 1, 1),)
-    total = 0
-    for x0, y0, dx, dy in passes:
-        pass_width, pass_height = -(-(width - x0) // dx), -(-(height - y0) // dy)
-        if pass_width > 0 and pass_height > 0:
-            total += pass_height * (1 + -(-pass_width * bits_per_pixel // 8))
-    return total
-
-
-def check_png_pixels(path):
-    """Raise DataError naming a PNG file whose pixel data ends before its last row.
-
-    PIL decodes such a file without a word (its chunks and checksums may be intact), the missing rows black: the
-    IDAT chunks are inflated here and their length compared with what IHDR's size, depth and colour type need.
-    Files that are not PNG pass.
-    """
-    with open(path, 'rb') as image_file:
-        data = image_file.read()
-    if not data.startswith(PNG_SIGNATURE):
-        return
-    header, pixel_data, position = None, bytearray(), len(PNG_SIGNATURE)
-    while position + 8 <= len(data):
-        length, kind = struct.unpack('>I4s', data[position:position + 8])
-        body = data[position + 8:position + 8 + length]
-        header = body if kind == b'IHDR' else header
-        pixel_data += body if kind == b'IDAT' else b''
-        position += 12 + length
-    if header is None or len(header) < 13:
-        raise DataError(f'{path} has no PNG header (IHDR): it is damaged. Replace it with a good copy, or remove it.')
-    width, height, depth, colour_type, _, _, interlace = struct.unpack('>IIBBBBB', header[:13])
-    expected = png_rows_bytes(width, height, depth * PNG_CHANNELS.get(colour_type, 1), interlace == 1)
-    try:
-        found = len(zlib.decompressobj().decompress(bytes(pixel_data), expected + 1))
-    except zlib.error as error:
-        raise DataError(f'{path} has pixel data that cannot be inflated ({error}): it is damaged. Replace it with a '
-                        'good copy, or remove it (and its label).') from error
-    if found < expected:
-        raise DataError(f'{path} holds {found} of the {expected} bytes of pixel data that its {width}x{height} '
-                        f'pixels need: it ends after about row {found * height // expected}, and the rows after it '
-                        "would be read as black. Replace it with a good copy from the dataset's zip, or remove it "
-                        '(and its label).')
 
 
 def load_image(path, image_shape=None, resample=Image.BILINEAR):

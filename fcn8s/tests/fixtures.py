@@ -24,7 +24,7 @@ from fcn8s.datasets import DATASETS
 from fcn8s.export import export_run
 from fcn8s.files import sha256_of
 from fcn8s.hed import HED_CONV_NAMES, HED_WEIGHTS_FILE
-from fcn8s.images import PNG_SIGNATURE
+from fcn8s.png import PNG_SIGNATURE
 from fcn8s.predict import export_model, session_predictor
 from fcn8s.synthetic import make_synthetic_kitti, synthetic_calibration
 from fcn8s.tf1 import tf

@@ -7,10 +7,8 @@ from PIL import Image
 
 from fcn8s.images import (benchmark_output_names, list_image_files, load_image, paint_road, pair_images_with_labels,
                           require_distinct_outputs)
-from fcn8s.errors import DataError
 from fcn8s.kitti import result_name
 from fcn8s.kitti import BACKGROUND_COLOUR, IMAGE_NAME, INVALID_COLOUR, LABEL_NAME, ROAD_COLOUR
-from fcn8s.tests.fixtures import cut_png_rows
 
 
 def test_nearest_resize_keeps_only_the_three_colours(tmp_path):
@@ -45,28 +43,6 @@ def test_load_image_names_a_corrupt_file(tmp_path):
     broken.write_bytes(b'\x89PNG\r\n\x1a\n not really a png')
     with pytest.raises(ValueError, match='um_000000.png'):
         load_image(str(broken))
-
-
-def test_load_image_names_a_png_whose_pixel_data_ends_early_and_reads_every_kind_of_whole_png(tmp_path):
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
-    whole = {'rgb': Image.fromarray(pixels), 'grey': Image.fromarray(pixels[..., 0]),
-             'rgba': Image.fromarray(np.dstack([pixels, pixels[..., :1]])),
-             'grey16': Image.fromarray(pixels[..., 0].astype(np.uint16) * 257),
-             'palette': Image.fromarray(pixels).quantize(4), 'bits': Image.fromarray(pixels[..., 0] > 127)}
-    for name, image in whole.items():
-        for interlace in (0, 1):  # Adam7's passes have rows of their own
-            path = tmp_path / f'{name}_{interlace}.png'
-            image.save(path, interlace=interlace, bits=2 if name == 'palette' else None)
-            assert load_image(str(path)).shape == (37, 53, 3), path
-    path = tmp_path / 'cut.png'
-    Image.fromarray(pixels).save(path)
-    cut_png_rows(path)
-    with pytest.raises(DataError) as cut:
-        load_image(str(path))
-    assert str(cut.value) == (f'{path} holds {18 * (1 + 53 * 3)} of the {37 * (1 + 53 * 3)} bytes of pixel data that its '
-                              '53x37 pixels need: it ends after about row 18, and the rows after it would be read as '
-                              "black. Replace it with a good copy from the dataset's zip, or remove it (and its label).")
 
 
 def test_paint_road_tints_only_road_pixels():
