@@ -123,10 +123,8 @@ def run_split(dataset, dataset_path, config, resume_dir=None):
             raise DataError(f"{len(missing)} image(s) of the split of {resume_dir} (split.json) are missing from "
                             f"{dataset_path}: {', '.join(missing)}. A resumed run trains and validates on the images "
                             'it began with: put them back, or start a new run.')
-    split = {'train': kitti.image_names_of(train_pairs), 'val': kitti.image_names_of(val_pairs),
-             'sha256': file_digests(train_pairs + val_pairs, dataset_path)}
-    changed = [path for path, digest in recorded.get('sha256', {}).items()
-               if split['sha256'].get(path) != digest] if resume_dir else []
+    digests = file_digests(train_pairs + val_pairs, dataset_path)
+    changed = resume_dir and [path for path, digest in recorded.get('sha256', {}).items() if digests.get(path) != digest]
     if changed:
         raise DataError(f'{len(changed)} file(s) of the split of {resume_dir} (split.json) are not the files it began '
                         f"with, their contents changed: {', '.join(os.path.join(dataset_path, path) for path in changed)}"
@@ -134,6 +132,7 @@ def run_split(dataset, dataset_path, config, resume_dir=None):
                         'a new run.')
     print(f'{len(train_pairs)} training images, {len(val_pairs)} for validation'
           + (f' (the split of {resume_dir}).' if resume_dir else '.'))
+    split = {'train': kitti.image_names_of(train_pairs), 'val': kitti.image_names_of(val_pairs), 'sha256': digests}
     return train_pairs, val_pairs, split
 
 
