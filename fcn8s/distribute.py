@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import sys
 
 from fcn8s import kitti, vgg
 from fcn8s.batches import training_inputs
@@ -20,10 +21,10 @@ from fcn8s.heartbeat import Heartbeat
 from fcn8s.tf1 import tf
 
 SUM = tf.distribute.ReduceOp.SUM
+VOTE_TIMEOUT_S = 7 * 24 * 3600  # a vote's time limit: a lost worker is the heartbeat's to notice
 # What one replica of several minimises: its pixels' cross-entropy summed over valid_pixels, the labelled pixels of
 # the global batch, plus the L2 terms / replicas. TF1 optimizers sum the replicas' gradients, so the update is one
 # device's on the global batch.
-VOTE_TIMEOUT_S = 7 * 24 * 3600  # a vote's time limit: a lost worker is the heartbeat's to notice
 ReplicaShare = collections.namedtuple('ReplicaShare', 'valid_pixels replicas')
 ReplicatedGraph = collections.namedtuple('ReplicatedGraph', 'image_input keep_prob correct_label logits train_op loss '
                                                             'loss_terms trained_variables')
@@ -111,7 +112,8 @@ class Replicas:
 
         def stop_requested():
             self.heartbeat.tick()
-            if self.heartbeat.lost is not None:  # train_nn makes it a WorkerLost
+            if self.heartbeat.lost is not None:  # train_nn makes it a WorkerLost, whose message names no worker
+                print(f'{self.heartbeat.describe_lost()}.', file=sys.stderr, flush=True)
                 raise tf.errors.UnavailableError(None, None, self.heartbeat.describe_lost())
             asked = requested()
             stop = self.summed(sess, float(asked), VOTE_TIMEOUT_S) > 0

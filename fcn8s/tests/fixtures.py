@@ -258,7 +258,7 @@ TINY_RUN = ['--demo', '--demo-vgg-width', str(TINY_WIDTH), '--image-height', '64
 
 # Run in a subprocess: main.run(argv[2:]) whose process sends itself SIGTERM as training takes batch number argv[1]
 # (0: never; -N: SIGKILL at batch N). With $WEIGHTS_NPZ set, the trained weights go to that .npz file after training;
-# with $SLOW_VALIDATION_S, each validation first sleeps that many seconds.
+# with $SLOW_VALIDATION_S, each validation first sleeps that many seconds, after making the file $VALIDATION_MARK if set.
 TRAIN_UNTIL_SIGNAL = '''
 import os, signal, sys, time
 import numpy as np
@@ -292,6 +292,8 @@ def slow_validator(*args, **kwargs):
     validate = make_validator(*args, **kwargs)
 
     def slow_validate(*validate_args):
+        if os.environ.get('VALIDATION_MARK'):
+            open(os.environ['VALIDATION_MARK'], 'w').close()
         time.sleep(float(os.environ['SLOW_VALIDATION_S']))
         return validate(*validate_args)
     return slow_validate

@@ -346,12 +346,35 @@ def test_a_worker_killed_mid_run_stops_the_chief_in_seconds_with_the_reason_and_
     assert sorted(os.listdir(chief_runs / run_name / 'checkpoint')) == ['checkpoint', 'epoch-001']
 
 
+def test_a_worker_lost_while_the_chief_validates_lets_it_keep_that_epoch_then_stop_naming_it(tiny_demo_data, tmp_path):
+    run_args = [*MULTI_WORKER_RUN, '--epochs', '3', '--eval-every', '1', '--data-dir', str(tiny_demo_data)]
+    mark = tmp_path / 'validating'
+    (chief, chief_runs, _), (worker, _, _) = start_workers(
+        run_args, tmp_path, environment={'SLOW_VALIDATION_S': '25', 'VALIDATION_MARK': str(mark)})
+    try:
+        deadline = time.monotonic() + 180
+        while not mark.exists():
+            assert time.monotonic() < deadline and chief.poll() is None
+            time.sleep(0.2)
+        worker.kill()  # while the chief validates epoch 1, outside any step or vote
+        _, stderr = chief.communicate(timeout=120)
+        assert chief.returncode == 1, stderr[-2000:]
+        assert 'worker 1 of this run stopped answering for 15 s (UnavailableError).' in stderr
+        assert 'error: a worker of this run was lost in epoch 2 after step 0 (UnavailableError' in stderr
+        [run_dir] = chief_runs.iterdir()
+        assert sorted(os.listdir(run_dir / 'checkpoint')) == ['checkpoint', 'epoch-001']  # validated, then kept
+    finally:
+        for process in (chief, worker):
+            process.kill()
+            process.communicate()
+
+
 def test_ctrl_c_on_the_chief_stops_it_while_it_waits_for_a_worker_that_hangs(tiny_demo_data, tmp_path):
-    run_args = [*MULTI_WORKER_RUN, '--epochs', '50', '--data-dir', str(tiny_demo_data)]
+    run_args = [*MULTI_WORKER_RUN, '--epochs', '30', '--data-dir', str(tiny_demo_data)]
     (chief, chief_runs, _), (worker, _, _) = start_workers(run_args, tmp_path)
     try:
         deadline = time.monotonic() + 180
-        while not (chief_runs.exists() and list(chief_runs.glob('*/checkpoint/epoch-001'))):
+        while not list(chief_runs.glob('*/checkpoint/epoch-*')):  # an epoch has finished: training is under way
             assert time.monotonic() < deadline and chief.poll() is None, chief.stderr.read()[-2000:]
             time.sleep(0.5)
         worker.send_signal(signal.SIGSTOP)  # alive to the kernel, answering nothing: the chief's step waits
