@@ -45,7 +45,9 @@ def train_steps(vgg_path, strategy, steps, start_checkpoint, config, loss_scalin
     them, from start_checkpoint's values."""
     images, labels = training_arrays(image_count)
     batches = TrainingBatches(images, labels, 2, seed=5)
-    with tf.Graph().as_default(), tf.Session() as sess:
+    one_thread_each = tf.ConfigProto(intra_op_parallelism_threads=1,  # sums in one order, run after run
+                                     device_count={'CPU': len(tf.config.list_logical_devices('CPU'))})
+    with tf.Graph().as_default(), tf.Session(config=one_thread_each) as sess:
         fcn = main.build_graph(sess, vgg_path, config, loss_scaling_precision, batches=batches.connect(4),
                                strategy=strategy)
         saver = tf.train.Saver(variables_by_name())
