@@ -286,7 +286,8 @@ def save_config(config, run_dir, vgg16=None):
     """Write config as run_dir/config.json, with its format and vgg16, the record of the VGG16 the run started from.
 
     Its folders (RUN_FOLDER_SETTINGS) are written as absolute paths, so that the run's commands find them from
-    any current folder. Without vgg16 the record already in run_dir/config.json is kept: a resumed run started where it started.
+    any current folder. Without vgg16 the record already in run_dir/config.json is kept: a resumed run started
+    where it started.
     """
     config_path = os.path.join(run_dir, 'config.json')
     if vgg16 is None and os.path.isfile(config_path):
