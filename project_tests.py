@@ -35,7 +35,7 @@ from fcn8s.files import sha256_of
 from fcn8s.images import load_image
 from fcn8s.kitti import KITTI_CATEGORIES, KITTI_FOLDERS
 from fcn8s.run_folder import read_loss_csv
-from fcn8s.synthetic import make_synthetic_kitti
+from fcn8s.kitti.synthetic import make_synthetic_kitti
 from fcn8s.tests.fixtures import (  # noqa: F401  (the fixtures, found by name)
     FakeResponse, TINY_WIDTH, TINY_RUN, TRAIN_UNTIL_SIGNAL,
     assert_tensor_shape, cityscapes_run, fresh_graph, hed_package, hed_package_absent, keras_cache_in_tmp,

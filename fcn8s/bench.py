@@ -10,10 +10,8 @@ import tempfile
 import time
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from fcn8s import kitti
 from fcn8s.batches import Augmentation, TrainingBatches, decode_pairs
 from fcn8s.bench_litert import format_litert, litert_figures, open_litert_subjects
 from fcn8s.bench_machine import (TRAIN_FLOP_PER_FORWARD_FLOP, conv_gflop_per_image, machine_description,
@@ -26,11 +24,13 @@ from fcn8s.files import writable_folder, write_atomically, writing_into
 from fcn8s.images import load_image
 from fcn8s.precision import PRECISIONS, available_precisions, resolve_precision, session_config
 from fcn8s.predict import network_road_prob
-from fcn8s.synthetic import make_synthetic_kitti
 from fcn8s.tf1 import tf
 from fcn8s.vgg import cached_random_vgg
 
 BENCH_INFER_BATCH_SIZES = (1, 8)
+KITTI_ROAD = DATASETS['kitti_road']  # bench measures the classic project's task
+
+
 def classic_batches(pairs, image_shape, batch_size):
     """Endless (images, labels) batches made as the classic project made them: no cache, no prefetch, no augmentation.
 
@@ -43,7 +43,7 @@ def classic_batches(pairs, image_shape, batch_size):
         for start in range(0, len(order), batch_size):
             batch_pairs = [pairs[index] for index in order[start:start + batch_size]]
             images = [load_image(image_path, image_shape) for image_path, _ in batch_pairs]
-            labels = [kitti.label_ids(load_image(label_path, image_shape, Image.NEAREST))[..., None] == np.arange(2)
+            labels = [KITTI_ROAD.load_label(label_path, image_shape)[..., None] == np.arange(KITTI_ROAD.num_classes)
                       for _, label_path in batch_pairs]
             yield np.stack(images).astype(np.float32), np.stack(labels).astype(np.float32)
 
@@ -86,8 +86,8 @@ def open_bench_subject(stack, mode, precision, vgg_path, pairs, options, build_g
             fcn = build_graph(sess, vgg_path, defaults, precision)
             batches = stack.enter_context(contextlib.closing(classic_batches(pairs, image_shape, options.batch_size)))
         else:
-            training_batches = TrainingBatches(*decode_pairs(pairs, image_shape, DATASETS['kitti_road'].load_label),
-                                               DATASETS['kitti_road'].num_classes, Augmentation())
+            training_batches = TrainingBatches(*decode_pairs(pairs, image_shape, KITTI_ROAD.load_label),
+                                               KITTI_ROAD.num_classes, Augmentation())
             fcn = build_graph(sess, vgg_path, defaults, precision, batches=training_batches.connect(options.batch_size))
             training_batches.start(sess)
         road_prob = network_road_prob(fcn.logits, image_shape)
@@ -198,11 +198,10 @@ def bench(options, build_graph):
     vgg_path = cached_random_vgg(options.cache_dir, options.width)
     precisions = tuple(dict.fromkeys(('fp32', *options.precisions)))
     peak_gflops_before = {precision: matmul_peak_gflops(precision) for precision in precisions}
-    categories = len(kitti.KITTI_CATEGORIES)
-    images_per_category = options.batch_size * -(-max(BENCH_INFER_BATCH_SIZES) // (categories * options.batch_size))
+    pair_count = options.batch_size * -(-max(BENCH_INFER_BATCH_SIZES) // options.batch_size)
     with tempfile.TemporaryDirectory(prefix='fcn8s-bench-') as road_path, contextlib.ExitStack() as stack:
-        make_synthetic_kitti(road_path, train_per_category=images_per_category, test_per_category=0)
-        pairs = kitti.list_training_pairs(os.path.join(road_path, 'training'))
+        pairs = KITTI_ROAD.make_synthetic_pairs(road_path, pair_count)
+        pairs = pairs[:len(pairs) // options.batch_size * options.batch_size]  # whole training batches
         litert_subjects, savedmodel_bytes = open_litert_subjects(vgg_path, pairs, options, build_graph,
                                                                  os.path.join(road_path, 'litert'))
         subjects = [open_bench_subject(stack, 'classic', 'fp32', vgg_path, pairs, options, build_graph)]

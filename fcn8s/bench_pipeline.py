@@ -2,26 +2,13 @@
 import tempfile
 import time
 
-from fcn8s import kitti
 from fcn8s.batches import Augmentation, TrainingBatches, decode_pairs
 from fcn8s.datasets import DATASETS
-from fcn8s.synthetic import make_synthetic_kitti
-from fcn8s.synthetic_cityscapes import make_synthetic_cityscapes
 from fcn8s.tf1 import tf
 
 # The input pipeline alone, for each dataset at its training size: (image shape, synthetic images decoded).
 PIPELINE_SETTINGS = {'kitti_road': ((160, 576), 24), 'cityscapes': ((512, 1024), 8)}
 PIPELINE_BATCH_SIZE = 4
-
-
-def synthetic_training_pairs(dataset_name, folder, count):
-    """[(image path, label path)] of about count synthetic training images of the dataset, written under folder."""
-    dataset = DATASETS[dataset_name]
-    if dataset_name == 'cityscapes':
-        make_synthetic_cityscapes(folder, {'train': count})
-    else:
-        make_synthetic_kitti(folder, train_per_category=-(-count // len(kitti.KITTI_CATEGORIES)), test_per_category=0)
-    return dataset.training_pairs(dataset.training_folder(folder))
 
 
 def pipeline_speed(dataset, pairs, image_shape, timed_batches, warmup_batches=5):
@@ -54,9 +41,10 @@ def pipeline_speeds(timed_batches):
     """{dataset name: pipeline_speed} at each dataset's training size (PIPELINE_SETTINGS), on synthetic images."""
     speeds = {}
     for dataset_name, (image_shape, count) in PIPELINE_SETTINGS.items():
+        dataset = DATASETS[dataset_name]
         with tempfile.TemporaryDirectory(prefix='fcn8s-bench-pipeline-') as folder:
-            pairs = synthetic_training_pairs(dataset_name, folder, count)
-            speeds[dataset_name] = {**pipeline_speed(DATASETS[dataset_name], pairs, image_shape, timed_batches),
+            pairs = dataset.make_synthetic_pairs(folder, count)
+            speeds[dataset_name] = {**pipeline_speed(dataset, pairs, image_shape, timed_batches),
                                     'image_height': image_shape[0], 'image_width': image_shape[1]}
     return speeds
 

@@ -10,8 +10,8 @@ import sys
 
 from fcn8s import downloads, hed, vgg
 from fcn8s.config import TrainConfig, image_side, load_run_config, positive_int
-from fcn8s.errors import DataError, DataUnavailableError
 from fcn8s.datasets import DATASET_NAMES, DATASETS
+from fcn8s.errors import DataError, DataUnavailableError
 from fcn8s.files import writable_folder, writing_into
 from fcn8s.images import list_image_files, open_video, paint_video, result_stems
 from fcn8s.litert import is_tflite_path, read_metadata, tflite_predictor
@@ -291,8 +291,7 @@ def video_command(argv):
         model_dir, dataset = trained_model(arguments)
         predict = load_predictor(model_dir, dataset, arguments)
         with exits_on(OSError, ValueError), writing_into(output_dir, 'OUT_VIDEO'):
-            frame_count = paint_video(predict, clip, arguments.output, batch_size=arguments.batch_size,
-                                      paint=dataset.paint)
+            frame_count = paint_video(predict, dataset.paint, clip, arguments.output, batch_size=arguments.batch_size)
     print(f'Wrote {arguments.output}: {frame_count} frames at {clip.fps:g} fps')
     return arguments.output
 

@@ -10,6 +10,8 @@ import os
 
 from fcn8s import files
 
+IGNORE_ID = 255  # the class id, in every dataset's labels, of pixels that are neither trained nor scored
+
 
 class Dataset(abc.ABC):
     """The contract between a dataset and the rest: training, validation, the exported model and the commands call
@@ -18,7 +20,7 @@ class Dataset(abc.ABC):
     folder_name = ''  # its folder in a data folder
     split_marker = ''  # the folder that one of its split folders (gen_batch_function's data_folder) holds
     num_classes = 0
-    prediction_output = ''  # what its predictors give: SERVING_OUTPUT (road probabilities) or CLASS_ID_OUTPUT
+    prediction_output = ''  # what its predictors give: ROAD_PROB_OUTPUT (road probabilities) or CLASS_ID_OUTPUT
     road_output = False  # whether its exported model keeps the classic road_prob output
     submission_flag = ''  # infer's flag that writes its benchmark's files
     default_settings = {}  # TrainConfig fields it sets otherwise
@@ -70,12 +72,16 @@ class Dataset(abc.ABC):
         """Write the synthetic stand-in of the dataset that --demo trains on into path, unless it is there."""
 
     @abc.abstractmethod
+    def make_synthetic_pairs(self, folder, count):
+        """[(image path, label path)] of at least count synthetic training pairs, written into folder (bench's)."""
+
+    @abc.abstractmethod
     def fetch(self, data_dir):
         """Make the dataset available in data_dir (download it, or say how); returns its folder."""
 
     @abc.abstractmethod
     def check(self, path, image_shape, require_testing=True, require_calib=False):
-        """A datacheck.DataCheck of the dataset folder path: the check training runs first."""
+        """A datacheck.DataCheck (a subclass) of the dataset folder path: the check training runs first."""
 
     @abc.abstractmethod
     def training_folder(self, path):

@@ -2,8 +2,8 @@
 
 Each keeps the contract of fcn8s.dataset_contract.Dataset; the rest of the project asks DATASETS[name].
 """
-from fcn8s.cityscapes_dataset import Cityscapes
-from fcn8s.kitti_road import KittiRoad
+from fcn8s.cityscapes.dataset import Cityscapes
+from fcn8s.kitti.dataset import KittiRoad
 
 DATASETS = {dataset.name: dataset for dataset in (KittiRoad(), Cityscapes())}
 DATASET_NAMES = tuple(DATASETS)

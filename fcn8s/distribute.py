@@ -14,9 +14,10 @@ import json
 import os
 import sys
 
-from fcn8s import kitti, vgg
+from fcn8s import vgg
 from fcn8s.batches import training_inputs
 from fcn8s.checkpoints import mirror_first_copies, variables_by_name
+from fcn8s.dataset_contract import IGNORE_ID
 from fcn8s.heartbeat import Heartbeat
 from fcn8s.tf1 import tf
 
@@ -218,7 +219,7 @@ def worker_replicas(cluster, task_type, task_index, workers):
                     task_names.index(f'{task_type} {task_index}'), task_names)
 
 
-def replica_batch(images, labels, replica_id, count, ignored_id=kitti.IGNORE_ID):
+def replica_batch(images, labels, replica_id, count, ignored_id=IGNORE_ID):
     """This replica's rows of a global batch (images [b, h, w, 3], labels [b, h, w] class ids): the replica_id-th
     of count runs of ceil(b / count) rows. A replica left without rows (a batch smaller than count) takes the first
     image with every pixel ignored_id, which adds nothing to the loss or the gradients."""

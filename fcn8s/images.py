@@ -15,9 +15,7 @@ from fcn8s.errors import DataError
 from fcn8s.files import written_whole
 from fcn8s.png import check_png_pixels
 
-OVERLAY_COLOUR = (0, 255, 0)
 OVERLAY_ALPHA = 127 / 255
-ROAD_THRESHOLD = 0.5  # a pixel is painted, and masked, as road when its road probability is above this
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')  # what `main.py infer` takes from a folder
 # PIL's modes of 16-bit grey pixels (a 16-bit grey PNG opens as I;16, in old Pillow as I), which convert('RGB') clips
 # to 255: to_rgb scales them instead.
@@ -75,13 +73,6 @@ def image_shape_of(path):
             return opened.height, opened.width
     except (OSError, SyntaxError) as error:
         raise DataError(f'cannot read image {path}: {error}. Replace or delete the file.') from error
-
-
-def paint_road(image, road_prob, threshold=ROAD_THRESHOLD):
-    """Overlay: image [h, w, 3] uint8 with pixels of road_prob [h, w] > threshold tinted translucent green."""
-    road = (road_prob > threshold)[..., None]
-    tinted = image * (1 - OVERLAY_ALPHA) + np.array(OVERLAY_COLOUR) * OVERLAY_ALPHA
-    return np.where(road, tinted, image).round().astype(np.uint8)
 
 
 def is_under(path, folder):
@@ -225,29 +216,6 @@ def save_png(pixels, path):
         Image.fromarray(pixels).save(partial_path, format='PNG')
 
 
-def save_road_images(predict, image_paths, output_dir, masks=False, batch_size=8):
-    """Write each image's road prediction, at the image's own size, under output_dir; returns the paths written.
-
-    overlays/<name>.png, the image with its road painted (paint_road), and with masks also
-    masks/<name>.png, grayscale 255 on road (probability > ROAD_THRESHOLD) and 0 elsewhere; <name> is
-    the image's file name without its extension. Raises ValueError before predicting anything when two
-    images would write one file (result_stems).
-    """
-    result_names = [stem + '.png' for stem in result_stems(image_paths)]
-    written_paths = []
-    predictions = predict_image_files(predict, image_paths, batch_size)
-    for result_name, (_, image, road_prob) in tqdm(zip(result_names, predictions), total=len(image_paths),
-                                                     desc='Predicting road', unit='image'):
-        pictures = {os.path.join('overlays', result_name): paint_road(image, road_prob)}
-        if masks:
-            pictures[os.path.join('masks', result_name)] = np.where(road_prob > ROAD_THRESHOLD, 255, 0).astype(np.uint8)
-        for relative_path, picture in pictures.items():
-            written_path = os.path.join(output_dir, relative_path)
-            save_png(picture, written_path)
-            written_paths.append(written_path)
-    return written_paths
-
-
 def open_video(path):
     """The video file at path as a moviepy VideoFileClip; raises ValueError naming path when ffmpeg cannot read it."""
     try:
@@ -257,10 +225,10 @@ def open_video(path):
                          'Give a video file that ffmpeg reads, such as an MP4.') from error
 
 
-def paint_video(predict, clip, output_path, batch_size=8, paint=paint_road):
+def paint_video(predict, paint, clip, output_path, batch_size=8):
     """Write clip (open_video) to output_path with every frame painted by paint(frame, prediction); returns the count.
 
-    predict is a predictor of fcn8s.predict; paint defaults to paint_road, for road probabilities.
+    predict is a predictor of fcn8s.predict; paint is its dataset's Dataset.paint.
 
     fps, frame size and audio stay as they are; the codec follows output_path's extension (moviepy's
     write_videofile: H.264 for .mp4). moviepy asks for the frames in order, one at a time: the first

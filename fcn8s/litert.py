@@ -23,7 +23,7 @@ from tqdm import tqdm
 from fcn8s.datasets import DATASETS
 from fcn8s.files import written_whole
 from fcn8s.images import load_image
-from fcn8s.predict import (CLASS_ID_OUTPUT, CLASS_PROB_OUTPUT, NETWORK_SCOPE, SERVING_INPUT, SERVING_OUTPUT,
+from fcn8s.predict import (CLASS_ID_OUTPUT, CLASS_PROB_OUTPUT, NETWORK_SCOPE, ROAD_PROB_OUTPUT, SERVING_INPUT,
                            load_saved_model, network_class_prob, network_road_prob, predict_by_size)
 from fcn8s.tf1 import tf
 
@@ -112,7 +112,7 @@ def network_outputs(graph_def, input_name, logits_name, image_shape, road_output
     logits, = tf.import_graph_def(graph_def, input_map={input_name: images, **random_masks},
                                   return_elements=[logits_name], name='')
     if road_output:
-        return images, {SERVING_OUTPUT: tf.identity(network_road_prob(logits, image_shape), name=SERVING_OUTPUT)}
+        return images, {ROAD_PROB_OUTPUT: tf.identity(network_road_prob(logits, image_shape), name=ROAD_PROB_OUTPUT)}
     class_prob = tf.identity(network_class_prob(logits, image_shape), name=CLASS_PROB_OUTPUT)
     return images, {CLASS_PROB_OUTPUT: class_prob,
                     CLASS_ID_OUTPUT: tf.argmax(class_prob, axis=-1, output_type=tf.int32, name=CLASS_ID_OUTPUT)}
@@ -253,7 +253,7 @@ def resized(values, size):
     return np.asarray(Image.fromarray(values).resize((size[1], size[0]), Image.BILINEAR))
 
 
-def tflite_predictor(tflite_path, output=SERVING_OUTPUT, num_threads=None):
+def tflite_predictor(tflite_path, output=ROAD_PROB_OUTPUT, num_threads=None):
     """predict(images) -> road probabilities (output 'road_prob') or class ids ('class_id'), from a LiteRT file.
 
     Like predict.saved_model_predictor: a list of [h, w, 3] uint8 images of any sizes in, [h, w] float32
@@ -264,7 +264,7 @@ def tflite_predictor(tflite_path, output=SERVING_OUTPUT, num_threads=None):
     """
     interpreter, metadata = open_interpreter(tflite_path, num_threads)
     image_shape = (metadata['image_height'], metadata['image_width'])
-    wanted = SERVING_OUTPUT if output == SERVING_OUTPUT else CLASS_PROB_OUTPUT
+    wanted = ROAD_PROB_OUTPUT if output == ROAD_PROB_OUTPUT else CLASS_PROB_OUTPUT
     if wanted not in metadata['outputs']:
         raise ValueError(f'{tflite_path} is a {metadata["dataset"]} model with the outputs {metadata["outputs"]}, '
                          f'not {wanted}.')
@@ -274,7 +274,7 @@ def tflite_predictor(tflite_path, output=SERVING_OUTPUT, num_threads=None):
         network_images = np.stack([np.asarray(Image.fromarray(image.astype(np.uint8)).resize(
             (image_shape[1], image_shape[0]), Image.BILINEAR), np.float32) for image in batch])
         predicted = run_network(interpreter, network_images)[wanted]
-        if output == SERVING_OUTPUT:
+        if output == ROAD_PROB_OUTPUT:
             return np.stack([resized(road_prob, batch.shape[1:3]) for road_prob in predicted])
         return np.stack([np.argmax(np.stack([resized(class_prob[..., index], batch.shape[1:3])
                                              for index in range(class_prob.shape[-1])], axis=-1), axis=-1)

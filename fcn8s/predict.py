@@ -17,11 +17,11 @@ from fcn8s.provenance import write_model_record
 from fcn8s.tf1 import tf
 
 # The exported model (runs/<timestamp>/model): a SavedModel whose signature maps SERVING_INPUT, float32 RGB 0..255
-# [batch, height, width, 3], to SERVING_OUTPUT, the road probability [batch, height, width].
+# [batch, height, width, 3], to ROAD_PROB_OUTPUT, the road probability [batch, height, width].
 SERVING_TAG = 'serve'
 SERVING_SIGNATURE = 'serving_default'
 SERVING_INPUT = 'images'
-SERVING_OUTPUT = 'road_prob'
+ROAD_PROB_OUTPUT = 'road_prob'
 # Outputs of every exported model, whatever its classes: the probability of each class [batch, height, width,
 # num_classes] and the most probable class [batch, height, width] int32.
 CLASS_PROB_OUTPUT = 'class_prob'
@@ -74,7 +74,7 @@ def class_id_output(logits, image_shape, size):
     return tf.argmax(class_prob_output(logits, image_shape, size), axis=-1, output_type=tf.int32)
 
 
-PREDICTION_OUTPUTS = {SERVING_OUTPUT: road_prob_output, CLASS_ID_OUTPUT: class_id_output}
+PREDICTION_OUTPUTS = {ROAD_PROB_OUTPUT: road_prob_output, CLASS_ID_OUTPUT: class_id_output}
 
 
 def predict_by_size(images, predict_batch):
@@ -186,8 +186,8 @@ def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, 
         outputs = {CLASS_PROB_OUTPUT: class_prob,
                    CLASS_ID_OUTPUT: tf.argmax(class_prob, axis=-1, output_type=tf.int32, name=CLASS_ID_OUTPUT)}
         if dataset.road_output:
-            outputs[SERVING_OUTPUT] = tf.identity(road_prob_output(network_logits, image_shape, original_size),
-                                                  name=SERVING_OUTPUT)
+            outputs[ROAD_PROB_OUTPUT] = tf.identity(road_prob_output(network_logits, image_shape, original_size),
+                                                  name=ROAD_PROB_OUTPUT)
         for name, variable in variables.items():
             variable.load(trained_values[name], serving_sess)
         signature = tf.saved_model.predict_signature_def({SERVING_INPUT: original_images}, outputs)
@@ -265,4 +265,4 @@ def saved_model_predictor(model_dir, session_config, output):
 
 def saved_model_road_predictor(model_dir, session_config=None):
     """saved_model_predictor of road probabilities."""
-    return saved_model_predictor(model_dir, session_config, SERVING_OUTPUT)
+    return saved_model_predictor(model_dir, session_config, ROAD_PROB_OUTPUT)

@@ -8,7 +8,6 @@ import time
 
 from tqdm import tqdm
 
-from fcn8s import kitti
 from fcn8s.checkpoints import CheckpointFolder
 from fcn8s.config import command_line, save_config
 from fcn8s.datasets import DATASETS
@@ -117,7 +116,7 @@ def run_split(dataset, dataset_path, config, resume_dir=None):
         recorded = read_split(resume_dir)
         train_pairs = dataset.training_pairs(dataset.training_folder(dataset_path), recorded['train'])
         val_pairs = dataset.named_validation_pairs(dataset_path, recorded['val'])
-        found = set(kitti.image_names_of(train_pairs + val_pairs))
+        found = set(image_names_of(train_pairs + val_pairs))
         missing = [name for name in recorded['train'] + recorded['val'] if name not in found]
         if missing:
             raise DataError(f"{len(missing)} image(s) of the split of {resume_dir} (split.json) are missing from "
@@ -132,8 +131,13 @@ def run_split(dataset, dataset_path, config, resume_dir=None):
                         'a new run.')
     print(f'{len(train_pairs)} training images, {len(val_pairs)} for validation'
           + (f' (the split of {resume_dir}).' if resume_dir else '.'))
-    split = {'train': kitti.image_names_of(train_pairs), 'val': kitti.image_names_of(val_pairs), 'sha256': digests}
+    split = {'train': image_names_of(train_pairs), 'val': image_names_of(val_pairs), 'sha256': digests}
     return train_pairs, val_pairs, split
+
+
+def image_names_of(pairs):
+    """[file name of each image] of [(image path, label path)] pairs: how split.json names them."""
+    return [os.path.basename(image_path) for image_path, _ in pairs]
 
 
 def save_split(run_dir, split):

@@ -17,19 +17,18 @@ from PIL import Image
 
 import main
 from fcn8s import hed
-from fcn8s.bev import write_calibration
 from fcn8s.config import TrainConfig
-from fcn8s.downloads import KERAS_VGG16_WEIGHTS_FILE
 from fcn8s.datasets import DATASETS
+from fcn8s.downloads import KERAS_VGG16_WEIGHTS_FILE
 from fcn8s.export import export_run
 from fcn8s.files import sha256_of
 from fcn8s.hed import HED_CONV_NAMES, HED_WEIGHTS_FILE
+from fcn8s.kitti.bev import write_calibration
+from fcn8s.kitti.synthetic import make_synthetic_kitti, synthetic_calibration
 from fcn8s.png import PNG_SIGNATURE
 from fcn8s.predict import export_model, session_predictor
-from fcn8s.synthetic import make_synthetic_kitti, synthetic_calibration
 from fcn8s.tf1 import tf
 from fcn8s.vgg import build_vgg16_savedmodel, vgg16_layer_shapes
-
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED_SAMPLES = os.path.join(PROJECT_DIR, '..', 'shared', 'kitti_samples', 'training')

@@ -1,4 +1,4 @@
-"""Tests of fcn8s/bev.py: KITTI's bird's-eye view, on calibrations whose answers are known."""
+"""Tests of fcn8s/kitti/bev.py: KITTI's bird's-eye view, on calibrations whose answers are known."""
 import os
 import time
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcn8s.bev import (BEV_SHAPE, bev_lookup, bev_visible_mask, cached_calibration_lookup, calibration_lookup,
-                       calibration_path, image_to_bev, read_calibration, road_to_image_homography, to_bev,
-                       write_calibration)
 from fcn8s.errors import DataError
+from fcn8s.kitti.bev import (BEV_SHAPE, bev_lookup, bev_visible_mask, cached_calibration_lookup, calibration_lookup,
+                             calibration_path, image_to_bev, read_calibration, road_to_image_homography, to_bev,
+                             write_calibration)
 from fcn8s.tests.fixtures import SHARED_SAMPLES
 
 # A level camera 1.5 m over the road: focal length 100 pixels, principal point (u, v) = (60, 20), 1-based.

@@ -1,4 +1,4 @@
-"""Tests of fcn8s/cityscapes.py: Cityscapes' names, folders and label table."""
+"""Tests of fcn8s/cityscapes/__init__.py: Cityscapes' names, folders and label table."""
 import copy
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Tests of fcn8s/cityscapes_check.py: every problem of a broken Cityscapes folder is named."""
+"""Tests of fcn8s/cityscapes/check.py: every problem of a broken Cityscapes folder is named."""
 import os
 import shutil
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcn8s.cityscapes_check import check_cityscapes_folder
+from fcn8s.cityscapes.check import check_cityscapes_folder
+from fcn8s.cityscapes.synthetic import make_synthetic_cityscapes
 from fcn8s.errors import DataError
-from fcn8s.synthetic_cityscapes import make_synthetic_cityscapes
 
 INPUT_SHAPE = (256, 512)
 TRAIN_IMAGE = 'leftImg8bit/train/aachen/aachen_000000_000019_leftImg8bit.png'

@@ -1,4 +1,4 @@
-"""Tests of fcn8s/classmetric.py: a hand-made case, and equality with cityscapesScripts' own evaluator."""
+"""Tests of fcn8s/cityscapes/metric.py: a hand-made case, and equality with cityscapesScripts' own evaluator."""
 import copy
 import math
 
@@ -9,8 +9,8 @@ from cityscapesscripts.helpers.labels import labels as label_table
 from PIL import Image
 
 from fcn8s import cityscapes
-from fcn8s.classmetric import ClassCounts, class_scores, confusion_matrix, count_classes, format_class_scores
-from fcn8s.synthetic_cityscapes import synthetic_street
+from fcn8s.cityscapes.metric import ClassCounts, class_scores, confusion_matrix, count_classes, format_class_scores
+from fcn8s.cityscapes.synthetic import synthetic_street
 
 CLASS_NAMES, CLASS_CATEGORY, CATEGORY_NAMES = ('a', 'b', 'c'), np.array([0, 0, 1]), ('ab', 'c')
 TRUTH = np.array([[0, 0, 1, 1], [2, 2, 255, 0]], np.uint8)

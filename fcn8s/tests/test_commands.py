@@ -13,13 +13,13 @@ from PIL import Image
 
 import main
 from fcn8s import cityscapes, commands, files, images
-from fcn8s.bev import image_to_bev, write_calibration
 from fcn8s.commands import build_vgg_command, check_data_command, evaluate_command, infer_command, video_command
 from fcn8s.export import export_run
 from fcn8s.images import load_image
+from fcn8s.kitti.bev import image_to_bev, write_calibration
+from fcn8s.kitti.synthetic import synthetic_calibration
 from fcn8s.litert import tflite_predictor
 from fcn8s.predict import saved_model_predictor, saved_model_road_predictor
-from fcn8s.synthetic import synthetic_calibration
 from fcn8s.tests.fixtures import SHARED_SAMPLES, TINY_WIDTH
 from fcn8s.tf1 import tf
 

@@ -1,4 +1,4 @@
-"""Tests of fcn8s/datacheck.py: every problem of a broken KITTI folder is named."""
+"""Tests of fcn8s/kitti/check.py and fcn8s/datacheck.py: every problem of a broken KITTI folder is named."""
 import io
 import os
 import shutil
@@ -8,10 +8,11 @@ import pytest
 from PIL import Image
 
 from fcn8s.batches import decode_pairs
-from fcn8s.datacheck import check_kitti_folder, label_file_errors
+from fcn8s.datacheck import label_file_errors
 from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError
 from fcn8s.kitti import INVALID_COLOUR, KITTI_FOLDERS, list_training_pairs
+from fcn8s.kitti.check import check_kitti_folder
 from fcn8s.tests.fixtures import TINY_INPUT_SHAPE, cut_png_rows
 
 

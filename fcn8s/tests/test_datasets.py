@@ -34,7 +34,7 @@ def demo(request, tmp_path_factory):
 def test_the_contract_is_every_method_that_training_validation_and_the_commands_call():
     assert CONTRACT == sorted([
         'check', 'check_labels', 'check_submission_inputs', 'evaluate', 'fetch', 'format_scores', 'history_entry',
-        'labelled_pairs', 'load_label', 'make_demo_data', 'named_validation_pairs', 'paint', 'ranking_score',
+        'labelled_pairs', 'load_label', 'make_demo_data', 'make_synthetic_pairs', 'named_validation_pairs', 'paint', 'ranking_score',
         'save_pictures', 'score', 'split', 'submission_inputs', 'summary_images', 'testing_folder', 'testing_images',
         'training_folder', 'training_pairs', 'write_results', 'write_submission'])
     with pytest.raises(TypeError, match='abstract'):
@@ -112,6 +112,10 @@ def test_every_method_of_the_contract_runs_on_the_dataset(demo, tmp_path):
     call('check_submission_inputs', submission_images, str(tmp_path / 'submission'))
     uploaded = call('write_submission', everywhere(dataset, 1), submission_images, str(tmp_path / 'submission'))
     assert os.path.exists(uploaded)
+
+    synthetic_pairs = call('make_synthetic_pairs', str(tmp_path / 'synthetic'), 4)
+    assert len(synthetic_pairs) >= 4 and all(os.path.isfile(file) for pair in synthetic_pairs for file in pair)
+    assert call('load_label', synthetic_pairs[0][1], IMAGE_SHAPE).shape == IMAGE_SHAPE
     assert called == set(CONTRACT)
 
 

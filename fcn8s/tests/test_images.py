@@ -1,14 +1,14 @@
-"""Tests of fcn8s/images.py: reading image files and painting the road."""
+"""Tests of fcn8s/images.py and fcn8s/kitti/results.py: reading image files and painting the road."""
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fcn8s.images import (benchmark_output_names, list_image_files, load_image, paint_road, pair_images_with_labels,
+from fcn8s.images import (benchmark_output_names, list_image_files, load_image, pair_images_with_labels,
                           require_distinct_outputs)
-from fcn8s.kitti import result_name
-from fcn8s.kitti import BACKGROUND_COLOUR, IMAGE_NAME, INVALID_COLOUR, LABEL_NAME, ROAD_COLOUR
+from fcn8s.kitti import BACKGROUND_COLOUR, IMAGE_NAME, INVALID_COLOUR, LABEL_NAME, ROAD_COLOUR, result_name
+from fcn8s.kitti.results import paint_road
 
 
 def test_nearest_resize_keeps_only_the_three_colours(tmp_path):

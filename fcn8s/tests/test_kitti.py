@@ -1,12 +1,13 @@
-"""Tests of fcn8s/kitti.py: KITTI Road's file names, listing, and its label colours decoded by the devkit's rule."""
+"""Tests of fcn8s/kitti/__init__.py: KITTI Road's file names, listing, and its label colours decoded by the devkit's rule."""
 import os
 
 import numpy as np
 import pytest
 
 from fcn8s.images import load_image
-from fcn8s.kitti import (BACKGROUND_COLOUR, INVALID_COLOUR, ROAD_COLOUR, decode_label, image_name, image_names_of,
-                         label_ids, label_name, list_training_pairs, parse_image_name, result_name, road_path)
+from fcn8s.kitti import (BACKGROUND_COLOUR, INVALID_COLOUR, ROAD_COLOUR, decode_label, image_name, label_ids,
+                         label_name, list_training_pairs, parse_image_name, result_name, road_path)
+from fcn8s.run_folder import image_names_of
 from fcn8s.tests.fixtures import SHARED_SAMPLES
 
 

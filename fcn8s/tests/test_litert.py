@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from fcn8s.datasets import DATASETS
-from fcn8s.images import load_image, paint_road
+from fcn8s.images import load_image
+from fcn8s.kitti.results import paint_road
 from fcn8s.litert import (calibration_sample, export_tflite, frozen_network, int8_grid_split, read_metadata,
                           split_upsampling_kernels, tflite_predictor)
 from fcn8s.predict import export_model, saved_model_predictor, saved_model_road_predictor

@@ -1,15 +1,15 @@
-"""Tests of fcn8s/metric.py: the KITTI road metric on hand-made cases, in perspective and in BEV."""
+"""Tests of fcn8s/kitti/metric.py: the KITTI road metric on hand-made cases, in perspective and in BEV."""
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fcn8s.bev import write_calibration
 from fcn8s.errors import DataError
 from fcn8s.kitti import KITTI_CATEGORIES
-from fcn8s.metric import (RoadCounts, count_road_pixels, evaluate_road, format_evaluation, road_metrics,
-                          score_evaluation, score_road)
+from fcn8s.kitti.bev import write_calibration
+from fcn8s.kitti.metric import (RoadCounts, count_road_pixels, evaluate_road, format_evaluation, road_metrics,
+                                score_evaluation, score_road)
 
 
 def hand_made_case():

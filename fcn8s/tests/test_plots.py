@@ -1,11 +1,12 @@
-"""Tests of fcn8s/plots.py: the loss curve shows the loss and its parts; the confusion matrix is drawn."""
+"""Tests of fcn8s/plots.py and fcn8s/cityscapes/pictures.py: the loss curve shows the loss and its parts; the confusion matrix is drawn."""
 import math
 
 import numpy as np
 from matplotlib.axes import Axes
 from PIL import Image
 
-from fcn8s.plots import save_confusion_matrix, save_loss_curve
+from fcn8s.cityscapes.pictures import save_confusion_matrix
+from fcn8s.plots import save_loss_curve
 
 
 def test_the_loss_curve_plots_the_loss_and_its_parts(tmp_path, monkeypatch):

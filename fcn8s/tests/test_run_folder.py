@@ -13,9 +13,9 @@ from PIL import Image
 from fcn8s.config import TrainConfig, load_run_config
 from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError
+from fcn8s.kitti.synthetic import make_synthetic_kitti
 from fcn8s.run_folder import (check_resumable, new_run_dir, read_loss_csv, read_split, restart_loss_csv, run_folder_of,
                               run_split, save_split, validator, write_loss_csv)
-from fcn8s.synthetic import make_synthetic_kitti
 from fcn8s.tf1 import tf
 
 

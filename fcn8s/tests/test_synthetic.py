@@ -1,13 +1,14 @@
-"""Tests of fcn8s/synthetic.py: the synthetic KITTI Road scenes."""
+"""Tests of fcn8s/kitti/synthetic.py: the synthetic KITTI Road scenes."""
 import os
 
 import numpy as np
 import pytest
 
-from fcn8s.bev import bev_lookup, bev_visible_mask, calibration_path, read_calibration, road_to_image_homography, to_bev
 from fcn8s.images import load_image
 from fcn8s.kitti import BACKGROUND_COLOUR, INVALID_COLOUR, KITTI_SIZES, ROAD_COLOUR, decode_label, list_training_pairs
-from fcn8s.synthetic import ensure_synthetic_kitti, make_synthetic_kitti, synthetic_scene, synthetic_kitti_to_make
+from fcn8s.kitti.bev import (bev_lookup, bev_visible_mask, calibration_path, read_calibration, road_to_image_homography,
+                             to_bev)
+from fcn8s.kitti.synthetic import ensure_synthetic_kitti, make_synthetic_kitti, synthetic_kitti_to_make, synthetic_scene
 
 KITTI_CALIBRATION_KEYS = ['P0', 'P1', 'P2', 'P3', 'R0_rect', 'Tr_velo_to_cam', 'Tr_imu_to_velo', 'Tr_cam_to_road']
 

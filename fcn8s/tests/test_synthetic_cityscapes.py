@@ -1,11 +1,11 @@
-"""Tests of fcn8s/synthetic_cityscapes.py: the synthetic street scenes in Cityscapes' layout."""
+"""Tests of fcn8s/cityscapes/synthetic.py: the synthetic street scenes in Cityscapes' layout."""
 import os
 
 import numpy as np
 from PIL import Image
 
 from fcn8s import cityscapes
-from fcn8s.synthetic_cityscapes import (CLASS_LOOKS, ensure_synthetic_cityscapes, make_synthetic_cityscapes,
+from fcn8s.cityscapes.synthetic import (CLASS_LOOKS, ensure_synthetic_cityscapes, make_synthetic_cityscapes,
                                         synthetic_street)
 
 SMALL_COUNTS = {'train': 2, 'val': 1, 'test': 1}

@@ -14,6 +14,7 @@ import numpy as np
 from cityscapesscripts.helpers.labels import labels as LABEL_TABLE
 from PIL import Image
 
+from fcn8s.dataset_contract import IGNORE_ID  # the train id of every pixel that is neither trained nor scored
 from fcn8s.errors import DataError, DataUnavailableError
 
 CITYSCAPES_FOLDER = 'cityscapes'
@@ -37,7 +38,6 @@ LABEL_NAME_FORM = '<city>_<seq>_<frame>' + LABEL_SUFFIX
 # The official table, in train-id order: the 19 classes that are trained and scored.
 TRAIN_LABELS = sorted((label for label in LABEL_TABLE if 0 <= label.trainId < 255), key=lambda label: label.trainId)
 NUM_CLASSES = len(TRAIN_LABELS)  # 19
-IGNORE_ID = 255  # train id of every pixel that is neither trained nor scored
 CLASS_NAMES = tuple(label.name for label in TRAIN_LABELS)
 CLASS_COLOURS = np.array([label.color for label in TRAIN_LABELS], np.uint8)  # [19, 3] RGB
 CATEGORY_NAMES = tuple(dict.fromkeys(label.category for label in TRAIN_LABELS))  # the 7 scored; 'void' is not

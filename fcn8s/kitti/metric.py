@@ -4,9 +4,10 @@ import dataclasses
 import numpy as np
 from tqdm import tqdm
 
-from fcn8s import bev, kitti
+from fcn8s import kitti
 from fcn8s.errors import DataError
 from fcn8s.images import load_image, predict_image_files
+from fcn8s.kitti import bev
 
 # The devkit sweeps these 256 thresholds: a pixel counts as road when its probability >= threshold.
 EVAL_THRESHOLDS = np.arange(256) / 255.0
@@ -111,7 +112,7 @@ def evaluate_road(predict, pairs, batch_size=8):
 
     Perspective: at each image's own size, as the devkit scores a held-out part of training. BEV: as
     the benchmark's server scores, the label and the 8-bit result image (road probability * 255,
-    rounded, what infer writes) go through the image's calibration (fcn8s.bev) and the same counts are
+    rounded, what infer writes) go through the image's calibration (fcn8s.kitti.bev) and the same counts are
     taken on the BEV grid. predict maps a list of [h, w, 3] uint8 images to their [h, w] road
     probabilities (fcn8s.predict), batch_size at a time.
     """

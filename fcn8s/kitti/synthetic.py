@@ -5,9 +5,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from fcn8s import bev, kitti
+from fcn8s import kitti
 from fcn8s.files import ensure_made, missing_parts
-from fcn8s.kitti import BACKGROUND_COLOUR, INVALID_COLOUR, KITTI_CATEGORIES, KITTI_FOLDERS, KITTI_SIZES, ROAD_COLOUR
+from fcn8s.kitti import (BACKGROUND_COLOUR, INVALID_COLOUR, KITTI_CATEGORIES, KITTI_FOLDERS, KITTI_SIZES, ROAD_COLOUR,
+                         bev)
 
 CAMERA_FOCAL_PIXELS = 721.5377  # KITTI's
 CAMERA_HEIGHT_METRES = 1.65  # above the road, as KITTI's car carries its cameras

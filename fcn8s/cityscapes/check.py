@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fcn8s import cityscapes
-from fcn8s.cityscapes import GT_FINE, LABEL_IDS, LEFT_IMG, LABELLED_SPLITS, SPLITS
+from fcn8s.cityscapes import GT_FINE, LABEL_IDS, LABELLED_SPLITS, LEFT_IMG, SPLITS
 from fcn8s.datacheck import DataCheck, check_images, check_label_size, pixel_count_text, quote_files, verify_image
 from fcn8s.errors import DataError
 

@@ -4,9 +4,10 @@ import zipfile
 
 from tqdm import tqdm
 
-from fcn8s import bev, images, kitti
+from fcn8s import images, kitti
 from fcn8s.errors import DataError
 from fcn8s.files import check_output_path, written_whole
+from fcn8s.kitti import bev
 
 SUBMISSION_ZIP = 'kitti_road_submission.zip'
 KITTI_TESTING_IMAGES = 290  # um 96, umm 94, uu 100: the server scores all of them

@@ -4,11 +4,13 @@ import os
 
 from PIL import Image
 
-from fcn8s import datacheck, downloads, kitti, metric, plots, submission, synthetic
+from fcn8s import datacheck, downloads, kitti
 from fcn8s.batches import split_training_pairs
 from fcn8s.dataset_contract import Dataset
-from fcn8s.images import load_image, paint_road, pair_images_with_labels, save_road_images
-from fcn8s.predict import SERVING_OUTPUT
+from fcn8s.images import load_image, pair_images_with_labels
+from fcn8s.kitti import check, metric, pictures, submission, synthetic
+from fcn8s.kitti.results import paint_road, save_road_images
+from fcn8s.predict import ROAD_PROB_OUTPUT
 
 KITTI_LABEL_MODES = ('RGB', 'RGBA', 'P')  # PIL modes of KITTI label files whose colours load_image reads as they are
 
@@ -19,7 +21,7 @@ class KittiRoad(Dataset):
     folder_name = kitti.ROAD_FOLDER
     split_marker = 'image_2'
     num_classes = 2
-    prediction_output = SERVING_OUTPUT
+    prediction_output = ROAD_PROB_OUTPUT
     road_output = True  # the exported model keeps the classic road_prob output
     submission_flag = '--kitti-submission'
     default_settings = {}  # TrainConfig's defaults are the classic KITTI ones
@@ -39,9 +41,15 @@ class KittiRoad(Dataset):
         return synthetic.synthetic_kitti_to_make(path)
 
     def make_demo_data(self, path, config):
-        """The synthetic KITTI of the demo in path (fcn8s.synthetic), made once and reused."""
+        """The synthetic KITTI of the demo in path (fcn8s.kitti.synthetic), made once and reused."""
         synthetic.ensure_synthetic_kitti(path, config.demo_train_per_category, config.demo_test_per_category,
                                          config.seed)
+
+    def make_synthetic_pairs(self, folder, count):
+        """The pairs of the synthetic KITTI of training/ in folder: count rounded up to a whole number per category."""
+        synthetic.make_synthetic_kitti(folder, train_per_category=-(-count // len(kitti.KITTI_CATEGORIES)),
+                                       test_per_category=0)
+        return self.training_pairs(self.training_folder(folder))
 
     def fetch(self, data_dir):
         """Download and unpack data_road.zip into data_dir when training/ or testing/ is missing."""
@@ -53,8 +61,8 @@ class KittiRoad(Dataset):
         return path
 
     def check(self, path, image_shape, require_testing=True, require_calib=False):
-        """datacheck.check_kitti_folder of path."""
-        return datacheck.check_kitti_folder(path, image_shape, require_testing, require_calib)
+        """check.check_kitti_folder of path."""
+        return check.check_kitti_folder(path, image_shape, require_testing, require_calib)
 
     def training_folder(self, path):
         """data_road/training: the folder gen_batch_function lists."""
@@ -66,7 +74,12 @@ class KittiRoad(Dataset):
 
     def split(self, path, config):
         """(train_pairs, val_pairs): config.val_count pairs held out of training/, stratified and seeded."""
-        return split_training_pairs(self.training_pairs(self.training_folder(path)), config.val_count, config.seed)
+        return split_training_pairs(self.training_pairs(self.training_folder(path)), config.val_count, config.seed,
+                                    kitti.KITTI_CATEGORIES, self.category)
+
+    def category(self, image_path):
+        """The category of an image, um, umm or uu: what the validation split is stratified over."""
+        return kitti.parse_image_name(image_path)[0]
 
     def named_validation_pairs(self, path, image_names):
         """The pairs of training/ of the images named image_names (those of them that are there)."""
@@ -121,8 +134,8 @@ class KittiRoad(Dataset):
 
     def save_pictures(self, evaluation, folder):
         """folder/pr_curve.png and folder/bev_<category>.png."""
-        plots.save_pr_curve(evaluation, os.path.join(folder, 'pr_curve.png'))
-        plots.save_bev_pictures(evaluation.bev_examples, folder)
+        pictures.save_pr_curve(evaluation, os.path.join(folder, 'pr_curve.png'))
+        pictures.save_bev_pictures(evaluation.bev_examples, folder)
 
     def paint(self, image, road_prob):
         """The image with its road tinted green."""
@@ -132,12 +145,12 @@ class KittiRoad(Dataset):
         """[(name, image at image_shape)]: the first testing image of each category."""
         first_of_category = {}
         for image_path in self.testing_images(self.testing_folder(path)):
-            first_of_category.setdefault(kitti.parse_image_name(image_path)[0], image_path)
+            first_of_category.setdefault(self.category(image_path), image_path)
         return [(os.path.basename(image_path), load_image(image_path, image_shape))
                 for image_path in first_of_category.values()]
 
     def write_results(self, predict, image_paths, output_dir, masks=False, batch_size=8):
-        """images.save_road_images: overlays, and with masks road masks."""
+        """results.save_road_images: overlays, and with masks road masks."""
         return save_road_images(predict, image_paths, output_dir, masks=masks, batch_size=batch_size)
 
     def submission_inputs(self, path):

@@ -7,7 +7,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fcn8s import cityscapes
-from fcn8s.classmetric import ClassCounts, count_classes
+from fcn8s.cityscapes.metric import ClassCounts, count_classes
 from fcn8s.files import check_output_path
 from fcn8s.images import OVERLAY_ALPHA, benchmark_output_names, predict_image_files, result_stems, save_png
 

@@ -1,7 +1,8 @@
 """Cityscapes as a dataset of the contract (fcn8s.dataset_contract): 19 classes, the official val split and IoU."""
 import os
 
-from fcn8s import cityscapes, cityscapes_check, cityscapes_results, classmetric, datacheck, plots, synthetic_cityscapes
+from fcn8s import cityscapes, datacheck
+from fcn8s.cityscapes import check, metric, pictures, results, synthetic
 from fcn8s.dataset_contract import Dataset
 from fcn8s.images import load_image, pair_images_with_labels
 from fcn8s.predict import CLASS_ID_OUTPUT
@@ -26,10 +27,15 @@ class Cityscapes(Dataset):
     def make_demo_data(self, path, config):
         """The synthetic Cityscapes of the demo: demo_train_per_category train images (in all), val_count val
         images (at least one, as the layout has a val split), demo_test_per_category test images, at 1024x2048
-        (fcn8s.synthetic_cityscapes)."""
-        synthetic_cityscapes.ensure_synthetic_cityscapes(path, {
+        (fcn8s.cityscapes.synthetic)."""
+        synthetic.ensure_synthetic_cityscapes(path, {
             'train': config.demo_train_per_category, 'val': max(config.val_count, 1),
             'test': config.demo_test_per_category}, config.seed)
+
+    def make_synthetic_pairs(self, folder, count):
+        """The pairs of count synthetic Cityscapes training scenes in folder."""
+        synthetic.make_synthetic_cityscapes(folder, {'train': count})
+        return self.training_pairs(self.training_folder(folder))
 
     def fetch(self, data_dir):
         """Cityscapes needs an account: say how to get it (DataUnavailableError) unless it is there."""
@@ -37,9 +43,9 @@ class Cityscapes(Dataset):
         return self.path(data_dir)
 
     def check(self, path, image_shape, require_testing=True, require_calib=False):
-        """cityscapes_check.check_cityscapes_folder of path; the requirements are KITTI's (a missing test split is
+        """check.check_cityscapes_folder of path; the requirements are KITTI's (a missing test split is
         a warning, and Cityscapes has no calibration files)."""
-        return cityscapes_check.check_cityscapes_folder(path, image_shape)
+        return check.check_cityscapes_folder(path, image_shape)
 
     def training_folder(self, path):
         """The Cityscapes folder itself: its train split is listed from there."""
@@ -90,12 +96,12 @@ class Cityscapes(Dataset):
         return cityscapes.train_ids_of(cityscapes.load_label_ids(label_path, image_shape))
 
     def evaluate(self, predict, pairs, batch_size=8):
-        """cityscapes_results.evaluate_classes: one confusion matrix over the pairs, and the unknown ids' pixels."""
-        return cityscapes_results.evaluate_classes(predict, pairs, batch_size)
+        """results.evaluate_classes: one confusion matrix over the pairs, and the unknown ids' pixels."""
+        return results.evaluate_classes(predict, pairs, batch_size)
 
     def score(self, evaluation):
-        """classmetric.class_scores: IoU per class and category, mIoU, pixel accuracy."""
-        return classmetric.class_scores(evaluation.counts, cityscapes.CLASS_NAMES, cityscapes.CLASS_CATEGORY,
+        """metric.class_scores: IoU per class and category, mIoU, pixel accuracy."""
+        return metric.class_scores(evaluation.counts, cityscapes.CLASS_NAMES, cityscapes.CLASS_CATEGORY,
                                         cityscapes.CATEGORY_NAMES)
 
     def ranking_score(self, scores):
@@ -108,17 +114,17 @@ class Cityscapes(Dataset):
 
     def format_scores(self, scores, evaluation):
         """The table per class and category (IoU in %), then the pixels ignored for ids outside the table, if any."""
-        note = cityscapes_results.unknown_ids_note(evaluation)
-        return 'Cityscapes IoU in %\n' + classmetric.format_class_scores(scores) + (f'\n{note}' if note else '')
+        note = results.unknown_ids_note(evaluation)
+        return 'Cityscapes IoU in %\n' + metric.format_class_scores(scores) + (f'\n{note}' if note else '')
 
     def save_pictures(self, evaluation, folder):
         """folder/confusion_matrix.png."""
-        plots.save_confusion_matrix(evaluation.counts.confusion, cityscapes.CLASS_NAMES,
+        pictures.save_confusion_matrix(evaluation.counts.confusion, cityscapes.CLASS_NAMES,
                                           os.path.join(folder, 'confusion_matrix.png'))
 
     def paint(self, image, class_ids):
         """The image blended with its classes' official colours."""
-        return cityscapes_results.paint_classes(image, class_ids)
+        return results.paint_classes(image, class_ids)
 
     def summary_images(self, path, image_shape):
         """[(name, image at image_shape)]: the first three test images."""
@@ -126,19 +132,19 @@ class Cityscapes(Dataset):
                 for image_path in self.testing_images(self.testing_folder(path))[:3]]
 
     def write_results(self, predict, image_paths, output_dir, masks=False, batch_size=8):
-        """cityscapes_results.save_class_images: overlays, and with masks train-id and colour masks."""
-        return cityscapes_results.save_class_images(predict, image_paths, output_dir, masks, batch_size)
+        """results.save_class_images: overlays, and with masks train-id and colour masks."""
+        return results.save_class_images(predict, image_paths, output_dir, masks, batch_size)
 
     def submission_inputs(self, path):
         """What a submission predicts: leftImg8bit/test, every city."""
         return [cityscapes.split_folder(path, cityscapes.LEFT_IMG, 'test')]
 
     def check_submission_inputs(self, image_paths, output_dir):
-        """cityscapes_results.check_submission_inputs: names, each its own, and the folder, before predicting."""
-        cityscapes_results.check_submission_inputs(image_paths, output_dir)
+        """results.check_submission_inputs: names, each its own, and the folder, before predicting."""
+        results.check_submission_inputs(image_paths, output_dir)
 
     def write_submission(self, predict, image_paths, output_dir, batch_size=8):
-        """cityscapes_results.write_cityscapes_submission; returns the folder."""
-        folder = cityscapes_results.write_cityscapes_submission(predict, image_paths, output_dir, batch_size)
-        print(cityscapes_results.submission_report(folder, image_paths))
+        """results.write_cityscapes_submission; returns the folder."""
+        folder = results.write_cityscapes_submission(predict, image_paths, output_dir, batch_size)
+        print(results.submission_report(folder, image_paths))
         return folder

@@ -10,6 +10,8 @@ import re
 
 import numpy as np
 
+from fcn8s.dataset_contract import IGNORE_ID  # label_ids gives it outside the evaluated area; 0 is background, 1 road
+
 ROAD_FOLDER = 'data_road'
 KITTI_FOLDERS = ('training/image_2', 'training/gt_image_2', 'testing/image_2')
 KITTI_CATEGORIES = ('um', 'umm', 'uu')
@@ -20,7 +22,6 @@ KITTI_SIZES = (((1242, 375), 202), ((1226, 370), 49), ((1241, 376), 35), ((1238,
 ROAD_COLOUR = (255, 0, 255)
 BACKGROUND_COLOUR = (255, 0, 0)
 INVALID_COLOUR = (0, 0, 0)
-IGNORE_ID = 255  # the class id (label_ids) of pixels outside the evaluated area; 0 is background, 1 road
 
 IMAGE_NAME = re.compile(r'^(um|umm|uu)_(\d{6})\.png$')
 LABEL_NAME = re.compile(r'^(um|umm|uu)_road_(\d{6})\.png$')
@@ -62,11 +63,6 @@ def result_name(image_path):
 def result_image(road_prob):
     """The benchmark's result image of a road probability [h, w] float in 0..1: [h, w] uint8, probability * 255."""
     return np.clip(road_prob * 255, 0, 255).round().astype(np.uint8)
-
-
-def image_names_of(pairs):
-    """[file name of each image] of [(image path, label path)] pairs."""
-    return [os.path.basename(image_path) for image_path, _ in pairs]
 
 
 def decode_label(label_rgb):
