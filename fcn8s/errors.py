@@ -1,25 +1,44 @@
-"""The exceptions whose messages tell a user what went wrong and what to do."""
+"""The exceptions whose messages tell a user what went wrong and what to do.
+
+Every one of them is a ProjectError: main.py and the command modules turn these, and only these, into
+'error: <message>' and exit status 1 (commands.exits_on). Any other exception is a bug and shows its traceback.
+Each also subclasses the built-in type it refines (DataError is a ValueError), so library callers can catch either.
+"""
 
 
-class DataUnavailableError(RuntimeError):
+class ProjectError(Exception):
+    """An error whose message says what went wrong, where, and what to do: a user's data, settings or disk."""
+
+
+class DataUnavailableError(ProjectError, RuntimeError):
     """A dataset or model is missing and could not be fetched; the message says what to do."""
 
 
-class DataError(ValueError):
+class DataError(ProjectError, ValueError):
     """Data that cannot be used as it is: the message names each bad file, what is wrong and what to do."""
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDiverged(ProjectError, FloatingPointError):
     """The loss became NaN, infinite or far larger than before, or a weight NaN or infinite; the message says where."""
 
 
-class DiskFull(OSError):
+class DiskFull(ProjectError, OSError):
     """A file could not be written because its disk is full; the message names the folder."""
 
 
-class UnwritableOutput(OSError):
+class UnwritableOutput(ProjectError, OSError):
     """An output folder or file cannot be written (a file in the way, read-only, a full disk); the message says
     which, why and what to do."""
+
+
+class SettingError(ProjectError, ValueError):
+    """A setting, argument or path given that cannot be used (a bad value, a missing file or folder, a run folder
+    without what the command needs); the message names it and says what to give instead."""
+
+
+class ModelError(ProjectError, ValueError):
+    """A model that cannot be used as it is (a VGG16 folder, a SavedModel or a .tflite file that is damaged, of
+    another version or of another dataset); the message names it and says how to make a good one."""
 
 
 class TrainingInterrupted(Exception):
