@@ -9,7 +9,8 @@ from tqdm import tqdm
 
 from fcn8s import cityscapes
 from fcn8s.cityscapes import GT_FINE, LABEL_IDS, LABELLED_SPLITS, LEFT_IMG, SPLITS
-from fcn8s.datacheck import DataCheck, check_images, check_label_size, pixel_count_text, quote_files, verify_image
+from fcn8s.datacheck import (DataCheck, check_images, check_label_size, image_sizes_line, pixel_count_text, quote_files,
+                             verify_image)
 from fcn8s.errors import DataError
 
 # gtFine's other files beside the label-id images, skipped without a warning: the official zip's colour
@@ -40,9 +41,7 @@ class CityscapesCheck(DataCheck):
             counts = self.summary.get(name) or collections.Counter()
             lines.append(f'  {name:16}' + (', '.join(f'{split} {counts[split]}' for split in SPLITS if split in counts)
                                               or 'none'))
-        sizes = self.summary.get('image sizes') or collections.Counter()
-        lines.append(f"  {'image sizes':16}" + ', '.join(
-            f'{width}x{height} {count}' for (width, height), count in sizes.most_common()))
+        lines.append(image_sizes_line(self.summary))
         label_pixels = self.summary.get('label ids') or collections.Counter()
         class_pixels = collections.Counter({name: label_pixels[int(label_id)] for name, label_id
                                             in zip(cityscapes.CLASS_NAMES, cityscapes.TRAIN_TO_LABEL_ID)
