@@ -12,7 +12,7 @@ from tqdm import tqdm
 from fcn8s import downloads, files, hed, vgg
 from fcn8s.batches import TrainingBatches, decode_pairs
 from fcn8s.datasets import DATASETS, dataset_of_folder
-from fcn8s.errors import DataUnavailableError
+from fcn8s.errors import DataUnavailableError, ModelError
 from fcn8s.images import predict_image_files
 from fcn8s.predict import session_predictor
 from fcn8s.provenance import OVERLAYS_RECORD, write_overlays_record
@@ -67,7 +67,7 @@ def fetch_vgg_into(staged_vgg_path, data_dir):
                            (lambda: hed.build_vgg16_from_hed_weights(staged_vgg_path), vgg.VGG_WEIGHT_KINDS['hed'])):
         try:
             build()
-        except (DataUnavailableError, ValueError) as error:
+        except (DataUnavailableError, ModelError) as error:
             problems.append(f'Building it from {weights} failed too. {error}')
             continue
         print(f'The classic VGG16 could not be downloaded: built the VGG16 SavedModel from {weights} instead.')

@@ -34,17 +34,15 @@ from tqdm import tqdm
 import helper
 from fcn8s import bench, commands, distribute, export, hed, run_folder, vgg, workers
 from fcn8s.batches import training_inputs
-from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal, finishing_run
 from fcn8s.commands import chosen_precision, exits_on
-from fcn8s.config import command_line, parse_config, save_config
+from fcn8s.config import parse_config
 from fcn8s.datasets import DATASETS
 from fcn8s.decoder import score, upscore
-from fcn8s.errors import DataUnavailableError, DiskFull, TrainingDiverged, TrainingInterrupted, WorkerLost
-from fcn8s.plots import save_loss_curve
+from fcn8s.errors import DataUnavailableError, ModelError, TrainingDiverged, TrainingInterrupted, WorkerLost
+from fcn8s.files import writing_into
 from fcn8s.precision import session_config
-from fcn8s.predict import export_model, session_predictor
-from fcn8s.summaries import RunSummaries
 from fcn8s.tf1 import tf
+from fcn8s.training_run import ChiefRun
 
 NUM_CLASSES = 2  # background, road
 VGG_TENSOR_NAMES = ('image_input:0', 'keep_prob:0', 'layer3_out:0', 'layer4_out:0', 'layer7_out:0')
@@ -56,24 +54,37 @@ POOL3_SCALE = 1e-4
 # ---------------------------------------------------------------- data
 
 def prepare_data(config):
-    """Make the VGG16 SavedModel and the dataset (KITTI Road by default) available; return the VGG16 folder.
+    """Make the VGG16 SavedModel and the dataset (KITTI Road by default) available, and check the dataset; return
+    (the VGG16 folder, its weights record).
 
     Real runs download what is missing into config.data_dir (Cityscapes, which needs an account, is explained
     instead). Demo runs make both under config.data_dir/demo: synthetic data and a random VGG16 of its width.
+    A write refused in config.data_dir raises UnwritableOutput naming it. The dataset's check prints its warnings
+    and raises DataError naming every bad file.
     """
     dataset = DATASETS[config.dataset]
-    if config.demo:
-        dataset.make_demo_data(dataset.path(config.dataset_dir), config)
-        return vgg.cached_random_vgg(config.dataset_dir, config.demo_vgg_width, config.seed)
-    problems = []
-    for fetch in (helper.maybe_download_pretrained_vgg, dataset.fetch):
-        try:
-            fetch(config.data_dir)
-        except DataUnavailableError as error:
-            problems.append(str(error))
-    if problems:
-        raise DataUnavailableError('\n\n'.join(problems))
-    return os.path.join(config.data_dir, 'vgg')
+    dataset_path = dataset.path(config.dataset_dir)
+    with writing_into(config.data_dir, '--data-dir'):
+        if config.demo:
+            dataset.make_demo_data(dataset_path, config)
+            vgg_path = vgg.cached_random_vgg(config.dataset_dir, config.demo_vgg_width, config.seed)
+        else:
+            problems = []
+            for fetch in (helper.maybe_download_pretrained_vgg, dataset.fetch):
+                try:
+                    fetch(config.data_dir)
+                except DataUnavailableError as error:
+                    problems.append(str(error))
+            if problems:
+                raise DataUnavailableError('\n\n'.join(problems))
+            vgg_path = os.path.join(config.data_dir, 'vgg')
+    vgg16 = vgg.read_weights_record(vgg_path)
+    print(f'VGG16 from {vgg_path}: {vgg.describe_weights(vgg16)}.{hed.settings_note(vgg16, config)}')
+    data_check = dataset.check(dataset_path, config.image_shape)
+    for warning in data_check.warnings:
+        print(f'warning: {warning}')
+    data_check.raise_errors()
+    return vgg_path, vgg16
 
 
 # ---------------------------------------------------------------- graph
@@ -83,20 +94,21 @@ def load_vgg(sess, vgg_path, image_input=None):
 
     Returns (image_input, keep_prob, layer3_out, layer4_out, layer7_out): the float32 RGB 0..255
     input [batch, h, w, 3], the dropout keep probability, pool3 [batch, h/8, w/8, 256],
-    pool4 [batch, h/16, w/16, 512] and fc7 [batch, h/32, w/32, 4096] (channels for width 1).
+    pool4 [batch, h/16, w/16, 512] and fc7 [batch, h/32, w/32, 4096] (channels for width 1). Raises ModelError
+    naming vgg_path when it holds no such SavedModel, or one without a tensor of that interface.
     """
     input_map = {} if image_input is None else {'input_map': {VGG_TENSOR_NAMES[0]: image_input}}
     try:
         tf.saved_model.loader.load(sess, ['vgg16'], vgg_path, **input_map)
     except (OSError, RuntimeError, ValueError, tf.errors.OpError) as error:
-        raise ValueError(f'cannot load a VGG16 SavedModel with tag "vgg16" from {vgg_path!r}: {error}. '
+        raise ModelError(f'cannot load a VGG16 SavedModel with tag "vgg16" from {vgg_path!r}: {error}. '
                          'Delete the folder to download it again, or write one with `python main.py build-vgg`.'
                          ) from error
     graph = sess.graph
     found = {op.name + ':0' for op in graph.get_operations()}
     missing = [name for name in VGG_TENSOR_NAMES if name not in found]
     if missing:
-        raise ValueError(f'the SavedModel in {vgg_path!r} lacks the tensors {missing}; '
+        raise ModelError(f'the SavedModel in {vgg_path!r} lacks the tensors {missing}; '
                          f'the classic VGG16 interface has {list(VGG_TENSOR_NAMES)}.')
     vgg_tensors = tuple(graph.get_tensor_by_name(name) for name in VGG_TENSOR_NAMES)
     return vgg_tensors if image_input is None else (image_input, *vgg_tensors[1:])
@@ -269,103 +281,43 @@ def train(config, resume_dir=None):
     finished epoch (weights and optimizer state) and trains the epochs after it; without one it refuses.
     """
     started = time.perf_counter()
-    with exits_on(ValueError):
+    with exits_on():
         replicas = distribute.replicas_of(config.replicas, os.environ.get('TF_CONFIG'))  # before TensorFlow starts
-    precision = chosen_precision(config.precision, replicas.workers)
-    dataset = DATASETS[config.dataset]
-    with exits_on(DataUnavailableError, ValueError, OSError):
+        precision = chosen_precision(config.precision, replicas.workers)
         run_folder.check_startable(config, resume_dir)  # before anything is made or changed
-        vgg_path = prepare_data(config)
-        vgg16 = vgg.read_weights_record(vgg_path)
-        print(f'VGG16 from {vgg_path}: {vgg.describe_weights(vgg16)}.{hed.settings_note(vgg16, config)}')
+        vgg_path, vgg16 = prepare_data(config)
+        dataset = DATASETS[config.dataset]
         dataset_path = dataset.path(config.dataset_dir)
-        data_check = dataset.check(dataset_path, config.image_shape)
-        for warning in data_check.warnings:
-            print(f'warning: {warning}')
-        data_check.raise_errors()
-    with exits_on(ValueError, OSError):  # a DataError is a ValueError
         train_pairs, val_pairs, split = run_folder.run_split(dataset, dataset_path, config, resume_dir)
         print(replicas.describe(config.batch_size))
         get_batches_fn = helper.gen_batch_function(dataset.training_folder(dataset_path), config.image_shape,
                                                    augmentation=config.augmentation, dataset=dataset,
                                                    pairs=train_pairs, seed=config.seed)
-
-    with tf.Graph().as_default(), tf.Session(replicas.target, config=replicas.session_config(
-            session_config(precision), config.worker_timeout)) as sess:
-        tf.set_random_seed(config.seed)
-        replicas.connect()
-        with exits_on(ValueError):
+        with tf.Graph().as_default(), tf.Session(replicas.target, config=replicas.session_config(
+                session_config(precision), config.worker_timeout)) as sess:
+            tf.set_random_seed(config.seed)
+            replicas.connect()
             workers.agree_on_run(sess, replicas, config, split, vgg_path)
-        try:
-            fcn = build_graph(sess, vgg_path, config, precision, dataset.num_classes,
-                              get_batches_fn.connect(config.batch_size), replicas.strategy)
-        except ValueError as error:
-            demo_advice = f' Under --demo, delete {vgg_path} and it is rebuilt.' if config.demo else ''
-            sys.exit(f'error: {error}{demo_advice}')
-        learning_rate_at = functools.partial(config.learning_rate_at, get_batches_fn.steps_per_epoch(config.batch_size))
-        train_epochs = functools.partial(  # the classic loop on this graph, from a start epoch
-            train_nn, sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss, fcn.image_input,
-            fcn.correct_label, fcn.keep_prob, fcn.learning_rate, keep_prob_value=config.keep_prob,
-            learning_rate_value=learning_rate_at, loss_terms=fcn.loss_terms)
-        if not replicas.is_chief:
-            return workers.follow_chief(sess, fcn.trained_variables, config, get_batches_fn, resume_dir, replicas,
-                                        train_epochs)
-        with exits_on(OSError):
-            run_dir = resume_dir or run_folder.new_run_dir(config, vgg16)
-        checkpoints = EpochCheckpoints(os.path.join(run_dir, 'checkpoint'), fcn.trained_variables)
-        with exits_on(ValueError):
-            start_epoch = workers.agreed_start_epoch(sess, replicas, checkpoints, run_dir, bool(resume_dir))
-        loss_csv_path = os.path.join(run_dir, 'loss.csv')
-        run_folder.restart_loss_csv(loss_csv_path, start_epoch, get_batches_fn.steps_per_epoch(config.batch_size))
-        run_folder.save_split(run_dir, split)
-        loss_watch = LossWatch(config.divergence_ratio, run_folder.read_loss_csv(loss_csv_path))
-        if resume_dir:
-            save_config(config, run_dir)  # --epochs, --replicas or --data-dir may have changed
-            print(f'Resuming {run_dir} after epoch {start_epoch - 1} of {config.epochs}')
-        else:
-            print(f'Run folder: {run_dir}')
-
-        get_batches_fn.start(sess, start_epoch)
-        predict = session_predictor(sess, fcn.logits, fcn.keep_prob, fcn.image_input, config.image_shape, dataset)
-        validate = run_folder.validator(dataset, predict, val_pairs, config, run_dir, start_epoch)
-        summaries = RunSummaries(os.path.join(run_dir, 'tensorboard'), sess.graph,
-                                 get_batches_fn.steps_per_epoch(config.batch_size), start_epoch, predict,
-                                 dataset.summary_images(dataset_path, config.image_shape), dataset)
-
-        def end_epoch(epoch, epoch_loss_rows):
-            """The loss watch, validation when due, loss rows and summaries, then the checkpoint: the epoch is kept."""
-            loss_watch.check(epoch, epoch_loss_rows)
-            scores = validate(epoch, epoch_loss_rows)
-            run_folder.append_loss_rows(epoch_loss_rows, loss_csv_path)
-            summaries.add_epoch(epoch, epoch_loss_rows, learning_rate_at(epoch, len(epoch_loss_rows)), scores)
-            checkpoints.save(sess, epoch, val_score=None if scores is None else dataset.ranking_score(scores))
-
-        restart = command_line(config)  # a new run of these settings, for when --resume has nothing to go on from
-        with summaries, StopSignal() as stop_signal:
             try:
-                train_epochs(on_epoch_end=end_epoch, start_epoch=start_epoch,
-                             stop_requested=replicas.stop_test(sess, stop_signal.requested))
-            except TrainingDiverged as divergence:
-                sys.exit(f'error: {divergence}. {checkpoints.describe_last()} Start a new run with a lower '
-                         f'--learning-rate (this run had {config.learning_rate:g}).')
-            except DiskFull as disk_full:
-                sys.exit(f'error: {disk_full}. Free some space there. {checkpoints.how_to_go_on(run_dir, restart)}')
-            except TrainingInterrupted as interruption:
-                if interruption.steps_done:
-                    saved = checkpoints.save_interrupted(sess, interruption.epoch, interruption.steps_done)
-                    print(f'Stopped in epoch {interruption.epoch} after step {interruption.steps_done}; the weights '
-                          f'after that step are in {saved}.')
-                print(checkpoints.how_to_go_on(run_dir, restart))
-                sys.exit(f'error: {interruption}' if isinstance(interruption, WorkerLost) else stop_signal.exit_status)
-
-        with finishing_run(run_dir, checkpoints, config.epochs, restart):
-            save_loss_curve(run_folder.read_loss_csv(loss_csv_path), os.path.join(run_dir, 'loss.png'))
-            made_from = export_model(sess, fcn.image_input, fcn.keep_prob, fcn.logits, config.image_shape,
-                                     os.path.join(run_dir, 'model'), dataset, epoch=config.epochs)
-            helper.save_inference_samples(run_dir, config.dataset_dir, sess, config.image_shape, fcn.logits,
-                                          fcn.keep_prob, fcn.image_input, 'overlays', dataset, made_from)
-    print(f'Done in {time.perf_counter() - started:.0f} s: {run_dir}')
-    return run_dir
+                fcn = build_graph(sess, vgg_path, config, precision, dataset.num_classes,
+                                  get_batches_fn.connect(config.batch_size), replicas.strategy)
+            except ModelError as error:  # a VGG16 folder that cannot be used
+                demo_advice = f' Under --demo, delete {vgg_path} and it is rebuilt.' if config.demo else ''
+                raise ModelError(f'{error}{demo_advice}') from error
+            train_epochs = functools.partial(  # the classic loop on this graph, from a start epoch
+                train_nn, sess, config.epochs, config.batch_size, get_batches_fn, fcn.train_op, fcn.loss,
+                fcn.image_input, fcn.correct_label, fcn.keep_prob, fcn.learning_rate, keep_prob_value=config.keep_prob,
+                learning_rate_value=functools.partial(config.learning_rate_at,
+                                                      get_batches_fn.steps_per_epoch(config.batch_size)),
+                loss_terms=fcn.loss_terms)
+            if not replicas.is_chief:
+                return workers.follow_chief(sess, fcn.trained_variables, config, get_batches_fn, resume_dir, replicas,
+                                            train_epochs)
+            run = ChiefRun(sess, fcn, config, dataset, replicas, get_batches_fn, split, val_pairs, vgg16, resume_dir)
+            run.train(train_epochs)
+            run.finish(paint_overlays=helper.save_inference_samples)
+    print(f'Done in {time.perf_counter() - started:.0f} s: {run.run_dir}')
+    return run.run_dir
 
 
 # ---------------------------------------------------------------- command line

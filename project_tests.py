@@ -30,7 +30,7 @@ from fcn8s.downloads import KERAS_VGG16_WEIGHTS_URL, KITTI_URLS, VGG_FILES, VGG_
 from fcn8s.decoder import bilinear_upsample_kernel
 from fcn8s.checkpoints import EpochCheckpoints
 from fcn8s.config import load_run_config, parse_config
-from fcn8s.errors import DataUnavailableError, DiskFull
+from fcn8s.errors import DataError, DataUnavailableError, DiskFull
 from fcn8s.files import sha256_of
 from fcn8s.images import load_image
 from fcn8s.kitti import KITTI_CATEGORIES, KITTI_FOLDERS
@@ -241,6 +241,7 @@ def test_loss_scaling_trains_and_keeps_a_dynamic_loss_scale():
     assert any('loss_scale' in variable.op.name for variable in tf.global_variables())
 
 
+@pytest.mark.slow
 def test_vgg_is_built_from_keras_weights_when_the_zip_is_unreachable(keras_vgg16, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(urllib.request, 'urlopen', unreachable)
     monkeypatch.setattr(downloads, 'fetch_keras_vgg16_weights', lambda: keras_vgg16[0])
@@ -394,7 +395,7 @@ def test_gen_batch_function_trains_on_the_named_images_only(tmp_path):
 def test_gen_batch_function_names_a_missing_label(tmp_path):
     make_synthetic_kitti(str(tmp_path), train_per_category=1, test_per_category=0)
     os.remove(tmp_path / 'training' / 'gt_image_2' / 'uu_road_000000.png')
-    with pytest.raises(FileNotFoundError, match='uu_road_000000.png'):
+    with pytest.raises(DataError, match='uu_road_000000.png'):
         helper.gen_batch_function(str(tmp_path / 'training'), (64, 192))
 
 
@@ -412,6 +413,7 @@ def test_save_inference_samples_writes_one_overlay_per_testing_image(tmp_path, t
         assert Image.open(os.path.join(output_dir, name)).size == Image.open(test_dir / name).size
 
 
+@pytest.mark.slow
 def test_short_demo_run_learns_and_writes_the_run_folder(tmp_path):
     run_dir = main.run(['--demo', '--data-dir', str(tmp_path / 'data'), '--runs-dir', str(tmp_path / 'runs'),
                         '--epochs', '12', '--image-height', '64', '--image-width', '192',
@@ -608,6 +610,7 @@ def test_a_full_disk_while_checkpointing_stops_naming_the_folder_and_resume(tiny
     assert 'holds no intact finished epoch' in str(resumed.value.code)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('stop, exit_status, cause', [
     (KeyboardInterrupt, 128 + signal.SIGINT, 'SIGINT stopped the run'),
     (OSError(errno.ENOSPC, 'No space left on device'), 1, 'is full (No space left on device); free some space there')])
@@ -654,6 +657,7 @@ def test_a_refused_resume_makes_no_data_and_names_the_dataset_its_checkpoints_le
     assert not os.path.exists(tmp_path / 'fresh')  # no demo data was made for a refused --resume
 
 
+@pytest.mark.slow
 def test_a_cityscapes_demo_run_writes_the_per_class_table_and_resumes_as_cityscapes(cityscapes_run, capsys):
     run_dir = cityscapes_run
     assert {'checkpoint', 'model', 'config.json', 'loss.csv', 'loss.png', 'overlays', 'split.json', 'metrics.json',
@@ -692,6 +696,7 @@ def summary_steps(run_dir, tag):
     return list(steps.values())
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_then_resume_gives_the_run_an_uninterrupted_one_gives(tiny_demo_data, tmp_path):
     # 6 training images in batches of 2: 3 steps an epoch; SIGTERM comes as the 5th batch is taken (epoch 2, step 2).
     run_args = [*TINY_RUN, '--epochs', '4', '--batch-size', '2', '--val-count', '0', '--data-dir', str(tiny_demo_data)]
@@ -723,6 +728,7 @@ def test_sigterm_mid_epoch_then_resume_gives_the_run_an_uninterrupted_one_gives(
         'the same seed should give the same first-epoch losses, in another process too'
 
 
+@pytest.mark.slow
 def test_seed_sets_the_first_epoch_losses(tiny_demo_data, tmp_path):
     first_epoch_losses = []
     for seed in (0, 0, 1):

@@ -1,4 +1,4 @@
-"""Training batches: the seeded validation split, and the tf.data pipeline that shuffles, augments and batches.
+"""Training batches: the tf.data pipeline that shuffles, augments and batches (the validation split: fcn8s.split).
 
 Every dataset's labels take one form here: [h, w] uint8 class ids, 255 where a pixel is not evaluated
 (kitti.label_ids, cityscapes.train_ids_of). Images and labels are decoded once, at the training size
@@ -10,7 +10,6 @@ and a resumed run gets the batches that the uninterrupted run would have had.
 """
 import collections
 import concurrent.futures
-import dataclasses
 import os
 
 import numpy as np
@@ -22,30 +21,6 @@ from fcn8s.tf1 import tf
 AUTOTUNE = tf.data.experimental.AUTOTUNE
 LAST_EPOCH = np.iinfo(np.int64).max  # the pipeline runs epoch after epoch until the training loop stops asking
 ORDER_STREAM, AUGMENT_STREAM = 0, 1  # the two kinds of random draws, each from its own key
-
-
-def split_training_pairs(pairs, val_count, seed, strata, stratum_of):
-    """Split [(image path, label path)] into (train_pairs, val_pairs), stratified over strata (KITTI's um, umm, uu):
-    stratum_of(image path) is the stratum of a pair, one of strata.
-
-    Each stratum gives a share of the val_count validation pairs proportional to its size (largest
-    remainders first); the choice within a stratum is seeded. Both lists keep the input order.
-    """
-    if not 0 <= val_count < len(pairs):
-        raise ValueError(f'--val-count {val_count} must lie in 0..{len(pairs) - 1}: there are {len(pairs)} training images')
-    stratum_of_pair = [stratum_of(image_path) for image_path, _ in pairs]
-    sizes = np.array([stratum_of_pair.count(stratum) for stratum in strata])
-    quotas = sizes * val_count / len(pairs)
-    shares = np.floor(quotas).astype(int)
-    shares[np.argsort(shares - quotas, kind='stable')[:val_count - shares.sum()]] += 1
-    rng = np.random.default_rng(seed)
-    val_indices = set()
-    for stratum, share in zip(strata, shares):
-        members = [index for index, name in enumerate(stratum_of_pair) if name == stratum]
-        val_indices.update(rng.choice(members, size=share, replace=False).tolist())
-    train_pairs = [pair for index, pair in enumerate(pairs) if index not in val_indices]
-    val_pairs = [pair for index, pair in enumerate(pairs) if index in val_indices]
-    return train_pairs, val_pairs
 
 
 def decode_pairs(pairs, image_shape, load_label, threads=os.cpu_count()):
@@ -71,14 +46,6 @@ def decode_pairs(pairs, image_shape, load_label, threads=os.cpu_count()):
     finally:
         pool.shutdown(cancel_futures=True)
     return images, labels
-
-
-@dataclasses.dataclass(frozen=True)
-class Augmentation:
-    """Which training-time augmentations are on; each keeps image, label and ignored area aligned."""
-    flip: bool = True       # mirror left-right with probability 1/2
-    color: bool = True      # contrast x U(0.8, 1.2) about the image mean, brightness + U(-20, 20) levels
-    scale: bool = True      # zoom by U(1, 1.25) about a random point, cropped back to the same size
 
 
 def random_key(seed, *numbers):
@@ -153,7 +120,7 @@ class TrainingBatches:
     pipeline in a graph and session of its own. Training wires the pipeline into its own graph instead:
     connect(batch_size) gives the batch tensors for training_inputs, and after start(sess, first_epoch)
     each call yields None for each step of the next epoch, so that train_nn runs the step without a
-    feed and the graph takes its batch. augmentation (an Augmentation or None) and seed fix every
+    feed and the graph takes its batch. augmentation (an augmentation.Augmentation or None) and seed fix every
     batch. num_images is the number of training images.
     """
 

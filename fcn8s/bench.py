@@ -12,7 +12,8 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from fcn8s.batches import Augmentation, TrainingBatches, decode_pairs
+from fcn8s.augmentation import Augmentation
+from fcn8s.batches import TrainingBatches, decode_pairs
 from fcn8s.bench_litert import format_litert, litert_figures, open_litert_subjects
 from fcn8s.bench_machine import (TRAIN_FLOP_PER_FORWARD_FLOP, conv_gflop_per_image, machine_description,
                                  matmul_peak_gflops)
@@ -20,6 +21,7 @@ from fcn8s.bench_pipeline import PIPELINE_BATCH_SIZE, format_pipeline, pipeline_
 from fcn8s.commands import add_image_size_arguments, command_parser, exits_on
 from fcn8s.config import TrainConfig, positive_int
 from fcn8s.datasets import DATASETS
+from fcn8s.errors import SettingError
 from fcn8s.files import writable_folder, write_atomically, writing_into
 from fcn8s.images import load_image
 from fcn8s.precision import PRECISIONS, available_precisions, resolve_precision, session_config
@@ -322,21 +324,21 @@ def bench_command(argv, build_graph):
         problems.append(f'--warmup-steps must not be negative, got {arguments.warmup_steps}')
     try:
         precisions = [resolve_precision(requested) for requested in arguments.precision or available_precisions()]
-    except ValueError as error:
+    except SettingError as error:
         problems.append(str(error))
     if arguments.out and os.path.isdir(arguments.out):
         problems.append(f'--out {arguments.out} is a folder: give the path of a JSON file to write')
     if problems:
         parser.error('; '.join(problems))
     out_dir = os.path.dirname(os.path.abspath(arguments.out)) if arguments.out else None
-    with exits_on(OSError):
+    with exits_on():
         if out_dir:
             writable_folder(out_dir, '--out')
     arguments.precisions = tuple(dict.fromkeys(precisions))
     result = bench(arguments, build_graph)
     print(format_bench(result))
     if arguments.out:
-        with exits_on(OSError), writing_into(out_dir, '--out'):
+        with exits_on(), writing_into(out_dir, '--out'):
             write_atomically(arguments.out, json.dumps(result, indent=2))
         print(f'Wrote {arguments.out}')
     return result

@@ -7,7 +7,8 @@ import numpy as np
 from fcn8s.config import TrainConfig
 from fcn8s.datasets import DATASETS
 from fcn8s.images import load_image
-from fcn8s.litert import export_tflite, open_interpreter, run_network
+from fcn8s.litert import open_interpreter, run_network
+from fcn8s.litert_export import export_tflite
 from fcn8s.predict import export_model
 from fcn8s.tf1 import tf
 

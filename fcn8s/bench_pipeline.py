@@ -2,7 +2,8 @@
 import tempfile
 import time
 
-from fcn8s.batches import Augmentation, TrainingBatches, decode_pairs
+from fcn8s.augmentation import Augmentation
+from fcn8s.batches import TrainingBatches, decode_pairs
 from fcn8s.datasets import DATASETS
 from fcn8s.tf1 import tf
 

@@ -5,12 +5,11 @@ import os
 import re
 import shutil
 import signal
-import sys
 import threading
 
 import numpy as np
 
-from fcn8s.errors import DiskFull, TrainingDiverged
+from fcn8s.errors import DataError, DiskFull, RunStopped, SettingError, TrainingDiverged
 from fcn8s.files import DISK_FULL, write_atomically, written_whole
 from fcn8s.tf1 import tf
 
@@ -80,7 +79,7 @@ class CheckpointFolder:
         return {int(match[1]): match[0] for match in map(EPOCH_FOLDER.match, names) if match}
 
     def read_description(self, name):
-        """The epoch.json of the checkpoint folder `name`; raises ValueError naming the file when it is unreadable."""
+        """The epoch.json of the checkpoint folder `name`; raises DataError naming the file when it is unreadable."""
         description_path = os.path.join(self.folder, name, 'epoch.json')
         try:
             with open(description_path) as description_file:
@@ -88,7 +87,7 @@ class CheckpointFolder:
             return {'epoch': int(description['epoch']),
                     'val_score': description.get('val_score', description.get('val_maxf'))}
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f'{description_path} cannot be read ({error})') from error
+            raise DataError(f'{description_path} cannot be read ({error})') from error
 
     def finished_epochs(self):
         """{epoch: validation score or None} of the epoch-NNN/ folders whose epoch.json can be read."""
@@ -96,7 +95,7 @@ class CheckpointFolder:
         for name in self.epoch_folders().values():
             try:
                 description = self.read_description(name)
-            except ValueError:
+            except DataError:
                 continue
             finished[description['epoch']] = description['val_score']
         return finished
@@ -165,7 +164,7 @@ class EpochCheckpoints(CheckpointFolder):
 
         A checkpoint whose epoch.json or weights cannot be read (a damaged or truncated file) is named
         in a printed warning, and the epoch kept before it is tried instead. With required (a resumed
-        run), finding none raises ValueError.
+        run), finding none raises SettingError.
         """
         for epoch, name in sorted(self.epoch_folders().items(), reverse=True):
             try:
@@ -178,8 +177,8 @@ class EpochCheckpoints(CheckpointFolder):
                 print(f'warning: the checkpoint of epoch {epoch} in {os.path.join(self.folder, name)} cannot be '
                       f'restored ({problem}); trying the epoch kept before it.')
         if required:
-            raise ValueError(f'{self.folder} holds no intact finished epoch, so there is nothing to resume; the '
-                             'files are left as they are. Start a new run instead.')
+            raise SettingError(f'{self.folder} holds no intact finished epoch, so there is nothing to resume; the '
+                               'files are left as they are. Start a new run instead.')
         return 0
 
     def save(self, sess, epoch, val_score=None):
@@ -265,9 +264,9 @@ def disk_full(error):
 def finishing_run(run_dir, checkpoints, epochs, restart_command):
     """The block that writes the last files of a run trained for `epochs` epochs: loss.png, model/ and overlays/.
 
-    Ctrl-C or SIGTERM, or a full disk, in the block ends the process with one paragraph saying that
+    Ctrl-C or SIGTERM, or a full disk, in the block raises RunStopped with one paragraph saying that
     run_dir/model may be missing and how to get it (checkpoints.how_to_go_on: --resume exports it without
-    training again), with exit status 128 + the signal's number, or 1. The export leaves no partial folder.
+    training again), and the exit status 128 + the signal's number, or 1. The export leaves no partial folder.
     """
     stopping_signals = []
 
@@ -289,9 +288,9 @@ def finishing_run(run_dir, checkpoints, epochs, restart_command):
         cause = (f'{signal.Signals(signal_number).name} stopped the run' if isinstance(error, KeyboardInterrupt)
                  else f'the disk holding {run_dir} is full (No space left on device); free some space there. It '
                       'stopped the run')
-        print(f'error: {cause} while it wrote its model and overlays: {os.path.join(run_dir, "model")} may be '
-              f'missing and overlays/ incomplete. {go_on}.', file=sys.stderr)
-        sys.exit(128 + signal_number if isinstance(error, KeyboardInterrupt) else 1)
+        raise RunStopped(f'{cause} while it wrote its model and overlays: {os.path.join(run_dir, "model")} may be '
+                         f'missing and overlays/ incomplete. {go_on}.',
+                         128 + signal_number if isinstance(error, KeyboardInterrupt) else 1) from error
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_sigterm)

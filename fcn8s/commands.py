@@ -10,30 +10,38 @@ import sys
 
 from fcn8s import downloads, hed, vgg
 from fcn8s.config import TrainConfig, image_side, load_run_config, positive_int
-from fcn8s.datasets import DATASET_NAMES, DATASETS
-from fcn8s.errors import DataError, DataUnavailableError
+from fcn8s.datasets import DATASETS
+from fcn8s.errors import ProjectError, RunStopped
 from fcn8s.files import writable_folder, writing_into
-from fcn8s.images import list_image_files, open_video, paint_video, result_stems
+from fcn8s.images import list_image_files, result_stems
 from fcn8s.litert import is_tflite_path, read_metadata, tflite_predictor
+from fcn8s.model_io import DATASET_NAMES
 from fcn8s.precision import PRECISION_NOTES, PRECISIONS, resolve_precision, session_config
 from fcn8s.predict import model_dataset_name, saved_model_predictor
 from fcn8s.provenance import check_run_model, check_run_tflite
 from fcn8s.run_folder import read_split, run_folder_of
+from fcn8s.video import open_video, paint_video
 
 
 @contextlib.contextmanager
-def exits_on(*errors):
-    """A block in which an exception of the classes `errors` ends the process: 'error: <its message>', status 1."""
+def exits_on():
+    """A block in which a ProjectError ends the process: 'error: <its message>' and exit status 1; a RunStopped,
+    'error: <its message>' if it has one and its exit status. Any other exception is a bug: it passes on, with its
+    traceback."""
     try:
         yield
-    except errors as error:
+    except RunStopped as stop:
+        if str(stop):
+            print(f'error: {stop}', file=sys.stderr)
+        sys.exit(stop.exit_status)
+    except ProjectError as error:
         sys.exit(f'error: {error}')
 
 
 def chosen_precision(requested, workers=1):
     """resolve_precision(requested, workers), printed with what it means; exits with the reason when it is not
     available."""
-    with exits_on(ValueError):
+    with exits_on():
         precision = resolve_precision(requested, workers)
     how = ', chosen by --precision auto' if requested == 'auto' else ''
     print(f'Precision {precision}{how}: {PRECISION_NOTES[precision]}')
@@ -63,7 +71,7 @@ def add_image_size_arguments(parser, what):
 
 def run_config(run_dir):
     """load_run_config(run_dir); exits with its message when run_dir holds no run's config.json."""
-    with exits_on(ValueError):
+    with exits_on():
         return load_run_config(run_dir)
 
 
@@ -101,9 +109,8 @@ def build_vgg_command(argv):
         parser.error(f'--width must be positive, got {arguments.width:g}')
     if os.path.exists(arguments.out):
         parser.error(f'{arguments.out} already exists; delete it or choose another --out')
-    with exits_on(OSError):  # before the weights are read
-        writable_folder(os.path.dirname(os.path.abspath(arguments.out)), '--out')
-    with exits_on(DataUnavailableError, ValueError):
+    with exits_on():
+        writable_folder(os.path.dirname(os.path.abspath(arguments.out)), '--out')  # before the weights are read
         if arguments.weights == 'imagenet':
             weights_path = arguments.keras_weights or downloads.fetch_keras_vgg16_weights()
             vgg.build_vgg16_from_keras_weights(weights_path, arguments.out)
@@ -136,7 +143,7 @@ def trained_model(arguments):
     the model is a run's but not its current one (provenance: a run resumed after the export).
     """
     if arguments.model and is_tflite_path(arguments.model):
-        with exits_on(ValueError):
+        with exits_on():
             metadata, run_dir = read_metadata(arguments.model), run_folder_of(arguments.model)
             if run_dir:
                 check_run_tflite(arguments.model, metadata, run_dir)
@@ -147,7 +154,7 @@ def trained_model(arguments):
                  'exports at the end of every run. Give a finished run of this version of main.py, or an exported '
                  f'model folder with --model DIR. A run stopped before or during its export gets its model/ from '
                  f'`python main.py --resume {arguments.run}`, which trains any epochs left and exports it.')
-    with exits_on(ValueError):
+    with exits_on():
         run_dir = arguments.run or run_folder_of(model_dir)
         if run_dir:
             check_run_model(run_dir, model_dir)
@@ -157,7 +164,7 @@ def trained_model(arguments):
 def load_predictor(model_dir, dataset, arguments):
     """The exported model's predictor of the dataset's predictions: saved_model_predictor at --precision, or
     tflite_predictor of a LiteRT file (whose precision is its own)."""
-    with exits_on(ValueError):
+    with exits_on():
         if is_tflite_path(model_dir):
             print(f"LiteRT model {model_dir}: {read_metadata(model_dir)['precision']}")
             return tflite_predictor(model_dir, dataset.prediction_output)
@@ -186,7 +193,7 @@ def evaluate_command(argv):
     if not (run_dir or arguments.images):
         parser.error(f'{arguments.model} is in no run folder, so has no validation split: give --images and --labels')
     model_dir, dataset = trained_model(arguments)
-    with exits_on(OSError, ValueError):
+    with exits_on():
         if arguments.images:
             pairs = dataset.labelled_pairs(arguments.images, arguments.labels)
         else:
@@ -199,7 +206,7 @@ def evaluate_command(argv):
         sys.exit(f'error: {len(label_errors)} of {len(pairs)} labels cannot be scored; nothing was predicted:\n'
                  + '\n'.join(f'  - {error}' for error in label_errors))
     predict = load_predictor(model_dir, dataset, arguments)
-    with exits_on(DataError):
+    with exits_on():
         evaluation = dataset.evaluate(predict, pairs, arguments.batch_size)
         scores = dataset.score(evaluation)
     print(f'{len(pairs)} images, {dataset.format_scores(scores, evaluation)}')
@@ -248,9 +255,8 @@ def infer_command(argv):
         if not (arguments.submission and run_dir):
             parser.error("give IMAGE_OR_DIR (only a submission of a run's model defaults to its testing images)")
         arguments.inputs = dataset.submission_inputs(dataset.path(run_config(run_dir).dataset_dir))
-    with exits_on(FileNotFoundError):
+    with exits_on():
         image_paths = list_image_files(arguments.inputs, arguments.out)
-    with exits_on(ValueError, OSError):
         if arguments.submission:
             dataset.check_submission_inputs(image_paths, arguments.out)
         else:
@@ -280,17 +286,17 @@ def video_command(argv):
     add_model_arguments(parser)
     arguments = parser.parse_args(argv)
     output_dir = os.path.dirname(os.path.abspath(arguments.output))
-    with exits_on(OSError):
+    with exits_on():
         writable_folder(output_dir, 'OUT_VIDEO')
     if os.path.isdir(arguments.output):
         sys.exit(f'error: OUT_VIDEO {arguments.output} is a folder: give the path of the video file to write, such '
                  f"as {os.path.join(arguments.output, 'out.mp4')}.")
-    with exits_on(ValueError):
+    with exits_on():
         clip = open_video(arguments.input)
     with clip:
         model_dir, dataset = trained_model(arguments)
         predict = load_predictor(model_dir, dataset, arguments)
-        with exits_on(OSError, ValueError), writing_into(output_dir, 'OUT_VIDEO'):
+        with exits_on(), writing_into(output_dir, 'OUT_VIDEO'):
             frame_count = paint_video(predict, dataset.paint, clip, arguments.output, batch_size=arguments.batch_size)
     print(f'Wrote {arguments.output}: {frame_count} frames at {clip.fps:g} fps')
     return arguments.output

@@ -6,10 +6,12 @@ import math
 import os
 import shlex
 
-from fcn8s.batches import Augmentation
-from fcn8s.datasets import DATASET_NAMES, DATASETS
+from fcn8s.augmentation import Augmentation
+from fcn8s.datasets import DATASETS
+from fcn8s.errors import ProjectError, SettingError
 from fcn8s.files import write_atomically
-from fcn8s.precision import PRECISIONS
+from fcn8s.model_io import DATASET_NAMES
+from fcn8s.precision_names import PRECISIONS
 
 
 def image_side(text):
@@ -53,7 +55,7 @@ RANGE_REASONS = {'learning_rate': 'Adam with a rate of zero or below does not le
 TYPE_NAMES = {bool: 'true or false', int: 'an integer', float: 'a finite number', str: 'a string'}
 
 
-class BadSettings(ValueError):
+class BadSettings(SettingError):
     """TrainConfig values that no run can have: problems, [(field name, what is wrong with its value)]."""
 
     def __init__(self, problems):
@@ -176,7 +178,7 @@ class TrainConfig:
 
     @property
     def augmentation(self):
-        """The batches.Augmentation of these settings, or None when all are off."""
+        """The augmentation.Augmentation of these settings, or None when all are off."""
         augmentation = Augmentation(self.augment_flip, self.augment_color, self.augment_scale)
         return augmentation if any(dataclasses.astuple(augmentation)) else None
 
@@ -250,7 +252,7 @@ def parse_config(argv=None, description=None):
                                                         chosen.get('demo', False)), **chosen)
     except BadSettings as bad:  # of the command line: load_config_file names config.json's keys itself
         parser.error(bad.naming(flag))
-    except ValueError as error:
+    except ProjectError as error:
         parser.exit(1, f'error: {error}\n')
     return config, resume_dir
 
@@ -298,7 +300,7 @@ def save_config(config, run_dir, vgg16=None):
 
 
 def read_config_file(config_path):
-    """({setting: value}, vgg16 record or None) of a config.json; raises ValueError naming the file and its problem.
+    """({setting: value}, vgg16 record or None) of a config.json; raises SettingError naming the file and its problem.
 
     The settings may be some of TrainConfig's only; their values are checked when a TrainConfig is made of them.
     A file that is not JSON, not an object, of a newer format, or holding keys that are not settings is refused.
@@ -307,43 +309,43 @@ def read_config_file(config_path):
         with open(config_path) as config_file:
             settings = json.load(config_file)
     except (OSError, ValueError) as error:
-        raise ValueError(f'{config_path} cannot be read as a config.json ({error}); give a run\'s config.json, such '
-                         'as runs/<timestamp>/config.json, or asset/real_kitti_cpu.json.') from error
+        raise SettingError(f'{config_path} cannot be read as a config.json ({error}); give a run\'s config.json, such '
+                           'as runs/<timestamp>/config.json, or asset/real_kitti_cpu.json.') from error
     if not isinstance(settings, dict):
-        raise ValueError(f'{config_path} holds a JSON {type(settings).__name__}, not the object of settings that a '
-                         'config.json holds; give a run\'s config.json or asset/real_kitti_cpu.json.')
+        raise SettingError(f'{config_path} holds a JSON {type(settings).__name__}, not the object of settings that a '
+                           'config.json holds; give a run\'s config.json or asset/real_kitti_cpu.json.')
     version = settings.pop('config_version', 1)
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= CONFIG_VERSION:
-        raise ValueError(f'{config_path} has config_version {version!r}; this main.py reads config_version 1 to '
-                         f'{CONFIG_VERSION}. A file written by a newer version needs that version of the project.')
+        raise SettingError(f'{config_path} has config_version {version!r}; this main.py reads config_version 1 to '
+                           f'{CONFIG_VERSION}. A file written by a newer version needs that version of the project.')
     vgg16 = settings.pop('vgg16', None)
     unknown = sorted(settings.keys() - {field.name for field in dataclasses.fields(TrainConfig)})
     if unknown:
-        raise ValueError(f"{config_path} is not a config.json of this project: it holds settings no run has: "
-                         f"{', '.join(unknown)}. `python main.py --help` lists the settings.")
+        raise SettingError(f"{config_path} is not a config.json of this project: it holds settings no run has: "
+                           f"{', '.join(unknown)}. `python main.py --help` lists the settings.")
     return settings, vgg16
 
 
 def load_config_file(config_path, chosen=None):
     """The TrainConfig of a config.json's settings (read_config_file) over the defaults of its dataset and demo,
-    which chosen ({setting: value} given beside it) may change; raises ValueError naming the file and each bad key."""
+    which chosen ({setting: value} given beside it) may change; raises SettingError naming the file and each bad key."""
     settings = read_config_file(config_path)[0]
     choices = {**settings, **(chosen or {})}
     dataset_name = choices.get('dataset') if choices.get('dataset') in DATASETS else TrainConfig.dataset
     try:  # a bad dataset or demo value is named by TrainConfig's checks, over the plain defaults
         return dataclasses.replace(default_config(dataset_name, choices.get('demo') is True), **settings)
     except BadSettings as bad:
-        raise ValueError(f'{config_path} holds values no run can have: {bad}. Correct them in that file '
-                         '(`python main.py --help` describes each setting), or start a new run.') from bad
+        raise SettingError(f'{config_path} holds values no run can have: {bad}. Correct them in that file '
+                           '(`python main.py --help` describes each setting), or start a new run.') from bad
 
 
 def load_run_config(run_dir):
     """The TrainConfig saved in run_dir/config.json, its folders absolute (folder_started_in reads relative ones);
-    raises ValueError naming the file when it holds none."""
+    raises SettingError naming the file when it holds none."""
     config_path = os.path.join(run_dir, 'config.json')
     if not os.path.isfile(config_path):
-        raise ValueError(f'{config_path} is not the config.json of a run (there is no such file); give a run folder '
-                         'written by `python main.py`, such as runs/<timestamp>.')
+        raise SettingError(f'{config_path} is not the config.json of a run (there is no such file); give a run folder '
+                           'written by `python main.py`, such as runs/<timestamp>.')
     config = load_config_file(config_path)
     started_in = folder_started_in(run_dir, config.runs_dir)
     return dataclasses.replace(config, **{name: os.path.join(started_in, getattr(config, name))

@@ -9,6 +9,7 @@ import abc
 import os
 
 from fcn8s import files
+from fcn8s.errors import DataError, SettingError
 
 IGNORE_ID = 255  # the class id, in every dataset's labels, of pixels that are neither trained nor scored
 
@@ -34,13 +35,13 @@ class Dataset(abc.ABC):
     def validation_pairs(self, path, image_names):
         """The pairs of a run's validation images, image_names (its split.json), in the dataset folder path.
 
-        Raises FileNotFoundError naming every one of them that is missing: a score of the others would not be
+        Raises DataError naming every one of them that is missing: a score of the others would not be
         the run's.
         """
         pairs = self.named_validation_pairs(path, image_names)
         missing = sorted(set(image_names) - {os.path.basename(image_path) for image_path, _ in pairs})
         if missing:
-            raise FileNotFoundError(
+            raise DataError(
                 f'{len(missing)} of the {len(image_names)} validation images of the run are missing from {path}: '
                 f"{', '.join(missing)}. The run's score is of all of them, so the others are not scored alone: put "
                 'them back, or score the images you have with --images and --labels.')
@@ -51,7 +52,7 @@ class Dataset(abc.ABC):
         return any(os.path.isdir(os.path.join(folder, name)) for name in (self.folder_name, self.split_marker))
 
     def check_demo_settings(self, path, config):
-        """Raise ValueError when the demo data is still to be made in path (demo_data_to_make) and config cannot run
+        """Raise SettingError when the demo data is still to be made in path (demo_data_to_make) and config cannot run
         on it: a network input larger than its smallest image (demo_image_shape). Before anything is made."""
         if not self.demo_data_to_make(path):
             return
@@ -59,9 +60,10 @@ class Dataset(abc.ABC):
                      zip(('height', 'width'), config.image_shape, self.demo_image_shape) if asked > available]
         if too_large:
             height, width = self.demo_image_shape
-            raise ValueError(f"{' and '.join(too_large)} exceed{'s' if len(too_large) == 1 else ''} the demo's images, "
-                             f'{width}x{height} pixels at the smallest: give a network input that fits in them, a '
-                             f'multiple of 32 of at most {height // 32 * 32}x{width // 32 * 32} (height x width).')
+            raise SettingError(f"{' and '.join(too_large)} exceed{'s' if len(too_large) == 1 else ''} the demo's "
+                               f'images, {width}x{height} pixels at the smallest: give a network input that fits in '
+                               f'them, a multiple of 32 of at most {height // 32 * 32}x{width // 32 * 32} (height x '
+                               'width).')
 
     def demo_data_to_make(self, path):
         """Whether make_demo_data would make the demo data in path (it is missing or incomplete)."""

@@ -18,6 +18,7 @@ from fcn8s import vgg
 from fcn8s.batches import training_inputs
 from fcn8s.checkpoints import mirror_first_copies, variables_by_name
 from fcn8s.dataset_contract import IGNORE_ID
+from fcn8s.errors import ModelError, SettingError
 from fcn8s.heartbeat import Heartbeat
 from fcn8s.tf1 import tf
 
@@ -80,7 +81,7 @@ class Replicas:
             self.heartbeat = Heartbeat(self.target, others).start()
 
     def agree(self, sess, value, what, advice=''):
-        """Raise ValueError unless every worker gives the chief's value (a whole number below 2**31): the message
+        """Raise SettingError unless every worker gives the chief's value (a whole number below 2**31): the message
         says that they differ in what ('their settings') and which workers differ from the chief, then advice.
         Every worker must call it at the same point; one that does not come within the session's time limit
         (session_config) is said to be missing."""
@@ -92,14 +93,14 @@ class Replicas:
             differing_bits = round(self.summed(sess, 2.0 ** self.task_number if value != chief_value else 0)
                                    / replicas_per_worker)
         except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as error:
-            raise ValueError('the other workers of this run did not join in time (--worker-timeout). Run the same '
-                             'command on every node, each with its own TF_CONFIG task, and read the output of those '
-                             'that stopped.') from error
+            raise SettingError('the other workers of this run did not join in time (--worker-timeout). Run the same '
+                               'command on every node, each with its own TF_CONFIG task, and read the output of those '
+                               'that stopped.') from error
         differing = [name for number, name in enumerate(self.task_names) if differing_bits >> number & 1]
         if differing:
-            raise ValueError(f"the {self.workers} workers of this run differ in {what}: {', '.join(differing)} "
-                             f"{'differs' if len(differing) == 1 else 'differ'} from the chief "
-                             f'({self.task_names[0]}). {advice}'.rstrip())
+            raise SettingError(f"the {self.workers} workers of this run differ in {what}: {', '.join(differing)} "
+                               f"{'differs' if len(differing) == 1 else 'differ'} from the chief "
+                               f'({self.task_names[0]}). {advice}'.rstrip())
 
     def stop_test(self, sess, requested):
         """The stop test for train_nn (stop_requested) of this process's requested(): requested itself in one
@@ -139,7 +140,7 @@ class Replicas:
 
 
 def cluster_of(tf_config_text):
-    """(cluster {job: [host:port]}, task type, task index) of a TF_CONFIG text; raises ValueError naming the fault."""
+    """(cluster {job: [host:port]}, task type, task index) of a TF_CONFIG text; raises SettingError naming the fault."""
     advice = ('TF_CONFIG must be JSON such as {"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, '
               '"task": {"type": "worker", "index": 0}}, the same cluster on every node and its own task on each')
     try:
@@ -147,11 +148,11 @@ def cluster_of(tf_config_text):
         cluster, task = tf_config['cluster'], tf_config['task']
         task_type, task_index = task['type'], task['index']
     except (ValueError, TypeError, KeyError) as error:
-        raise ValueError(f'TF_CONFIG cannot be read ({type(error).__name__}: {error}). {advice}.') from error
+        raise SettingError(f'TF_CONFIG cannot be read ({type(error).__name__}: {error}). {advice}.') from error
     hosts = cluster.get(task_type) if isinstance(cluster, dict) else None
     if not isinstance(hosts, list) or not isinstance(task_index, int) or not 0 <= task_index < len(hosts):
-        raise ValueError(f'TF_CONFIG names the task {task_type} {task_index!r}, which its cluster {cluster} does not '
-                         f'hold. {advice}.')
+        raise SettingError(f'TF_CONFIG names the task {task_type} {task_index!r}, which its cluster {cluster} does not '
+                           f'hold. {advice}.')
     return cluster, task_type, task_index
 
 
@@ -163,8 +164,8 @@ def split_cpu(count):
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
     except RuntimeError as error:
-        raise ValueError(f'cannot split the CPU into {count} logical devices: TensorFlow has started its devices '
-                         f'already ({error}). Ask for the replicas before anything runs TensorFlow.') from error
+        raise SettingError(f'cannot split the CPU into {count} logical devices: TensorFlow has started its devices '
+                           f'already ({error}). Ask for the replicas before anything runs TensorFlow.') from error
 
 
 def replicas_of(requested, tf_config_text=None):
@@ -172,13 +173,13 @@ def replicas_of(requested, tf_config_text=None):
 
     Without GPUs, requested > 1 splits the CPU into that many logical devices (split_cpu), so that the
     replicated path runs anywhere. A TF_CONFIG of several tasks starts this worker's tf.distribute.Server;
-    each worker then trains on its GPUs (one CPU device without GPUs). Raises ValueError for more GPUs than
+    each worker then trains on its GPUs (one CPU device without GPUs). Raises SettingError for more GPUs than
     the machine has, or a TF_CONFIG that cannot be used. Call it before anything else runs TensorFlow.
     """
     gpus = tf.config.list_physical_devices('GPU')
     if requested > max(len(gpus), 1) and gpus:
-        raise ValueError(f'--replicas {requested} asks for more GPUs than this machine has ({len(gpus)}); give '
-                         f'--replicas {len(gpus)} or less, or 0 for all of them.')
+        raise SettingError(f'--replicas {requested} asks for more GPUs than this machine has ({len(gpus)}); give '
+                           f'--replicas {len(gpus)} or less, or 0 for all of them.')
     if tf_config_text:
         cluster, task_type, task_index = cluster_of(tf_config_text)
         workers = sum(len(hosts) for hosts in cluster.values())
@@ -209,9 +210,9 @@ def worker_replicas(cluster, task_type, task_index, workers):
         server = tf.distribute.Server(cluster_spec, job_name=task_type, task_index=task_index,
                                       config=strategy.update_config_proto(tf.ConfigProto()), start=True)
     except tf.errors.OpError as error:
-        raise ValueError(f'cannot start the server of TF_CONFIG\'s task {task_type} {task_index} at '
-                         f'{cluster[task_type][task_index]} ({type(error).__name__}: {error.message}). Give this '
-                         'node\'s own address and a free port.') from error
+        raise SettingError(f'cannot start the server of TF_CONFIG\'s task {task_type} {task_index} at '
+                           f'{cluster[task_type][task_index]} ({type(error).__name__}: {error.message}). Give this '
+                           'node\'s own address and a free port.') from error
     is_chief = task_type == 'chief' or (task_type == 'worker' and task_index == 0 and 'chief' not in cluster)
     task_names = tuple(f'{job} {index}' for job in sorted(cluster, key=lambda job: job != 'chief')
                        for index in range(len(cluster[job])))
@@ -255,19 +256,19 @@ def savedmodel_layer_shapes(vgg_path):
     """({VGG16 layer: kernel shape HWIO}, {checkpoint name: layer variable name}) of a VGG16 SavedModel's weights.
 
     Each layer's kernel is the 4-D and its bias the 1-D variable of the layer's scope, whatever their own
-    names ('weights', 'filter'); raises ValueError naming a layer the SavedModel lacks.
+    names ('weights', 'filter'); raises ModelError naming a layer the SavedModel lacks.
     """
     try:
         stored = tf.train.list_variables(savedmodel_variables_path(vgg_path))
     except (tf.errors.OpError, ValueError) as error:
-        raise ValueError(f'cannot read the weights of the VGG16 SavedModel in {vgg_path!r} ({error}). Delete the '
+        raise ModelError(f'cannot read the weights of the VGG16 SavedModel in {vgg_path!r} ({error}). Delete the '
                          'folder to download it again, or write one with `python main.py build-vgg`.') from error
     layer_shapes, names = {}, {}
     for layer, _ in vgg.vgg16_layer_shapes():
         kernels = [(name, shape) for name, shape in stored if name.startswith(layer + '/') and len(shape) == 4]
         biases = [name for name, shape in stored if name.startswith(layer + '/') and len(shape) == 1]
         if len(kernels) != 1 or len(biases) != 1:
-            raise ValueError(f'the VGG16 SavedModel in {vgg_path!r} has no single kernel and bias of {layer} '
+            raise ModelError(f'the VGG16 SavedModel in {vgg_path!r} has no single kernel and bias of {layer} '
                              f'(found {[name for name, _ in kernels] + biases}); its weights are '
                              f'{[name for name, _ in stored]}.')
         (kernel_name, kernel_shape), = kernels

@@ -41,6 +41,16 @@ class ModelError(ProjectError, ValueError):
     another version or of another dataset); the message names it and says how to make a good one."""
 
 
+class RunStopped(ProjectError):
+    """A run stopped before its end (Ctrl-C or SIGTERM, a lost worker, a full disk while it wrote its last files),
+    what it kept saved. The process prints 'error: <message>' if there is one and exits with exit_status: 1, or 128 +
+    the number of the signal that asked for the stop (commands.exits_on)."""
+
+    def __init__(self, message='', exit_status=1):
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
 class TrainingInterrupted(Exception):
     """Training was asked to stop (StopSignal) in `epoch`, after its first `steps_done` steps (0: none of them)."""
 

@@ -4,8 +4,10 @@ import os
 from fcn8s.commands import command_parser, exits_on
 from fcn8s.config import load_run_config, positive_int
 from fcn8s.datasets import DATASETS
+from fcn8s.errors import DataError, SettingError
 from fcn8s.files import check_output_path, writable_folder, writing_into
-from fcn8s.litert import CALIBRATION_IMAGES, QUANTIZATIONS, TFLITE_FILE, calibration_sample, export_tflite
+from fcn8s.litert import TFLITE_FILE
+from fcn8s.litert_export import CALIBRATION_IMAGES, QUANTIZATIONS, calibration_sample, export_tflite
 from fcn8s.provenance import check_run_model, read_model_record
 from fcn8s.run_folder import read_split
 
@@ -15,28 +17,28 @@ def export_run(run_dir, quantization='int8', tflite_path=None, calibration_count
 
     tflite_path defaults to run_dir/model.tflite. int8 is calibrated on calibration_count of the run's
     training images (its split.json), drawn with the run's seed; the file records which weights it holds
-    (provenance). Raises ValueError naming what is missing, StaleModel when model/ is not the run's current
-    model, and OSError (UnwritableOutput, FileExistsError) naming the output when it cannot be written, before
-    converting when that can be told.
+    (provenance). Raises SettingError or DataError naming what is missing, StaleModel when model/ is not the run's
+    current model, and UnwritableOutput naming the output when it cannot be written, before converting when that can
+    be told.
     """
     config = load_run_config(run_dir)
     dataset, model_dir = DATASETS[config.dataset], os.path.join(run_dir, 'model')
     if not os.path.isdir(model_dir):
-        raise ValueError(f'{run_dir} has no model/ folder, the SavedModel that training exports at its end: export '
-                         f'a finished run, or finish this one with `python main.py --resume {run_dir}`.')
+        raise SettingError(f'{run_dir} has no model/ folder, the SavedModel that training exports at its end: '
+                           f'export a finished run, or finish this one with `python main.py --resume {run_dir}`.')
     check_run_model(run_dir, model_dir)
     calibration_paths = []
     if quantization == 'int8':
         dataset_path = dataset.path(config.dataset_dir)
         try:
             train_pairs = dataset.training_pairs(dataset.training_folder(dataset_path), read_split(run_dir)['train'])
-        except (OSError, ValueError, KeyError) as error:
-            raise ValueError(f'cannot list the training images of {run_dir} in {dataset_path} ({error}), which '
-                             'calibrate int8: put the dataset back there, or export with --quantize fp16 or none.'
-                             ) from error
+        except DataError as error:
+            raise DataError(f'cannot list the training images of {run_dir} in {dataset_path} ({error}), which '
+                            'calibrate int8: put the dataset back there, or export with --quantize fp16 or none.'
+                            ) from error
         if not train_pairs:
-            raise ValueError(f'none of the training images of {run_dir} (split.json) is in {dataset_path}; int8 is '
-                             'calibrated on them: put the dataset back there, or export with --quantize fp16 or none.')
+            raise DataError(f'none of the training images of {run_dir} (split.json) is in {dataset_path}; int8 is '
+                            'calibrated on them: put the dataset back there, or export with --quantize fp16 or none.')
         calibration_paths = calibration_sample([image_path for image_path, _ in train_pairs], calibration_count,
                                                config.seed)
     tflite_path = tflite_path or os.path.join(run_dir, TFLITE_FILE)
@@ -66,7 +68,7 @@ def export_command(argv):
                              '(default: %(default)s)')
     parser.add_argument('--out', metavar='FILE', help='the file to write (default: RUN/model.tflite)')
     arguments = parser.parse_args(argv)
-    with exits_on(ValueError, OSError):
+    with exits_on():
         tflite_path, metadata = export_run(arguments.run, arguments.quantize, arguments.out,
                                            arguments.calibration_images)
     print(f"Wrote {tflite_path} ({os.path.getsize(tflite_path) / 1e6:.1f} MB): {metadata['dataset']}, "

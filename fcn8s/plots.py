@@ -1,9 +1,21 @@
 """Pictures of a run's numbers: the loss curve; and matplotlib's pyplot, set to draw into files, for every picture."""
-import matplotlib
+import functools
+
 import numpy as np
 
-matplotlib.use('Agg')
-from matplotlib import pyplot  # noqa: E402  (the Agg backend must be chosen first)
+
+@functools.cache
+def pyplot():
+    """matplotlib.pyplot with the Agg backend (drawing into files, no display), imported at the first call.
+
+    Importing matplotlib takes about half a second, and the modules that draw pictures are imported by every
+    command and by the settings (fcn8s.datasets, fcn8s.config), most of which draw nothing; the backend must
+    be chosen before pyplot is first imported, which this function does once. Hence the imports here, not at the top.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as agg_pyplot
+    return agg_pyplot
 
 
 def save_loss_curve(loss_rows, png_path):
@@ -15,7 +27,7 @@ def save_loss_curve(loss_rows, png_path):
     global_steps = np.arange(1, len(epochs) + 1)
     epoch_numbers = np.unique(epochs)
     epoch_ends = [global_steps[epochs == epoch][-1] for epoch in epoch_numbers]
-    figure, axes = pyplot.subplots(figsize=(8, 4.5), dpi=100)
+    figure, axes = pyplot().subplots(figsize=(8, 4.5), dpi=100)
     axes.plot(global_steps, columns[0], color='tab:blue', alpha=0.35, linewidth=1, label='loss per step')
     for values, name, colour in zip(columns, ('loss', 'cross-entropy', 'L2'), ('tab:blue', 'tab:orange', 'tab:green')):
         if not np.isnan(values).all():
@@ -28,4 +40,4 @@ def save_loss_curve(loss_rows, png_path):
     axes.legend()
     figure.tight_layout()
     figure.savefig(png_path)
-    pyplot.close(figure)
+    pyplot().close(figure)

@@ -3,16 +3,9 @@ import os
 
 from tensorflow.core.protobuf import rewriter_config_pb2
 
+from fcn8s.errors import SettingError
+from fcn8s.precision_names import PRECISION_NOTES, PRECISIONS
 from fcn8s.tf1 import tf
-
-# The arithmetic a session can run (session_config), and for whom each is fast (available_precisions).
-PRECISION_NOTES = {
-    'fp16': 'float16 mixed precision (the CUDA graph rewrite, with dynamic loss scaling) on an NVIDIA GPU of '
-            'compute capability 7.0 or newer',
-    'bf16': "bfloat16 mixed precision (oneDNN's graph rewrite) on a CPU with AVX-512 BF16 and no GPU",
-    'fp32': 'float32 throughout, on any machine',
-}
-PRECISIONS = tuple(PRECISION_NOTES)  # fastest first
 
 
 def cpu_info(cpuinfo_path='/proc/cpuinfo'):
@@ -81,7 +74,7 @@ def resolve_precision(requested, workers=1):
     """The precision to run for requested, one of PRECISIONS or 'auto' (the fastest available here, for a run of
     that many workers).
 
-    Raises ValueError naming what the requested precision needs, why this machine cannot run it and what
+    Raises SettingError naming what the requested precision needs, why this machine cannot run it and what
     it offers.
     """
     reasons = unavailable_reasons(workers)
@@ -89,7 +82,7 @@ def resolve_precision(requested, workers=1):
     if requested == 'auto':
         return available[0]
     if requested in reasons:
-        raise ValueError(f'--precision {requested} means {PRECISION_NOTES[requested]}, which this machine cannot '
+        raise SettingError(f'--precision {requested} means {PRECISION_NOTES[requested]}, which this machine cannot '
                          f"run fast: {reasons[requested]}. It offers {', '.join(available)}: use --precision auto "
                          f'({available[0]}).')
     return requested

@@ -6,28 +6,15 @@ A road predictor, predict(images) -> road_probs, maps a list of [h, w, 3] uint8 
 exported model. Both run the same TensorFlow ops: resize_bilinear to the network's image_shape, the FCN-8s with
 keep_prob 1, the softmax, and a bilinear resize of the probabilities back to each image's size.
 """
-import itertools
 import json
 import os
 
-import numpy as np
-
+from fcn8s.errors import ModelError
 from fcn8s.files import written_whole
+from fcn8s.model_io import (CLASS_ID_OUTPUT, CLASS_PROB_OUTPUT, MODEL_DATASET_FILE, NETWORK_SCOPE, ROAD_PROB_OUTPUT,
+                            SERVING_INPUT, SERVING_SIGNATURE, SERVING_TAG, predict_by_size)
 from fcn8s.provenance import write_model_record
 from fcn8s.tf1 import tf
-
-# The exported model (runs/<timestamp>/model): a SavedModel whose signature maps SERVING_INPUT, float32 RGB 0..255
-# [batch, height, width, 3], to ROAD_PROB_OUTPUT, the road probability [batch, height, width].
-SERVING_TAG = 'serve'
-SERVING_SIGNATURE = 'serving_default'
-SERVING_INPUT = 'images'
-ROAD_PROB_OUTPUT = 'road_prob'
-# Outputs of every exported model, whatever its classes: the probability of each class [batch, height, width,
-# num_classes] and the most probable class [batch, height, width] int32.
-CLASS_PROB_OUTPUT = 'class_prob'
-CLASS_ID_OUTPUT = 'class_id'
-MODEL_DATASET_FILE = os.path.join('assets.extra', 'dataset.json')  # {"dataset": its name}, beside the SavedModel
-NETWORK_SCOPE = 'fcn8s'  # the name scope of the exported model's network (VGG16 and decoder), between its resizes
 
 
 def resize_bilinear(images, size):
@@ -75,18 +62,6 @@ def class_id_output(logits, image_shape, size):
 
 
 PREDICTION_OUTPUTS = {ROAD_PROB_OUTPUT: road_prob_output, CLASS_ID_OUTPUT: class_id_output}
-
-
-def predict_by_size(images, predict_batch):
-    """[h, w] float32 road probability of each of a list of [h, w, 3] uint8 images of any sizes.
-
-    predict_batch maps a batch of one size, [b, h, w, 3] float32 RGB 0..255, to [b, h, w] road
-    probabilities; each run of consecutive images of one size goes through it as one batch.
-    """
-    road_probs = []
-    for _, same_size in itertools.groupby(images, key=lambda image: image.shape):
-        road_probs.extend(predict_batch(np.stack(list(same_size)).astype(np.float32)))
-    return road_probs
 
 
 def session_predictor(sess, logits, keep_prob, image_pl, image_shape, dataset):
@@ -208,7 +183,7 @@ def model_dataset_name(model_dir):
     except FileNotFoundError:
         return 'kitti_road'
     except (OSError, ValueError, KeyError) as error:
-        raise ValueError(f'{os.path.join(model_dir, MODEL_DATASET_FILE)} cannot be read ({error}): it should hold '
+        raise ModelError(f'{os.path.join(model_dir, MODEL_DATASET_FILE)} cannot be read ({error}): it should hold '
                          '{"dataset": "kitti_road"} or {"dataset": "cityscapes"}; write that or export again.') from error
 
 
@@ -227,13 +202,13 @@ def error_words(error):
 def load_saved_model(sess, model_dir):
     """Load the SavedModel that export_model wrote in model_dir into sess; returns its MetaGraphDef.
 
-    Raises ValueError naming model_dir when it is missing or not such a model, or when its weights cannot be read
+    Raises ModelError naming model_dir when it is missing or not such a model, or when its weights cannot be read
     (a truncated or damaged variables file), saying how to write it again.
     """
     try:
         return tf.saved_model.loader.load(sess, [SERVING_TAG], model_dir)
     except (OSError, RuntimeError, ValueError, tf.errors.OpError) as error:
-        raise ValueError(f'cannot load the model in {model_dir} ({type(error).__name__}: {error_words(error)}). '
+        raise ModelError(f'cannot load the model in {model_dir} ({type(error).__name__}: {error_words(error)}). '
                          'Expected the SavedModel that training exports into every run folder as model/, whole: a '
                          'damaged one is written again from the run\'s last checkpoint by `python main.py --resume '
                          'RUN_DIR`.') from error
@@ -244,7 +219,7 @@ def saved_model_predictor(model_dir, session_config, output):
 
     The model is loaded into a graph and session of its own, which live as long as predict does; the
     session gets session_config, a tf.ConfigProto (fcn8s.precision.session_config) or None.
-    Raises ValueError naming model_dir when it holds no such model.
+    Raises ModelError naming model_dir when it holds no such model.
     """
     sess = tf.Session(graph=tf.Graph(), config=session_config)
     try:
@@ -253,11 +228,11 @@ def saved_model_predictor(model_dir, session_config, output):
         prediction = sess.graph.get_tensor_by_name(signature.outputs[output].name)
     except KeyError as error:
         sess.close()
-        raise ValueError(
+        raise ModelError(
             f'cannot load a model from {model_dir}: {error}. Expected the SavedModel that every training run '
             f'exports to runs/<timestamp>/model/ (tag "{SERVING_TAG}", signature "{SERVING_SIGNATURE}" mapping '
             f'"{SERVING_INPUT}" to "{output}").') from error
-    except ValueError:
+    except ModelError:
         sess.close()
         raise
     return lambda images: predict_by_size(images, lambda batch: sess.run(prediction, {images_input: batch}))

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from fcn8s.checkpoints import CheckpointFolder
 from fcn8s.config import command_line, save_config
 from fcn8s.datasets import DATASETS
-from fcn8s.errors import DataError
+from fcn8s.errors import DataError, SettingError, UnwritableOutput
 from fcn8s.files import sha256_of, write_atomically
 
 LOSS_CSV_COLUMNS = ('epoch', 'step', 'loss', 'cross_entropy', 'l2')  # loss = cross_entropy + l2
@@ -21,7 +21,7 @@ def new_run_dir(config, vgg16=None):
     """Create config.runs_dir/<YYYYmmdd-HHMMSS>/ (with a suffix if that name is taken) holding config.json, which
     records vgg16 too, the weights record of the VGG16 the run starts from (vgg.read_weights_record).
 
-    Raises OSError naming the folder, and what to do, when it cannot be written.
+    Raises UnwritableOutput naming the folder, and what to do, when it cannot be written.
     """
     stamp = time.strftime('%Y%m%d-%H%M%S')
     try:
@@ -35,17 +35,17 @@ def new_run_dir(config, vgg16=None):
             return run_dir
         raise FileExistsError(f'could not create a new run folder under {config.runs_dir}')
     except OSError as error:
-        raise OSError(f'cannot write a run folder in {config.runs_dir} ({error}). Make it writable, or choose '
-                      'another folder with --runs-dir.') from error
+        raise UnwritableOutput(f'cannot write a run folder in {config.runs_dir} ({error}). Make it writable, or '
+                               'choose another folder with --runs-dir.') from error
 
 
 def check_startable(config, resume_dir=None):
-    """Raise ValueError or OSError when the run cannot go on (check_resumable) or a new one cannot start, before any
-    data is made: config.data_dir is a file, config.runs_dir cannot take a run folder (check_runs_dir), or the demo
-    data still to be made would not fit config (the dataset's check_demo_settings)."""
+    """Raise SettingError or UnwritableOutput when the run cannot go on (check_resumable) or a new one cannot start,
+    before any data is made: config.data_dir is a file, config.runs_dir cannot take a run folder (check_runs_dir), or
+    the demo data still to be made would not fit config (the dataset's check_demo_settings)."""
     if os.path.exists(config.data_dir) and not os.path.isdir(config.data_dir):
-        raise ValueError(f'--data-dir {config.data_dir} is a file, not a folder: give the folder that holds (or is to '
-                         'hold) vgg/ and the dataset, such as data.')
+        raise SettingError(f'--data-dir {config.data_dir} is a file, not a folder: give the folder that holds (or is '
+                           'to hold) vgg/ and the dataset, such as data.')
     if resume_dir:
         return check_resumable(resume_dir, config)
     check_runs_dir(config.runs_dir)
@@ -55,20 +55,20 @@ def check_startable(config, resume_dir=None):
 
 
 def check_runs_dir(runs_dir):
-    """Raise OSError naming runs_dir when a run folder cannot be made in it (a file on its path, its nearest existing
-    folder not writable), without making anything."""
+    """Raise UnwritableOutput naming runs_dir when a run folder cannot be made in it (a file on its path, its nearest
+    existing folder not writable), without making anything."""
     existing = os.path.abspath(runs_dir)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     problem = ('is a file' if not os.path.isdir(existing) else
                'cannot be written' if not os.access(existing, os.W_OK | os.X_OK) else None)
     if problem:
-        raise OSError(f'cannot write a run folder in {runs_dir} ({existing} {problem}). Make it writable, or choose '
-                      'another folder with --runs-dir.')
+        raise UnwritableOutput(f'cannot write a run folder in {runs_dir} ({existing} {problem}). Make it writable, '
+                               'or choose another folder with --runs-dir.')
 
 
 def check_resumable(run_dir, config):
-    """Raise ValueError when the run in run_dir cannot go on as config (its config.json, --epochs) says.
+    """Raise SettingError when the run in run_dir cannot go on as config (its config.json, --epochs) says.
 
     Read before anything is made or changed: its checkpoint/ must hold a finished epoch whose epoch.json
     and checkpoint index can be read, of a model that scores as many classes as config.dataset has (a
@@ -77,21 +77,21 @@ def check_resumable(run_dir, config):
     checkpoints = CheckpointFolder(os.path.join(run_dir, 'checkpoint'))
     class_counts = checkpoints.readable_class_counts()
     if not class_counts:
-        raise ValueError(f'{checkpoints.folder} holds no intact finished epoch, so {run_dir} has nothing to resume; '
-                         f'its files are left as they are. Start a new run instead: {command_line(config)}')
+        raise SettingError(f'{checkpoints.folder} holds no intact finished epoch, so {run_dir} has nothing to resume; '
+                           f'its files are left as they are. Start a new run instead: {command_line(config)}')
     dataset, trained_classes = DATASETS[config.dataset], next(iter(class_counts.values()))
     if trained_classes != dataset.num_classes:
         trained_datasets = [name for name, other in DATASETS.items() if other.num_classes == trained_classes]
         put_back = (f'Put "dataset": "{trained_datasets[0]}" back in it to resume this run, or start'
                     if trained_datasets else 'Start')
-        raise ValueError(
+        raise SettingError(
             f"{os.path.join(run_dir, 'config.json')} names the dataset {config.dataset}, of {dataset.num_classes} "
             f'classes, but the checkpoints in {checkpoints.folder} are of a model of {trained_classes} classes'
             + (f' ({trained_datasets[0]})' if trained_datasets else '') + ': the file was changed after the run '
             f'began. {put_back} a new run of {config.dataset}: {command_line(config)}')
     if max(class_counts) > config.epochs:
-        raise ValueError(f'{run_dir} has finished {max(class_counts)} epochs; --epochs {config.epochs} is fewer. Give '
-                         f'--epochs {max(class_counts)} to export its model, or more to train on.')
+        raise SettingError(f'{run_dir} has finished {max(class_counts)} epochs; --epochs {config.epochs} is fewer. '
+                           f'Give --epochs {max(class_counts)} to export its model, or more to train on.')
 
 
 def file_digests(pairs, dataset_path):

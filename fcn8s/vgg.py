@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_FILE, KERAS_VGG16_WEIGHTS_URL
+from fcn8s.errors import ModelError, UnwritableOutput
 from fcn8s.files import ensure_made, write_atomically, written_whole
 from fcn8s.tf1 import tf
 
@@ -138,7 +139,7 @@ def build_vgg16_savedmodel(export_dir, width=1.0, weights=None, seed=0, record=N
     the weights came from (write_weights_record), defaults to random ones'. The folder is written whole or not at all.
     """
     if os.path.exists(export_dir):
-        raise FileExistsError(f'{export_dir} already exists; delete it or choose another output folder')
+        raise UnwritableOutput(f'{export_dir} already exists; delete it or choose another output folder')
     layer_shapes = dict(vgg16_layer_shapes(width))
     graph = tf.Graph()
     with graph.as_default():
@@ -173,11 +174,11 @@ def cached_random_vgg(folder, width, seed=0):
 
 
 def open_weights_file(h5_path, expected):
-    """h5_path opened for reading as an HDF5 file; raises ValueError naming it and `expected`, what it should be."""
+    """h5_path opened for reading as an HDF5 file; raises ModelError naming it and `expected`, what it should be."""
     try:
         return h5py.File(h5_path, 'r')
     except OSError as error:
-        raise ValueError(f'cannot open {h5_path} as an HDF5 file ({error}); expected {expected}.') from error
+        raise ModelError(f'cannot open {h5_path} as an HDF5 file ({error}); expected {expected}.') from error
 
 
 def read_keras_vgg16_weights(h5_path):
@@ -195,7 +196,7 @@ def read_keras_vgg16_weights(h5_path):
             group = weights_file.get(layer_name)
             weight_names = [] if group is None else list(group.attrs.get('weight_names', []))
             if len(weight_names) != 2:
-                raise ValueError(
+                raise ModelError(
                     f"{h5_path} is not laid out like Keras's {KERAS_VGG16_WEIGHTS_FILE}: expected a group {layer_name} "
                     f'whose weight_names attribute names a kernel and a bias, found weight_names {weight_names} '
                     f'among the groups {sorted(weights_file)}. Use that file, with its top layers, from '
@@ -212,7 +213,7 @@ def classic_vgg16_weights(keras_weights):
     Convolutions keep their [3, 3, in, out] kernels. The dense fc1 [25088, 4096] becomes fc6's 7x7
     convolution [7, 7, 512, 4096]: Keras flattens pool5 [7, 7, 512] in row-major (h, w, c) order, so
     row (h * 7 + w) * 512 + c of the dense kernel is the convolution kernel's [h, w, c]. The dense
-    fc2 [4096, 4096] becomes fc7's [1, 1, 4096, 4096]. Raises ValueError for a shape that is not VGG16's.
+    fc2 [4096, 4096] becomes fc7's [1, 1, 4096, 4096]. Raises ModelError for a shape that is not VGG16's.
     """
     classic_shapes = dict(vgg16_layer_shapes())
     classic_weights = {}
@@ -222,7 +223,7 @@ def classic_vgg16_weights(keras_weights):
         is_dense = keras_name.startswith('fc')
         keras_kernel_shape = (int(np.prod(kernel_shape[:3])), kernel_shape[3]) if is_dense else kernel_shape
         if kernel.shape != keras_kernel_shape or bias.shape != kernel_shape[3:]:
-            raise ValueError(f'{keras_name} has a kernel {kernel.shape} and a bias {bias.shape}; the ImageNet '
+            raise ModelError(f'{keras_name} has a kernel {kernel.shape} and a bias {bias.shape}; the ImageNet '
                              f'VGG16 has {keras_kernel_shape} and {kernel_shape[3:]}. '
                              f"Use Keras's {KERAS_VGG16_WEIGHTS_FILE}.")
         classic_weights[classic_name] = (kernel.reshape(kernel_shape), bias)

@@ -8,13 +8,11 @@ them with the reason.
 import dataclasses
 import json
 import os
-import sys
 import zlib
 
 from fcn8s import run_folder
 from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal
-from fcn8s.commands import exits_on
-from fcn8s.errors import TrainingDiverged, TrainingInterrupted, WorkerLost
+from fcn8s.errors import RunStopped, SettingError, TrainingDiverged, TrainingInterrupted, WorkerLost
 from fcn8s.files import folder_sha256
 
 START_EPOCH_ADVICE = ("To resume a run, give every worker --resume with the chief's run folder, which each must be "
@@ -28,7 +26,7 @@ def fingerprint(value):
 
 
 def agree_on_run(sess, replicas, config, split, vgg_path):
-    """Raise ValueError unless every worker of the run has the chief's settings (all but the folders, --replicas
+    """Raise SettingError unless every worker of the run has the chief's settings (all but the folders, --replicas
     and --worker-timeout), the chief's split (names and sha256 of the files, run_folder.run_split) and the chief's
     VGG16 weights (the sha256 of vgg_path/variables): compared in that order, before any weight is restored, the
     error naming what differs and on which worker. Then every worker watches the others (Replicas.start_heartbeat)."""
@@ -48,24 +46,24 @@ def agree_on_run(sess, replicas, config, split, vgg_path):
 
 def agreed_start_epoch(sess, replicas, checkpoints, run_dir, required):
     """The epoch training starts from, that every worker restores: 1 + the last finished epoch that checkpoints
-    (EpochCheckpoints; None for a worker's new run, which has no folder) restores into sess. Raises ValueError when
+    (EpochCheckpoints; None for a worker's new run, which has no folder) restores into sess. Raises SettingError when
     the workers start from different epochs, or when required (a resumed run) and there is none; a worker that
     cannot restore still takes part in the agreement before it raises, so that no worker waits for it.
     """
     problems = []
     try:
         start_epoch = 1 if checkpoints is None else checkpoints.restore_last(sess, required) + 1
-    except ValueError as error:
+    except SettingError as error:
         start_epoch = 0
         problems.append(error)
     try:
         source = f'resuming {run_dir}' if required else 'a new run'
         replicas.agree(sess, start_epoch, f'the epoch they start from (this one: {start_epoch}, {source})',
                        START_EPOCH_ADVICE)
-    except ValueError as error:
+    except SettingError as error:
         problems.append(error)
     if problems:
-        raise ValueError(' '.join(map(str, problems)))
+        raise SettingError(' '.join(map(str, problems)))
     return start_epoch
 
 
@@ -76,14 +74,14 @@ def follow_chief(sess, trained_variables, config, get_batches_fn, resume_dir, re
     trained_variables a checkpoint restores. A resumed run starts from the chief's last finished epoch in
     resume_dir/checkpoint, which this worker must be able to read (storage shared by the workers, or a copy): the
     workers agree on it first. Every worker watches the same global losses (LossWatch) and votes on stopping
-    (replicas.stop_test), so all of them stop at the same step; the chief keeps the weights. Exits as the chief
-    does on a diverging loss or a stop request.
+    (replicas.stop_test), so all of them stop at the same step; the chief keeps the weights. Raises TrainingDiverged
+    on a diverging loss, and RunStopped for a lost worker (exit status 1) or a stop request (128 + the signal's
+    number); the chief says what it kept.
     """
     checkpoints = resume_dir and EpochCheckpoints(os.path.join(resume_dir, 'checkpoint'), trained_variables,
                                                   writes=False)
-    with exits_on(ValueError):
-        start_epoch = agreed_start_epoch(sess, replicas, checkpoints, resume_dir, required=bool(resume_dir))
-        past_loss_rows = run_folder.read_loss_csv(os.path.join(resume_dir, 'loss.csv')) if resume_dir else []
+    start_epoch = agreed_start_epoch(sess, replicas, checkpoints, resume_dir, required=bool(resume_dir))
+    past_loss_rows = run_folder.read_loss_csv(os.path.join(resume_dir, 'loss.csv')) if resume_dir else []
     get_batches_fn.start(sess, start_epoch)
     loss_watch = LossWatch(config.divergence_ratio, past_loss_rows)
     with StopSignal() as stop_signal:
@@ -91,11 +89,11 @@ def follow_chief(sess, trained_variables, config, get_batches_fn, resume_dir, re
             train_epochs(start_epoch=start_epoch, on_epoch_end=loss_watch.check,
                          stop_requested=replicas.stop_test(sess, stop_signal.requested))
         except TrainingDiverged as divergence:
-            sys.exit(f'error: {divergence}; the chief says what it kept.')
+            raise TrainingDiverged(f'{divergence}; the chief says what it kept.') from divergence
         except WorkerLost as lost:
-            sys.exit(f'error: {lost}; the chief keeps the weights of the steps before.')
+            raise RunStopped(f'{lost}; the chief keeps the weights of the steps before.') from lost
         except TrainingInterrupted as interruption:
             print(f'Stopped with the other workers in epoch {interruption.epoch} after step {interruption.steps_done}; '
                   'the chief keeps the weights and says how to go on.')
-            sys.exit(stop_signal.exit_status)
+            raise RunStopped(exit_status=stop_signal.exit_status) from interruption
     print('This worker is done; the chief writes the run folder.')

@@ -81,8 +81,8 @@ def submission_name(image_path):
     """
     frame_id = frame_id_of(image_path)
     if frame_id is None:
-        raise ValueError(f'{image_path} is not named like a Cityscapes image ({IMAGE_NAME_FORM}), so the benchmark '
-                         'has no name for its prediction; give the images of leftImg8bit/val or leftImg8bit/test.')
+        raise DataError(f'{image_path} is not named like a Cityscapes image ({IMAGE_NAME_FORM}), so the benchmark '
+                        'has no name for its prediction; give the images of leftImg8bit/val or leftImg8bit/test.')
     return frame_id + SUBMISSION_SUFFIX
 
 
@@ -99,19 +99,19 @@ def kinds_of(split):
 def list_cityscapes_images(cityscapes_path, split):
     """[image path] of leftImg8bit/<split>/<city>/*_leftImg8bit.png, sorted by city and frame.
 
-    Raises FileNotFoundError when the split holds no image.
+    Raises DataError when the split holds no image.
     """
     image_dir = split_folder(cityscapes_path, LEFT_IMG, split)
     image_paths = sorted(glob.glob(os.path.join(image_dir, '*', '*' + IMAGE_SUFFIX)))
     if not image_paths:
-        raise FileNotFoundError(f'no images named {IMAGE_NAME_FORM} in the city folders of {image_dir}')
+        raise DataError(f'no images named {IMAGE_NAME_FORM} in the city folders of {image_dir}')
     return image_paths
 
 
 def list_cityscapes_pairs(cityscapes_path, split):
     """[(image path, label path)] of a labelled split (train, val), sorted by city and frame.
 
-    Raises FileNotFoundError naming an image whose gtFine/<split>/<city>/<frame id>_gtFine_labelIds.png is missing.
+    Raises DataError naming an image whose gtFine/<split>/<city>/<frame id>_gtFine_labelIds.png is missing.
     """
     pairs = []
     for image_path in list_cityscapes_images(cityscapes_path, split):
@@ -119,8 +119,8 @@ def list_cityscapes_pairs(cityscapes_path, split):
         label_folder = os.path.join(split_folder(cityscapes_path, GT_FINE, split), city_of(frame_id))
         label_path = os.path.join(label_folder, label_name(frame_id))
         if not os.path.exists(label_path):
-            raise FileNotFoundError(f'{image_path} has no label: expected {label_path}. '
-                                    'Unpack gtFine_trainvaltest.zip next to leftImg8bit/, or remove the image.')
+            raise DataError(f'{image_path} has no label: expected {label_path}. '
+                            'Unpack gtFine_trainvaltest.zip next to leftImg8bit/, or remove the image.')
         pairs.append((image_path, label_path))
     return pairs
 

@@ -4,8 +4,9 @@ import os
 from fcn8s import cityscapes, datacheck
 from fcn8s.cityscapes import check, metric, pictures, results, synthetic
 from fcn8s.dataset_contract import Dataset
+from fcn8s.errors import DataError
 from fcn8s.images import load_image, pair_images_with_labels
-from fcn8s.predict import CLASS_ID_OUTPUT
+from fcn8s.model_io import CLASS_ID_OUTPUT
 
 
 class Cityscapes(Dataset):
@@ -88,7 +89,7 @@ class Cityscapes(Dataset):
         """[path] of leftImg8bit/test/<city>/*_leftImg8bit.png ([] without a test split)."""
         try:
             return cityscapes.list_cityscapes_images(testing_folder, 'test')
-        except FileNotFoundError:
+        except DataError:
             return []
 
     def load_label(self, label_path, image_shape):

@@ -13,7 +13,7 @@ def save_confusion_matrix(confusion, class_names, png_path):
     with np.errstate(invalid='ignore', divide='ignore'):
         row_shares = np.where(row_totals > 0, confusion / row_totals, np.nan)
     size = 2.5 + 0.45 * len(class_names)
-    figure, axes = pyplot.subplots(figsize=(size + 1.5, size), dpi=100)
+    figure, axes = pyplot().subplots(figsize=(size + 1.5, size), dpi=100)
     image = axes.imshow(row_shares, cmap='Blues', vmin=0, vmax=1)
     for (row, column), share in np.ndenumerate(row_shares):
         if share >= 0.01:
@@ -26,4 +26,4 @@ def save_confusion_matrix(confusion, class_names, png_path):
     figure.colorbar(image, ax=axes, label='share of the true class', fraction=0.046)
     figure.tight_layout()
     figure.savefig(png_path)
-    pyplot.close(figure)
+    pyplot().close(figure)

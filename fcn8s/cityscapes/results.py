@@ -86,7 +86,7 @@ def save_class_images(predict, image_paths, output_dir, masks=False, batch_size=
 def check_submission_inputs(image_paths, output_dir):
     """[<city>_<seq>_<frame>_labelIds.png] of the images; raises ValueError when an image is not named like a
     Cityscapes one or two would have one name (benchmark_output_names), and
-    FileExistsError when output_dir is a file (files.check_output_path)."""
+    UnwritableOutput when output_dir is a file (files.check_output_path)."""
     result_names = benchmark_output_names(image_paths, cityscapes.submission_name, cityscapes.IMAGE_NAME_FORM,
                                           'give the images of leftImg8bit/test (or leftImg8bit/val).')
     check_output_path(output_dir, folder=True)

@@ -11,6 +11,7 @@ import re
 import numpy as np
 
 from fcn8s.dataset_contract import IGNORE_ID  # label_ids gives it outside the evaluated area; 0 is background, 1 road
+from fcn8s.errors import DataError
 
 ROAD_FOLDER = 'data_road'
 KITTI_FOLDERS = ('training/image_2', 'training/gt_image_2', 'testing/image_2')
@@ -55,8 +56,8 @@ def result_name(image_path):
     """um_000000.png -> um_road_000000.png: the KITTI Road benchmark's file name for an image's road result."""
     parsed = parse_image_name(image_path)
     if parsed is None:
-        raise ValueError(f'{image_path} is not named like a KITTI Road image ({IMAGE_NAME_FORM}), so the '
-                         'benchmark has no name for its result; give the images of data_road/testing/image_2.')
+        raise DataError(f'{image_path} is not named like a KITTI Road image ({IMAGE_NAME_FORM}), so the '
+                        'benchmark has no name for its result; give the images of data_road/testing/image_2.')
     return label_name(*parsed)
 
 
@@ -101,8 +102,8 @@ def list_labelled_images(image_dir, label_dir, image_names=None):
     """
     for folder in (image_dir, label_dir):
         if not os.path.isdir(folder):
-            raise FileNotFoundError(f'{folder} does not exist: expected KITTI Road training images in '
-                                    f'{image_dir} and labels in {label_dir}.')
+            raise DataError(f'{folder} does not exist: expected KITTI Road training images in '
+                            f'{image_dir} and labels in {label_dir}.')
     pairs = []
     for image_path in sorted(glob.glob(os.path.join(image_dir, '*.png'))):
         parsed = parse_image_name(image_path)
@@ -110,9 +111,9 @@ def list_labelled_images(image_dir, label_dir, image_names=None):
             continue
         label_path = os.path.join(label_dir, label_name(*parsed))
         if not os.path.exists(label_path):
-            raise FileNotFoundError(f'{image_path} has no label: expected {label_path}. '
-                                    'Add the label or remove the image.')
+            raise DataError(f'{image_path} has no label: expected {label_path}. '
+                            'Add the label or remove the image.')
         pairs.append((image_path, label_path))
     if not pairs and image_names is None:
-        raise FileNotFoundError(f'no training images named {IMAGE_NAME_FORM} in {image_dir}')
+        raise DataError(f'no training images named {IMAGE_NAME_FORM} in {image_dir}')
     return pairs

@@ -5,12 +5,13 @@ import os
 from PIL import Image
 
 from fcn8s import datacheck, downloads, kitti
-from fcn8s.batches import split_training_pairs
 from fcn8s.dataset_contract import Dataset
+from fcn8s.errors import SettingError
 from fcn8s.images import load_image, pair_images_with_labels
 from fcn8s.kitti import check, metric, pictures, submission, synthetic
 from fcn8s.kitti.results import paint_road, save_road_images
-from fcn8s.predict import ROAD_PROB_OUTPUT
+from fcn8s.model_io import ROAD_PROB_OUTPUT
+from fcn8s.split import split_training_pairs
 
 KITTI_LABEL_MODES = ('RGB', 'RGBA', 'P')  # PIL modes of KITTI label files whose colours load_image reads as they are
 
@@ -32,9 +33,9 @@ class KittiRoad(Dataset):
         super().check_demo_settings(path, config)
         made_count = len(kitti.KITTI_CATEGORIES) * config.demo_train_per_category
         if self.demo_data_to_make(path) and config.val_count >= made_count:
-            raise ValueError(f'--val-count {config.val_count} must lie in 0..{made_count - 1}: the demo makes '
-                             f'{made_count} training images ({config.demo_train_per_category} per category, '
-                             '--demo-train-per-category)')
+            raise SettingError(f'--val-count {config.val_count} must lie in 0..{made_count - 1}: the demo makes '
+                               f'{made_count} training images ({config.demo_train_per_category} per category, '
+                               '--demo-train-per-category)')
 
     def demo_data_to_make(self, path):
         """Whether the synthetic KITTI is still to be made in path (synthetic.synthetic_kitti_to_make)."""

@@ -68,7 +68,7 @@ def road_metrics(counts):
     """
     precision, recall, kept = precision_recall(counts)
     if counts.positives == 0 or not kept.any():
-        raise ValueError(f'no valid road pixel was predicted or labelled in {counts.images} images: nothing to score')
+        raise DataError(f'no valid road pixel was predicted or labelled in {counts.images} images: nothing to score')
     precision, recall, thresholds = precision[kept], recall[kept], EVAL_THRESHOLDS[kept]
     f_measure = 2 * precision * recall / (precision + recall + 1e-10)
     best = int(f_measure.argmax())

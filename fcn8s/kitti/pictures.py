@@ -11,7 +11,7 @@ def save_pr_curve(evaluation, png_path):
 
     One curve per category with images, and overall (URBAN_ROAD in BEV); writes a PNG.
     """
-    figure, panels = pyplot.subplots(1, 2, figsize=(11, 5), dpi=100)
+    figure, panels = pyplot().subplots(1, 2, figsize=(11, 5), dpi=100)
     spaces = (('perspective', evaluation.perspective, {}), ("bird's-eye view", evaluation.bev, BEV_ROW_NAMES))
     for axes, (space, counts_by_category, row_names) in zip(panels, spaces):
         overall = sum(counts_by_category.values(), RoadCounts())
@@ -31,7 +31,7 @@ def save_pr_curve(evaluation, png_path):
             axes.legend(loc='lower left')
     figure.tight_layout()
     figure.savefig(png_path)
-    pyplot.close(figure)
+    pyplot().close(figure)
 
 
 def save_bev_pictures(bev_examples, folder):
@@ -43,7 +43,7 @@ def save_bev_pictures(bev_examples, folder):
     """
     paths = []
     for category, (bev_image, bev_road_prob, bev_label) in sorted(bev_examples.items()):
-        figure, panels = pyplot.subplots(1, 3, figsize=(8.4, 6.4), dpi=100)
+        figure, panels = pyplot().subplots(1, 3, figsize=(8.4, 6.4), dpi=100)
         extent = (*BEV_X_RANGE, *BEV_Z_RANGE)
         for axes, (title, picture, options) in zip(panels, (
                 (f'{category}: image from above', bev_image, {}),
@@ -56,5 +56,5 @@ def save_bev_pictures(bev_examples, folder):
         figure.tight_layout()
         paths.append(os.path.join(folder, f'bev_{category}.png'))
         figure.savefig(paths[-1])
-        pyplot.close(figure)
+        pyplot().close(figure)
     return paths

@@ -31,7 +31,7 @@ def require_calibrations(image_paths):
 
 def check_submission_inputs(image_paths, output_dir):
     """The results' names, once everything a submission can check before predicting is checked: raises
-    DataError, ValueError or FileExistsError.
+    DataError, ValueError or UnwritableOutput.
 
     Each image needs a benchmark name of its own (images.benchmark_output_names) and a
     usable calibration (require_calibrations); output_dir/kitti_road_submission.zip must be free for a file,

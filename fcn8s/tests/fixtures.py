@@ -318,3 +318,16 @@ def cut_png_rows(path):
     with open(path, 'wb') as png_file:
         png_file.write(PNG_SIGNATURE + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0))
                        + chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
+
+
+# Packages a module of the package must not load when it is imported for a light job (the car's predictor, the
+# settings): each takes seconds (TensorFlow) or half of one (matplotlib, moviepy).
+HEAVY_PACKAGES = ('tensorflow', 'matplotlib', 'moviepy')
+
+
+def modules_loaded_by(module_name):
+    """The names in sys.modules of a fresh Python after `import module_name`, and nothing else."""
+    finished = subprocess.run([sys.executable, '-c', f'import sys, {module_name}; print(*sorted(sys.modules))'],
+                              capture_output=True, text=True, timeout=120, cwd=PROJECT_DIR)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    return set(finished.stdout.split())

@@ -7,13 +7,14 @@ from PIL import Image
 
 import helper
 import main
-from fcn8s.batches import (Augmentation, TrainingBatches, augment_batch, decode_pairs, random_key, split_training_pairs,
-                           training_inputs)
+from fcn8s.augmentation import Augmentation
+from fcn8s.batches import TrainingBatches, augment_batch, decode_pairs, random_key, training_inputs
 from fcn8s.cityscapes.synthetic import make_synthetic_cityscapes
 from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError
 from fcn8s.kitti import KITTI_CATEGORIES
 from fcn8s.kitti.synthetic import make_synthetic_kitti
+from fcn8s.split import split_training_pairs
 from fcn8s.tf1 import tf
 
 TINY_SHAPE = (64, 192)

@@ -27,6 +27,7 @@ def forward_gflop_by_hand(vgg_width, height, width):
     return 2 * multiply_adds / 1e9
 
 
+@pytest.mark.slow
 def test_bench_runs_on_a_tiny_configuration_and_writes_its_json(tmp_path):
     # A benchmark, not a test of speed: only that it runs and reports every figure, with no timing assertion.
     out_path = tmp_path / 'out' / 'bench.json'

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from fcn8s.checkpoints import CheckpointFolder, EpochCheckpoints, LossWatch, finishing_run
-from fcn8s.errors import DiskFull, TrainingDiverged
+from fcn8s.errors import DiskFull, RunStopped, TrainingDiverged
 from fcn8s.tf1 import tf
 
 
@@ -96,30 +96,30 @@ def test_loss_watch_stops_an_exploding_loss_and_can_be_turned_off():
     LossWatch(0, past_loss_rows=[(1, 1, 0.36)]).check(2, [(2, 1, 1429.0)])
 
 
-def test_sigterm_while_a_run_finishes_exits_with_one_paragraph_and_the_advice_that_works(tmp_path, capsys):
+def test_sigterm_while_a_run_finishes_stops_it_with_one_paragraph_and_the_advice_that_works(tmp_path):
     checkpoints = CheckpointFolder(str(tmp_path / 'checkpoint'))
     os.makedirs(tmp_path / 'checkpoint' / 'epoch-003')
     (tmp_path / 'checkpoint' / 'epoch-003' / 'epoch.json').write_text(json.dumps({'epoch': 3, 'val_score': None}))
     previous_handler = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(SystemExit) as exited:
+    with pytest.raises(RunStopped) as stopped:
         with finishing_run(str(tmp_path), checkpoints, 3, 'python main.py --epochs 3'):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)
             pytest.fail('SIGTERM did not stop the block')
-    assert exited.value.code == 128 + signal.SIGTERM and signal.getsignal(signal.SIGTERM) == previous_handler
-    assert capsys.readouterr().err == (
-        f"error: SIGTERM stopped the run while it wrote its model and overlays: {tmp_path / 'model'} may be missing "
+    assert stopped.value.exit_status == 128 + signal.SIGTERM and signal.getsignal(signal.SIGTERM) == previous_handler
+    assert str(stopped.value) == (
+        f"SIGTERM stopped the run while it wrote its model and overlays: {tmp_path / 'model'} may be missing "
         'and overlays/ incomplete. The last finished epoch, 3, is checkpointed in '
         f"{tmp_path / 'checkpoint' / 'epoch-003'}. "
         f'To go on from there: python main.py --resume {tmp_path} (every epoch is trained: it only exports the model '
-        'and paints the overlays).\n')
+        'and paints the overlays).')
     os.remove(tmp_path / 'checkpoint' / 'epoch-003' / 'epoch.json')
-    with pytest.raises(SystemExit) as exited:
+    with pytest.raises(RunStopped) as stopped:
         with finishing_run(str(tmp_path), checkpoints, 3, 'python main.py --epochs 3'):
             raise OSError(errno.ENOSPC, 'No space left on device')
-    assert exited.value.code == 1
-    assert capsys.readouterr().err.endswith('No epoch had finished, so none is checkpointed. --resume has nothing to '
-                                            'go on from: start again with python main.py --epochs 3.\n')
+    assert stopped.value.exit_status == 1
+    assert str(stopped.value).endswith('No epoch had finished, so none is checkpointed. --resume has nothing to go on '
+                                       'from: start again with python main.py --epochs 3.')
     with pytest.raises(OSError, match='Permission denied'):  # not a stop, not a full disk: raised as it is
         with finishing_run(str(tmp_path), checkpoints, 3, 'python main.py --epochs 3'):
             raise OSError(errno.EACCES, 'Permission denied')

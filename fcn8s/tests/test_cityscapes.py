@@ -95,10 +95,10 @@ def test_list_pairs_and_images_sorted_by_city_and_frame(tmp_path):
 
 def test_list_pairs_names_an_image_without_label_and_an_empty_split(tmp_path):
     write_layout(tmp_path, {'val': ['munster_000003_000019']}, labelled=False)
-    with pytest.raises(FileNotFoundError, match=r'munster_000003_000019_leftImg8bit.png has no label: expected '
-                                                r'.*gtFine/val/munster/munster_000003_000019_gtFine_labelIds.png'):
+    with pytest.raises(DataError, match=r'munster_000003_000019_leftImg8bit.png has no label: expected '
+                                        r'.*gtFine/val/munster/munster_000003_000019_gtFine_labelIds.png'):
         cityscapes.list_cityscapes_pairs(str(tmp_path), 'val')
-    with pytest.raises(FileNotFoundError, match='no images named'):
+    with pytest.raises(DataError, match='no images named'):
         cityscapes.list_cityscapes_pairs(str(tmp_path), 'train')
 
 

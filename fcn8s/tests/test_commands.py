@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 import main
-from fcn8s import cityscapes, commands, files, images
+from fcn8s import cityscapes, commands, files, video
 from fcn8s.commands import build_vgg_command, check_data_command, evaluate_command, infer_command, video_command
+from fcn8s.errors import DataError, ModelError
 from fcn8s.export import export_run
 from fcn8s.images import load_image
 from fcn8s.kitti.bev import image_to_bev, write_calibration
@@ -343,15 +344,15 @@ def test_a_video_cut_by_a_full_disk_is_not_reported_as_written(exported_run, tmp
     frames = [np.full((32, 48, 3), 40 * index, np.uint8) for index in range(4)]
     moviepy.ImageSequenceClip(frames, fps=4).write_videofile(str(tmp_path / 'in.mp4'), logger=None)
     model_dir = os.path.join(exported_run[0], 'model')
-    monkeypatch.setattr(images.imageio_ffmpeg, 'count_frames_and_secs', lambda path: (2, 0.5))  # ffmpeg stopped early
-    monkeypatch.setattr(images.shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(10 ** 9, 10 ** 9, 0))
+    monkeypatch.setattr(video.imageio_ffmpeg, 'count_frames_and_secs', lambda path: (2, 0.5))  # ffmpeg stopped early
+    monkeypatch.setattr(video.shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(10 ** 9, 10 ** 9, 0))
     output_path = tmp_path / 'videos' / 'out.mp4'
     with pytest.raises(SystemExit) as exited:
         video_command([str(tmp_path / 'in.mp4'), str(output_path), '--model', model_dir])
     assert str(exited.value.code) == (f"error: cannot write {tmp_path / 'videos'} (OUT_VIDEO): the disk is full (No "
                                       'space left on device). Free some space there, or give another OUT_VIDEO.')
     assert os.listdir(tmp_path / 'videos') == []
-    monkeypatch.setattr(images.shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(10 ** 9, 0, 10 ** 9))
+    monkeypatch.setattr(video.shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(10 ** 9, 0, 10 ** 9))
     with pytest.raises(SystemExit) as exited:
         video_command([str(tmp_path / 'in.mp4'), str(output_path), '--model', model_dir])
     assert str(exited.value.code).startswith(f'error: ffmpeg wrote {output_path} with 2 frames readable of 4 painted')
@@ -549,3 +550,34 @@ def test_a_file_that_is_not_a_tflite_model_stops_infer_naming_it(tmp_path, capsy
     with pytest.raises(SystemExit):
         evaluate_command(['--model', str(tmp_path / 'elsewhere.tflite')])
     assert f"{tmp_path / 'elsewhere.tflite'} is in no run folder, so has no validation split" in capsys.readouterr().err
+
+
+def test_a_bug_in_a_commands_work_keeps_its_traceback_and_a_project_error_exits_with_its_message(tmp_path,
+                                                                                                 monkeypatch):
+    def broadcast_bug(*args, **kwargs):
+        np.zeros(3) + np.zeros(4)  # a bug, as numpy raises it: ValueError
+
+    def damaged_weights(*args, **kwargs):
+        raise ModelError('vgg16_weights.h5 is damaged')
+
+    def missing_label(config):
+        raise DataError('a label is missing')
+
+    build_vgg = ['--weights', 'random', '--width', str(TINY_WIDTH), '--out', str(tmp_path / 'vgg')]
+    monkeypatch.setattr('fcn8s.vgg.build_vgg16_savedmodel', broadcast_bug)
+    with pytest.raises(ValueError, match='operands could not be broadcast together') as raised:
+        build_vgg_command(build_vgg)
+    assert type(raised.value) is ValueError and raised.traceback[-1].name == 'broadcast_bug'
+    monkeypatch.setattr('fcn8s.vgg.build_vgg16_savedmodel', damaged_weights)
+    with pytest.raises(SystemExit) as exited:
+        build_vgg_command(build_vgg)
+    assert exited.value.code == 'error: vgg16_weights.h5 is damaged'  # status 1, one line
+
+    training = ['--demo', '--data-dir', str(tmp_path / 'data'), '--runs-dir', str(tmp_path / 'runs')]
+    monkeypatch.setattr(main, 'prepare_data', broadcast_bug)
+    with pytest.raises(ValueError, match='operands could not be broadcast together'):
+        main.run(training)
+    monkeypatch.setattr(main, 'prepare_data', missing_label)
+    with pytest.raises(SystemExit) as exited:
+        main.run(training)
+    assert exited.value.code == 'error: a label is missing' and not os.path.exists(tmp_path / 'runs')

@@ -12,6 +12,7 @@ from fcn8s.config import parse_config
 from fcn8s.dataset_contract import Dataset
 from fcn8s.datasets import DATASETS, dataset_of_folder
 from fcn8s.images import list_image_files, load_image
+from fcn8s.model_io import DATASET_NAMES
 
 CONTRACT = sorted(name for name, member in inspect.getmembers(Dataset)
                   if getattr(member, '__isabstractmethod__', False))
@@ -131,3 +132,7 @@ def test_the_classic_helpers_find_the_dataset_a_folder_holds(demo, tmp_path):
     Image.new('RGB', (4, 4)).save(tmp_path / 'both' / 'note.png')
     with pytest.raises(ValueError, match='more than one dataset'):
         dataset_of_folder(str(tmp_path / 'both'))
+
+
+def test_the_datasets_are_those_whose_names_the_models_and_settings_know_without_importing_them():
+    assert tuple(DATASETS) == DATASET_NAMES == ('kitti_road', 'cityscapes')

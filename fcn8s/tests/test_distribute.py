@@ -62,6 +62,7 @@ def train_steps(vgg_path, strategy, steps, start_checkpoint, config, loss_scalin
         return losses, {variable.op.name: sess.run(variable) for variable in tf.trainable_variables()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('precision, image_count', [('fp32', 6), ('fp16', 6), ('fp32', 5)])
 def test_two_replicas_end_with_the_weights_of_one_device_on_the_same_global_batches(tiny_vgg_path, tmp_path,
                                                                                        precision, image_count):
@@ -142,6 +143,7 @@ def test_replicas_on_a_machine_without_gpus_split_its_cpu_or_stay_on_one_device(
         distribute.replicas_of(3)
 
 
+@pytest.mark.slow
 def test_a_two_replica_demo_run_resumes_after_sigterm_goes_on_as_one_device_and_exports_a_model_for_infer(
         tiny_demo_data, tmp_path):
     # 4 training images in global batches of 2: 2 steps an epoch; SIGTERM as the 4th batch is taken (epoch 2, step 2).
@@ -242,6 +244,7 @@ def assert_same_weights(first_path, second_path):
 MULTI_WORKER_RUN = [*TINY_RUN, '--batch-size', '2', '--val-count', '2']
 
 
+@pytest.mark.slow
 def test_two_workers_train_two_steps_to_the_same_weights_and_only_the_chief_writes_the_run(tiny_demo_data, tmp_path):
     (chief, chief_runs, chief_weights), (worker, worker_runs, worker_weights) = run_workers(
         [*MULTI_WORKER_RUN, '--epochs', '1', '--data-dir', str(tiny_demo_data)], tmp_path)
@@ -258,6 +261,7 @@ def test_two_workers_train_two_steps_to_the_same_weights_and_only_the_chief_writ
     assert [row[:2] for row in read_loss_csv(str(run_dir / 'loss.csv'))] == [(1, 1), (1, 2)]
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_worker_stops_both_at_one_step_and_both_resume_from_the_chiefs_checkpoint(tiny_demo_data,
                                                                                                   tmp_path):
     run_args = [*MULTI_WORKER_RUN, '--epochs', '3', '--data-dir', str(tiny_demo_data)]
@@ -280,6 +284,7 @@ def test_sigterm_to_one_worker_stops_both_at_one_step_and_both_resume_from_the_c
     assert not os.path.exists(worker_runs)
 
 
+@pytest.mark.slow
 def test_workers_started_with_other_settings_or_unable_to_read_the_chiefs_checkpoint_all_stop_with_the_reason(
         tiny_demo_data, tmp_path):
     run_args = [*MULTI_WORKER_RUN, '--epochs', '1', '--data-dir', str(tiny_demo_data)]
@@ -334,6 +339,7 @@ def test_workers_started_with_other_settings_or_unable_to_read_the_chiefs_checkp
     assert [row[:2] for row in read_loss_csv(str(run_dir / 'loss.csv'))] == [(1, 1), (1, 2)]
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_stops_the_chief_in_seconds_with_the_reason_and_its_last_epoch_kept(tiny_demo_data,
                                                                                                      tmp_path):
     run_args = [*MULTI_WORKER_RUN, '--epochs', '3', '--data-dir', str(tiny_demo_data)]  # --worker-timeout 600
@@ -348,6 +354,7 @@ def test_a_worker_killed_mid_run_stops_the_chief_in_seconds_with_the_reason_and_
     assert sorted(os.listdir(chief_runs / run_name / 'checkpoint')) == ['checkpoint', 'epoch-001']
 
 
+@pytest.mark.slow
 def test_a_worker_lost_while_the_chief_validates_lets_it_keep_that_epoch_then_stop_naming_it(tiny_demo_data, tmp_path):
     run_args = [*MULTI_WORKER_RUN, '--epochs', '3', '--eval-every', '1', '--data-dir', str(tiny_demo_data)]
     mark = tmp_path / 'validating'
@@ -371,6 +378,7 @@ def test_a_worker_lost_while_the_chief_validates_lets_it_keep_that_epoch_then_st
             process.communicate()
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_the_chief_stops_it_while_it_waits_for_a_worker_that_hangs(tiny_demo_data, tmp_path):
     run_args = [*MULTI_WORKER_RUN, '--epochs', '30', '--data-dir', str(tiny_demo_data)]
     (chief, chief_runs, _), (worker, _, _) = start_workers(run_args, tmp_path)
@@ -395,6 +403,7 @@ def test_ctrl_c_on_the_chief_stops_it_while_it_waits_for_a_worker_that_hangs(tin
             process.communicate()
 
 
+@pytest.mark.slow
 def test_a_chief_validating_for_longer_than_the_worker_timeout_is_not_taken_for_a_lost_worker(tiny_demo_data,
                                                                                               tmp_path):
     run_args = [*MULTI_WORKER_RUN, '--epochs', '2', '--eval-every', '1', '--worker-timeout', '8',
@@ -407,6 +416,7 @@ def test_a_chief_validating_for_longer_than_the_worker_timeout_is_not_taken_for_
     assert os.path.isdir(chief_runs / run_name / 'model')
 
 
+@pytest.mark.slow
 def test_a_worker_whose_port_is_taken_stops_naming_its_address(tmp_path):
     with socket.socket() as taken:
         taken.bind(('127.0.0.1', 0))
@@ -422,6 +432,7 @@ def test_a_worker_whose_port_is_taken_stops_naming_its_address(tmp_path):
     assert not os.path.exists(tmp_path / 'data')  # stopped before anything was made
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('replicated', [False, True])
 def test_frozen_blocks_keep_their_loaded_weights_and_the_rest_trains(tiny_vgg_path, tmp_path, replicated):
     config = TrainConfig(pool_scaling=False, init_stddev=0.1, frozen_blocks=3)

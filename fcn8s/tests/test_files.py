@@ -52,14 +52,14 @@ def test_a_folder_where_a_file_goes_is_refused_and_left_with_its_contents(tmp_pa
     target = tmp_path / 'kitti_road_submission.zip'
     target.mkdir()
     (target / 'notes.txt').write_text('mine')
-    with pytest.raises(FileExistsError, match=f'{target} is a folder, where this command writes a file: it is left'):
+    with pytest.raises(UnwritableOutput, match=f'{target} is a folder, where this command writes a file: it is left'):
         check_output_path(str(target))
-    with pytest.raises(FileExistsError, match='is a folder, where this command writes a file'):
+    with pytest.raises(UnwritableOutput, match='is a folder, where this command writes a file'):
         with written_whole(str(target)) as partial:
             open(partial, 'w').write('zip')
     assert sorted(os.listdir(tmp_path)) == ['kitti_road_submission.zip'] and os.listdir(target) == ['notes.txt']
     (tmp_path / 'model').write_text('a file')
-    with pytest.raises(FileExistsError, match='is a file, where this command writes a folder'):
+    with pytest.raises(UnwritableOutput, match='is a file, where this command writes a folder'):
         with written_whole(str(tmp_path / 'model')) as partial:
             os.makedirs(partial)
     assert (tmp_path / 'model').read_text() == 'a file' and not os.path.exists(tmp_path / 'model.partial')

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fcn8s.errors import DataError, SettingError
 from fcn8s.images import (benchmark_output_names, list_image_files, load_image, pair_images_with_labels,
                           require_distinct_outputs)
 from fcn8s.kitti import BACKGROUND_COLOUR, IMAGE_NAME, INVALID_COLOUR, LABEL_NAME, ROAD_COLOUR, result_name
@@ -66,7 +67,7 @@ def test_folders_are_searched_at_every_depth_and_each_file_is_listed_once(tmp_pa
         [berlin_image] + expected[1:]
     assert list_image_files([images], output_dir=os.path.join(images, 'test', '..', 'test', 'bonn')) == \
         [berlin_image, expected[2]]  # the results of an earlier run inside an input folder are not inputs
-    with pytest.raises(FileNotFoundError, match=f'{tmp_path / "empty"} holds no image .*, nor do its subfolders'):
+    with pytest.raises(SettingError, match=f'{tmp_path / "empty"} holds no image .*, nor do its subfolders'):
         list_image_files([str(tmp_path / 'empty')])
 
 
@@ -99,10 +100,10 @@ def test_images_in_subfolders_pair_with_labels_of_the_same_groups_anywhere_under
                                          f"{os.path.join(images, 'b', 'um_000000.png')}. Keep one of each."):
         pairs()
     os.rename(tmp_path / 'images' / 'b' / 'um_000000.png', tmp_path / 'images' / 'b' / 'umm_000002.png')
-    with pytest.raises(FileNotFoundError, match=f"^1 images have no label under {labels} or its subfolders: "
-                                                f"{os.path.join(images, 'b', 'umm_000002.png')}. Add their labels"):
+    with pytest.raises(DataError, match=f"^1 images have no label under {labels} or its subfolders: "
+                                        f"{os.path.join(images, 'b', 'umm_000002.png')}. Add their labels"):
         pairs()
-    with pytest.raises(FileNotFoundError, match=f'^no KITTI image was found in {labels} or its subfolders: give KITTI'):
+    with pytest.raises(SettingError, match=f'^no KITTI image was found in {labels} or its subfolders: give KITTI'):
         pair_images_with_labels(labels, labels, IMAGE_NAME, LABEL_NAME, 'KITTI image', 'give KITTI images.')
 
 

@@ -11,10 +11,11 @@ from PIL import Image
 from fcn8s.datasets import DATASETS
 from fcn8s.images import load_image
 from fcn8s.kitti.results import paint_road
-from fcn8s.litert import (calibration_sample, export_tflite, frozen_network, int8_grid_split, read_metadata,
-                          split_upsampling_kernels, tflite_predictor)
+from fcn8s.litert import read_metadata, tflite_predictor
+from fcn8s.litert_export import (calibration_sample, export_tflite, frozen_network, int8_grid_split,
+                                 split_upsampling_kernels)
 from fcn8s.predict import export_model, saved_model_predictor, saved_model_road_predictor
-from fcn8s.tests.fixtures import PROJECT_DIR, TINY_INPUT_SHAPE, decisive_network
+from fcn8s.tests.fixtures import HEAVY_PACKAGES, PROJECT_DIR, TINY_INPUT_SHAPE, decisive_network, modules_loaded_by
 from fcn8s.tf1 import tf
 
 
@@ -148,3 +149,15 @@ def test_an_int8_cityscapes_model_gives_the_savedmodels_class_ids(tiny_vgg_path,
     assert tflite_class_ids.shape == (45, 83) and tflite_class_ids.dtype == np.int32
     assert (np.unique(saved_class_ids, return_counts=True)[1] > 0.05 * saved_class_ids.size).sum() >= 4
     assert (tflite_class_ids == saved_class_ids).mean() > 0.93  # 0.968 measured
+
+
+def test_importing_the_predictor_loads_no_tensorflow_and_nothing_but_numpy_pillow_and_litert():
+    loaded = modules_loaded_by('fcn8s.litert')
+    assert not [name for name in loaded if name.split('.')[0] in HEAVY_PACKAGES]
+    assert {name for name in loaded if name.startswith('fcn8s')} == {'fcn8s', 'fcn8s.errors', 'fcn8s.litert',
+                                                                      'fcn8s.model_io'}
+    outside_the_standard_library = {name.split('.')[0] for name in loaded} - set(sys.stdlib_module_names)
+    # What `pip install ai-edge-litert numpy pillow` installs (flatbuffers comes with ai-edge-litert); setuptools'
+    # _distutils_hack is loaded by the virtualenv's .pth file, before any import.
+    assert outside_the_standard_library <= {'__main__', '_distutils_hack', 'fcn8s', 'numpy', 'PIL', 'ai_edge_litert',
+                                            'flatbuffers'}

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import main
 from fcn8s.datasets import DATASETS
@@ -70,6 +71,7 @@ print(model_dataset_name(sys.argv[1]))
 '''
 
 
+@pytest.mark.slow
 def test_an_exported_multi_class_model_gives_the_sessions_class_ids_in_a_fresh_process(tiny_vgg_path, tmp_path):
     image = np.random.default_rng(5).integers(0, 256, (45, 83, 3), dtype=np.uint8)
     with tf.Session() as sess:

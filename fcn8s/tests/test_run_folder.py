@@ -90,7 +90,7 @@ def test_a_resumed_run_keeps_its_split_and_refuses_a_missing_or_changed_file_of_
 
     label_path = val_pairs[1][1]
     os.rename(label_path, label_path + '.moved')
-    with pytest.raises(FileNotFoundError, match=f'{val_pairs[1][0]} has no label'):
+    with pytest.raises(DataError, match=f'{val_pairs[1][0]} has no label'):
         run_split(dataset, str(data_road), config, run_dir)
     os.rename(label_path + '.moved', label_path)
     os.rename(train_pairs[0][0], train_pairs[0][0] + '.moved')

@@ -5,6 +5,7 @@ import pytest
 
 import main
 from fcn8s.commands import build_vgg_command
+from fcn8s.errors import UnwritableOutput
 from fcn8s.tests.fixtures import TINY_WIDTH, assert_tensor_shape
 from fcn8s.tf1 import tf
 from fcn8s.vgg import build_vgg16_savedmodel, classic_vgg16_weights, read_keras_vgg16_weights, vgg16_layer_shapes
@@ -44,7 +45,7 @@ def test_builder_stores_given_weights(tmp_path):
 
 def test_builder_refuses_to_overwrite(tmp_path):
     (tmp_path / 'vgg').mkdir()
-    with pytest.raises(FileExistsError, match='vgg'):
+    with pytest.raises(UnwritableOutput, match='vgg'):
         build_vgg16_savedmodel(str(tmp_path / 'vgg'), width=TINY_WIDTH)
 
 
@@ -58,6 +59,7 @@ def assert_close_to_keras(actual, expected, name):
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max(), err_msg=name)
 
 
+@pytest.mark.slow
 def test_build_vgg_from_keras_weights_gives_keras_activations(keras_vgg16, tmp_path):
     weights_path, image, keras_activations = keras_vgg16
     vgg_path = build_vgg_command(['--keras-weights', weights_path, '--out', str(tmp_path / 'vgg')])
