@@ -93,7 +93,7 @@ def gen_batch_function(data_folder, image_shape, image_names=None, augmentation=
     image and label is decoded once, at image_shape (height, width), into memory (batches.decode_pairs).
     get_batches_fn is a batches.TrainingBatches: each call yields one shuffled epoch of (images [b, h, w, 3]
     float32 RGB 0..255, labels [b, h, w, num_classes] float32 one-hot, ignored pixels all 0), augmented
-    afresh each epoch by augmentation (a batches.Augmentation) and fixed by seed; training wires the same
+    afresh each epoch by augmentation (an augmentation.Augmentation) and fixed by seed; training wires the same
     pipeline into its graph instead. get_batches_fn.num_images is the number of training images.
     """
     dataset = dataset or dataset_of_folder(data_folder)

@@ -34,7 +34,7 @@ from tqdm import tqdm
 import helper
 from fcn8s import bench, commands, distribute, export, hed, run_folder, vgg, workers
 from fcn8s.batches import training_inputs
-from fcn8s.commands import chosen_precision, exits_on
+from fcn8s.commands import chosen_precision, exits_on_error
 from fcn8s.config import parse_config
 from fcn8s.datasets import DATASETS
 from fcn8s.decoder import score, upscore
@@ -281,7 +281,7 @@ def train(config, resume_dir=None):
     finished epoch (weights and optimizer state) and trains the epochs after it; without one it refuses.
     """
     started = time.perf_counter()
-    with exits_on():
+    with exits_on_error():
         replicas = distribute.replicas_of(config.replicas, os.environ.get('TF_CONFIG'))  # before TensorFlow starts
         precision = chosen_precision(config.precision, replicas.workers)
         run_folder.check_startable(config, resume_dir)  # before anything is made or changed

@@ -18,7 +18,7 @@ from fcn8s.bench_litert import format_litert, litert_figures, open_litert_subjec
 from fcn8s.bench_machine import (TRAIN_FLOP_PER_FORWARD_FLOP, conv_gflop_per_image, machine_description,
                                  matmul_peak_gflops)
 from fcn8s.bench_pipeline import PIPELINE_BATCH_SIZE, format_pipeline, pipeline_speeds, seconds_of
-from fcn8s.commands import add_image_size_arguments, command_parser, exits_on
+from fcn8s.commands import add_image_size_arguments, command_parser, exits_on_error
 from fcn8s.config import TrainConfig, positive_int
 from fcn8s.datasets import DATASETS
 from fcn8s.errors import SettingError
@@ -331,14 +331,14 @@ def bench_command(argv, build_graph):
     if problems:
         parser.error('; '.join(problems))
     out_dir = os.path.dirname(os.path.abspath(arguments.out)) if arguments.out else None
-    with exits_on():
+    with exits_on_error():
         if out_dir:
             writable_folder(out_dir, '--out')
     arguments.precisions = tuple(dict.fromkeys(precisions))
     result = bench(arguments, build_graph)
     print(format_bench(result))
     if arguments.out:
-        with exits_on(), writing_into(out_dir, '--out'):
+        with exits_on_error(), writing_into(out_dir, '--out'):
             write_atomically(arguments.out, json.dumps(result, indent=2))
         print(f'Wrote {arguments.out}')
     return result

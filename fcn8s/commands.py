@@ -24,7 +24,7 @@ from fcn8s.video import open_video, paint_video
 
 
 @contextlib.contextmanager
-def exits_on():
+def exits_on_error():
     """A block in which a ProjectError ends the process: 'error: <its message>' and exit status 1; a RunStopped,
     'error: <its message>' if it has one and its exit status. Any other exception is a bug: it passes on, with its
     traceback."""
@@ -41,7 +41,7 @@ def exits_on():
 def chosen_precision(requested, workers=1):
     """resolve_precision(requested, workers), printed with what it means; exits with the reason when it is not
     available."""
-    with exits_on():
+    with exits_on_error():
         precision = resolve_precision(requested, workers)
     how = ', chosen by --precision auto' if requested == 'auto' else ''
     print(f'Precision {precision}{how}: {PRECISION_NOTES[precision]}')
@@ -71,7 +71,7 @@ def add_image_size_arguments(parser, what):
 
 def run_config(run_dir):
     """load_run_config(run_dir); exits with its message when run_dir holds no run's config.json."""
-    with exits_on():
+    with exits_on_error():
         return load_run_config(run_dir)
 
 
@@ -109,7 +109,7 @@ def build_vgg_command(argv):
         parser.error(f'--width must be positive, got {arguments.width:g}')
     if os.path.exists(arguments.out):
         parser.error(f'{arguments.out} already exists; delete it or choose another --out')
-    with exits_on():
+    with exits_on_error():
         writable_folder(os.path.dirname(os.path.abspath(arguments.out)), '--out')  # before the weights are read
         if arguments.weights == 'imagenet':
             weights_path = arguments.keras_weights or downloads.fetch_keras_vgg16_weights()
@@ -143,7 +143,7 @@ def trained_model(arguments):
     the model is a run's but not its current one (provenance: a run resumed after the export).
     """
     if arguments.model and is_tflite_path(arguments.model):
-        with exits_on():
+        with exits_on_error():
             metadata, run_dir = read_metadata(arguments.model), run_folder_of(arguments.model)
             if run_dir:
                 check_run_tflite(arguments.model, metadata, run_dir)
@@ -154,7 +154,7 @@ def trained_model(arguments):
                  'exports at the end of every run. Give a finished run of this version of main.py, or an exported '
                  f'model folder with --model DIR. A run stopped before or during its export gets its model/ from '
                  f'`python main.py --resume {arguments.run}`, which trains any epochs left and exports it.')
-    with exits_on():
+    with exits_on_error():
         run_dir = arguments.run or run_folder_of(model_dir)
         if run_dir:
             check_run_model(run_dir, model_dir)
@@ -164,7 +164,7 @@ def trained_model(arguments):
 def load_predictor(model_dir, dataset, arguments):
     """The exported model's predictor of the dataset's predictions: saved_model_predictor at --precision, or
     tflite_predictor of a LiteRT file (whose precision is its own)."""
-    with exits_on():
+    with exits_on_error():
         if is_tflite_path(model_dir):
             print(f"LiteRT model {model_dir}: {read_metadata(model_dir)['precision']}")
             return tflite_predictor(model_dir, dataset.prediction_output)
@@ -193,7 +193,7 @@ def evaluate_command(argv):
     if not (run_dir or arguments.images):
         parser.error(f'{arguments.model} is in no run folder, so has no validation split: give --images and --labels')
     model_dir, dataset = trained_model(arguments)
-    with exits_on():
+    with exits_on_error():
         if arguments.images:
             pairs = dataset.labelled_pairs(arguments.images, arguments.labels)
         else:
@@ -206,7 +206,7 @@ def evaluate_command(argv):
         sys.exit(f'error: {len(label_errors)} of {len(pairs)} labels cannot be scored; nothing was predicted:\n'
                  + '\n'.join(f'  - {error}' for error in label_errors))
     predict = load_predictor(model_dir, dataset, arguments)
-    with exits_on():
+    with exits_on_error():
         evaluation = dataset.evaluate(predict, pairs, arguments.batch_size)
         scores = dataset.score(evaluation)
     print(f'{len(pairs)} images, {dataset.format_scores(scores, evaluation)}')
@@ -255,7 +255,7 @@ def infer_command(argv):
         if not (arguments.submission and run_dir):
             parser.error("give IMAGE_OR_DIR (only a submission of a run's model defaults to its testing images)")
         arguments.inputs = dataset.submission_inputs(dataset.path(run_config(run_dir).dataset_dir))
-    with exits_on():
+    with exits_on_error():
         image_paths = list_image_files(arguments.inputs, arguments.out)
         if arguments.submission:
             dataset.check_submission_inputs(image_paths, arguments.out)
@@ -286,17 +286,17 @@ def video_command(argv):
     add_model_arguments(parser)
     arguments = parser.parse_args(argv)
     output_dir = os.path.dirname(os.path.abspath(arguments.output))
-    with exits_on():
+    with exits_on_error():
         writable_folder(output_dir, 'OUT_VIDEO')
     if os.path.isdir(arguments.output):
         sys.exit(f'error: OUT_VIDEO {arguments.output} is a folder: give the path of the video file to write, such '
                  f"as {os.path.join(arguments.output, 'out.mp4')}.")
-    with exits_on():
+    with exits_on_error():
         clip = open_video(arguments.input)
     with clip:
         model_dir, dataset = trained_model(arguments)
         predict = load_predictor(model_dir, dataset, arguments)
-        with exits_on(), writing_into(output_dir, 'OUT_VIDEO'):
+        with exits_on_error(), writing_into(output_dir, 'OUT_VIDEO'):
             frame_count = paint_video(predict, dataset.paint, clip, arguments.output, batch_size=arguments.batch_size)
     print(f'Wrote {arguments.output}: {frame_count} frames at {clip.fps:g} fps')
     return arguments.output

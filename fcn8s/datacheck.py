@@ -50,7 +50,8 @@ class DataCheck:
 def image_sizes_line(summary):
     """'  image sizes     1242x375 9, 1224x370 2': a check's summary['image sizes'], the most frequent first."""
     sizes = summary.get('image sizes') or collections.Counter()
-    return f"  {'image sizes':16}" + ', '.join(f'{width}x{height} {count}' for (width, height), count in sizes.most_common())
+    return f"  {'image sizes':16}" + ', '.join(
+        f'{width}x{height} {count}' for (width, height), count in sizes.most_common())
 
 
 def quote_files(paths):

@@ -1,7 +1,7 @@
 """The exceptions whose messages tell a user what went wrong and what to do.
 
 Every one of them is a ProjectError: main.py and the command modules turn these, and only these, into
-'error: <message>' and exit status 1 (commands.exits_on). Any other exception is a bug and shows its traceback.
+'error: <message>' and exit status 1 (commands.exits_on_error). Any other exception is a bug and shows its traceback.
 Each also subclasses the built-in type it refines (DataError is a ValueError), so library callers can catch either.
 """
 
@@ -44,7 +44,7 @@ class ModelError(ProjectError, ValueError):
 class RunStopped(ProjectError):
     """A run stopped before its end (Ctrl-C or SIGTERM, a lost worker, a full disk while it wrote its last files),
     what it kept saved. The process prints 'error: <message>' if there is one and exits with exit_status: 1, or 128 +
-    the number of the signal that asked for the stop (commands.exits_on)."""
+    the number of the signal that asked for the stop (commands.exits_on_error)."""
 
     def __init__(self, message='', exit_status=1):
         super().__init__(message)

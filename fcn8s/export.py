@@ -1,7 +1,7 @@
 """`python main.py export`: a run's model as a LiteRT file for the car, int8 calibrated on the run's own images."""
 import os
 
-from fcn8s.commands import command_parser, exits_on
+from fcn8s.commands import command_parser, exits_on_error
 from fcn8s.config import load_run_config, positive_int
 from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError, SettingError
@@ -68,7 +68,7 @@ def export_command(argv):
                              '(default: %(default)s)')
     parser.add_argument('--out', metavar='FILE', help='the file to write (default: RUN/model.tflite)')
     arguments = parser.parse_args(argv)
-    with exits_on():
+    with exits_on_error():
         tflite_path, metadata = export_run(arguments.run, arguments.quantize, arguments.out,
                                            arguments.calibration_images)
     print(f"Wrote {tflite_path} ({os.path.getsize(tflite_path) / 1e6:.1f} MB): {metadata['dataset']}, "

@@ -19,6 +19,7 @@ WRITE_PROBLEMS = {
     errno.EPERM: 'the operation is not permitted',
     errno.EEXIST: 'a file stands where a folder should be',
     errno.ENOTDIR: 'a file stands where a folder should be',
+    errno.ENOENT: 'no file can be made there',  # the output folder or one beside it (writing_into)
 }
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -160,18 +161,26 @@ def write_problem(error):
     return f'{problem} ({system_words})' if problem else system_words
 
 
+def is_folder_or_beside(path, folder):
+    """Whether path is unknown (None), folder itself or beside it (a staging folder made next to it)."""
+    folder_parent = os.path.dirname(os.path.abspath(folder))
+    return path is None or os.path.dirname(os.path.abspath(os.fsdecode(path))) == folder_parent
+
+
 @contextlib.contextmanager
 def writing_into(folder, option):
     """A block that writes into folder, given by the command-line option or argument `option` ('--out').
 
     An OSError of WRITE_PROBLEMS in the block (a full disk, a read-only file system, no permission, a
-    file in the way) is raised again as UnwritableOutput naming the folder, the option, the problem and
-    what to do; other errors pass unchanged.
+    file in the way; folder, or a folder beside it, not found as it is made: a file system that makes no files,
+    such as /proc, or a parent removed meanwhile) is raised again as UnwritableOutput naming the folder, the
+    option, the problem and what to do; other errors pass unchanged.
     """
     try:
         yield folder
     except OSError as error:
-        if isinstance(error, UnwritableOutput) or error.errno not in WRITE_PROBLEMS:
+        missing_input = error.errno == errno.ENOENT and not is_folder_or_beside(error.filename, folder)
+        if isinstance(error, UnwritableOutput) or error.errno not in WRITE_PROBLEMS or missing_input:
             raise
         place = f'{error.filename} in ' if error.filename and error.filename != folder else ''
         advice = (f'Free some space there, or give another {option}' if error.errno in DISK_FULL

@@ -12,6 +12,7 @@ import zlib
 
 from fcn8s import run_folder
 from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal
+from fcn8s.config import RUN_FOLDER_SETTINGS
 from fcn8s.errors import RunStopped, SettingError, TrainingDiverged, TrainingInterrupted, WorkerLost
 from fcn8s.files import folder_sha256
 
@@ -33,7 +34,7 @@ def agree_on_run(sess, replicas, config, split, vgg_path):
     if replicas.workers == 1:
         return
     settings = {name: value for name, value in dataclasses.asdict(config).items()
-                if name not in ('data_dir', 'runs_dir', 'replicas', 'worker_timeout')}
+                if name not in (*RUN_FOLDER_SETTINGS, 'replicas', 'worker_timeout')}
     replicas.agree(sess, fingerprint(settings), 'their settings',
                    'Start every worker with the same command (--data-dir and --runs-dir may differ).')
     replicas.agree(sess, fingerprint(split), 'their training and validation files (names or contents)',

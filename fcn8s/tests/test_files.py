@@ -77,6 +77,9 @@ def test_writing_into_explains_write_failures_and_passes_other_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         with writing_into(str(tmp_path), '--out'):
             open(tmp_path / 'missing.png')
+    with pytest.raises(UnwritableOutput, match=r'cannot write /proc/out \(--out\): no file can be made there'):
+        with writing_into('/proc/out', '--out'):
+            os.makedirs('/proc/out')  # a file system that makes no files: the folder is not found as it is made
 
 
 def test_writable_folder_makes_the_folder_and_leaves_nothing_in_it(tmp_path):

@@ -3,7 +3,7 @@ import signal
 
 import pytest
 
-from fcn8s.commands import exits_on
+from fcn8s.commands import exits_on_error
 from fcn8s.config import TrainConfig
 from fcn8s.distribute import Replicas
 from fcn8s.errors import RunStopped, TrainingDiverged, TrainingInterrupted, WorkerLost
@@ -47,13 +47,13 @@ def test_a_workers_stop_is_raised_with_its_message_and_exit_status(capsys):
 
 
 def test_a_run_stopped_exits_with_its_status_and_its_message_only_when_it_has_one(capsys):
-    with pytest.raises(SystemExit) as exited, exits_on():
+    with pytest.raises(SystemExit) as exited, exits_on_error():
         raise RunStopped(exit_status=128 + signal.SIGINT)
     assert exited.value.code == 130 and capsys.readouterr().err == ''
-    with pytest.raises(SystemExit) as exited, exits_on():
+    with pytest.raises(SystemExit) as exited, exits_on_error():
         raise RunStopped('SIGTERM stopped the run while it wrote its model', 128 + signal.SIGTERM)
     assert exited.value.code == 143 and capsys.readouterr().err == (
         'error: SIGTERM stopped the run while it wrote its model\n')
-    with pytest.raises(SystemExit) as exited, exits_on():
+    with pytest.raises(SystemExit) as exited, exits_on_error():
         raise RunStopped('a worker of this run was lost')
     assert exited.value.code == 1 and capsys.readouterr().err == 'error: a worker of this run was lost\n'
