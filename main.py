@@ -35,11 +35,11 @@ import helper
 from fcn8s import bench, commands, distribute, export, hed, run_folder, vgg, workers
 from fcn8s.batches import training_inputs
 from fcn8s.commands import chosen_precision, exits_on_error
-from fcn8s.config import parse_config
 from fcn8s.datasets import DATASETS
 from fcn8s.decoder import score, upscore
 from fcn8s.errors import DataUnavailableError, ModelError, TrainingDiverged, TrainingInterrupted, WorkerLost
 from fcn8s.files import writing_into
+from fcn8s.options import parse_config
 from fcn8s.precision import session_config
 from fcn8s.tf1 import tf
 from fcn8s.training_run import ChiefRun

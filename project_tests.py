@@ -29,7 +29,8 @@ from fcn8s.batches import training_inputs
 from fcn8s.downloads import KERAS_VGG16_WEIGHTS_URL, KITTI_URLS, VGG_FILES, VGG_URL
 from fcn8s.decoder import bilinear_upsample_kernel
 from fcn8s.checkpoints import EpochCheckpoints
-from fcn8s.config import load_run_config, parse_config
+from fcn8s.config import load_run_config
+from fcn8s.options import parse_config
 from fcn8s.errors import DataError, DataUnavailableError, DiskFull
 from fcn8s.files import sha256_of
 from fcn8s.images import load_image

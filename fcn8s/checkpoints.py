@@ -114,7 +114,7 @@ class CheckpointFolder:
 
     def how_to_go_on(self, run_dir, restart_command):
         """describe_last(), and what to run next: `python main.py --resume run_dir` from the last finished epoch, or,
-        when no epoch is kept, restart_command (config.command_line), as --resume has nothing to start from."""
+        when no epoch is kept, restart_command (options.command_line), as --resume has nothing to start from."""
         if self.last_finished() is None:
             return f'{self.describe_last()} --resume has nothing to go on from: start again with {restart_command}'
         return f'{self.describe_last()} To go on from there: python main.py --resume {run_dir}'

@@ -9,10 +9,11 @@ import time
 from tqdm import tqdm
 
 from fcn8s.checkpoints import CheckpointFolder
-from fcn8s.config import command_line, save_config
+from fcn8s.config import save_config
 from fcn8s.datasets import DATASETS
 from fcn8s.errors import DataError, SettingError, UnwritableOutput
 from fcn8s.files import sha256_of, write_atomically
+from fcn8s.options import command_line
 
 LOSS_CSV_COLUMNS = ('epoch', 'step', 'loss', 'cross_entropy', 'l2')  # loss = cross_entropy + l2
 

@@ -3,8 +3,9 @@ import os
 
 from fcn8s import run_folder, workers
 from fcn8s.checkpoints import EpochCheckpoints, LossWatch, StopSignal, finishing_run
-from fcn8s.config import command_line, save_config
+from fcn8s.config import save_config
 from fcn8s.errors import DiskFull, RunStopped, TrainingDiverged, TrainingInterrupted, WorkerLost
+from fcn8s.options import command_line
 from fcn8s.plots import save_loss_curve
 from fcn8s.predict import export_model, session_predictor
 from fcn8s.summaries import RunSummaries

@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from fcn8s.config import CONFIG_VERSION, BadSettings, TrainConfig, parse_config, save_config
+from fcn8s.config import CONFIG_VERSION, BadSettings, TrainConfig, save_config
+from fcn8s.options import parse_config
 from fcn8s.tests.fixtures import HEAVY_PACKAGES, modules_loaded_by
 
 
@@ -180,8 +181,9 @@ def test_a_resumed_run_may_be_told_where_its_data_is_now_and_nothing_else_of_its
             in capsys.readouterr().err)
 
 
-def test_importing_the_settings_loads_no_tensorflow_matplotlib_or_moviepy():
-    loaded = modules_loaded_by('fcn8s.config')
+@pytest.mark.parametrize('module', ('fcn8s.config', 'fcn8s.options'))
+def test_importing_the_settings_loads_no_tensorflow_matplotlib_or_moviepy(module):
+    loaded = modules_loaded_by(module)
     assert 'fcn8s.datasets' in loaded  # the datasets' own defaults are read: the dataset modules are light too
     assert not [name for name in loaded if name.split('.')[0] in HEAVY_PACKAGES]
     assert not {'fcn8s.tf1', 'fcn8s.batches', 'fcn8s.precision', 'fcn8s.predict', 'fcn8s.video'} & loaded

@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 
 from fcn8s import cityscapes, kitti
-from fcn8s.config import parse_config
 from fcn8s.dataset_contract import Dataset
 from fcn8s.datasets import DATASETS, dataset_of_folder
 from fcn8s.images import list_image_files, load_image
 from fcn8s.model_io import DATASET_NAMES
+from fcn8s.options import parse_config
 
 CONTRACT = sorted(name for name, member in inspect.getmembers(Dataset)
                   if getattr(member, '__isabstractmethod__', False))

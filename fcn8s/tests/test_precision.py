@@ -3,7 +3,7 @@ import pytest
 from tensorflow.core.protobuf import rewriter_config_pb2
 
 from fcn8s import precision
-from fcn8s.config import parse_config
+from fcn8s.options import parse_config
 from fcn8s.precision import PRECISIONS, available_precisions, resolve_precision, session_config
 
 
