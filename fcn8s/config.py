@@ -202,7 +202,6 @@ def default_config(dataset_name, demo):
     return dataclasses.replace(DEMO_CONFIG if demo else TrainConfig(), **dataset_settings(dataset_name, demo))
 
 
-
 # config.json's format: 1 (no "config_version") held the settings alone; 2 adds "config_version" and "vgg16", the
 # record of the VGG16 SavedModel the run started from (vgg.read_weights_record), which is not a setting.
 CONFIG_VERSION = 2

@@ -1,5 +1,5 @@
-"""Image files: finding and pairing them, reading them, painting the predicted road on them, and writing the results,
-one output per input (videos: fcn8s.video)."""
+"""Image files: finding and pairing them, reading them, predicting them in batches, and writing the results, one
+output per input (each dataset paints its own, as fcn8s.kitti.results does; videos: fcn8s.video)."""
 import collections
 import os
 

@@ -74,8 +74,6 @@ def parse_config(argv=None, description=None):
     return config, resume_dir
 
 
-
-
 def command_line(config):
     """The `python main.py ...` that starts a new run of config: its settings that differ from their defaults."""
     defaults = default_config(config.dataset, config.demo)

@@ -83,8 +83,8 @@ def resolve_precision(requested, workers=1):
         return available[0]
     if requested in reasons:
         raise SettingError(f'--precision {requested} means {PRECISION_NOTES[requested]}, which this machine cannot '
-                         f"run fast: {reasons[requested]}. It offers {', '.join(available)}: use --precision auto "
-                         f'({available[0]}).')
+                           f"run fast: {reasons[requested]}. It offers {', '.join(available)}: use --precision auto "
+                           f'({available[0]}).')
     return requested
 
 

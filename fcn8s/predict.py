@@ -162,7 +162,7 @@ def export_model(sess, input_image, keep_prob, logits, image_shape, export_dir, 
                    CLASS_ID_OUTPUT: tf.argmax(class_prob, axis=-1, output_type=tf.int32, name=CLASS_ID_OUTPUT)}
         if dataset.road_output:
             outputs[ROAD_PROB_OUTPUT] = tf.identity(road_prob_output(network_logits, image_shape, original_size),
-                                                  name=ROAD_PROB_OUTPUT)
+                                                    name=ROAD_PROB_OUTPUT)
         for name, variable in variables.items():
             variable.load(trained_values[name], serving_sess)
         signature = tf.saved_model.predict_signature_def({SERVING_INPUT: original_images}, outputs)

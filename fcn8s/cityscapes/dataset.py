@@ -103,7 +103,7 @@ class Cityscapes(Dataset):
     def score(self, evaluation):
         """metric.class_scores: IoU per class and category, mIoU, pixel accuracy."""
         return metric.class_scores(evaluation.counts, cityscapes.CLASS_NAMES, cityscapes.CLASS_CATEGORY,
-                                        cityscapes.CATEGORY_NAMES)
+                                   cityscapes.CATEGORY_NAMES)
 
     def ranking_score(self, scores):
         """The number that ranks epochs: mIoU."""
@@ -121,7 +121,7 @@ class Cityscapes(Dataset):
     def save_pictures(self, evaluation, folder):
         """folder/confusion_matrix.png."""
         pictures.save_confusion_matrix(evaluation.counts.confusion, cityscapes.CLASS_NAMES,
-                                          os.path.join(folder, 'confusion_matrix.png'))
+                                       os.path.join(folder, 'confusion_matrix.png'))
 
     def paint(self, image, class_ids):
         """The image blended with its classes' official colours."""

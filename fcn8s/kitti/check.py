@@ -21,7 +21,6 @@ COLOURS_NAMED = 5  # how many colours a message about label colours names, the m
 ODD_LABEL_PIXELS_MAX_SHARE = 0.001
 
 
-
 @dataclasses.dataclass
 class KittiCheck(DataCheck):
     """What check_kitti_folder found in a KITTI Road folder.

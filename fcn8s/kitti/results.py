@@ -29,7 +29,7 @@ def save_road_images(predict, image_paths, output_dir, masks=False, batch_size=8
     written_paths = []
     predictions = predict_image_files(predict, image_paths, batch_size)
     for result_name, (_, image, road_prob) in tqdm(zip(result_names, predictions), total=len(image_paths),
-                                                     desc='Predicting road', unit='image'):
+                                                   desc='Predicting road', unit='image'):
         pictures = {os.path.join('overlays', result_name): paint_road(image, road_prob)}
         if masks:
             pictures[os.path.join('masks', result_name)] = np.where(road_prob > ROAD_THRESHOLD, 255, 0).astype(np.uint8)
