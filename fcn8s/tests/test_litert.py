@@ -12,37 +12,10 @@ from fcn8s.datasets import DATASETS
 from fcn8s.images import load_image
 from fcn8s.kitti.results import paint_road
 from fcn8s.litert import read_metadata, tflite_predictor
-from fcn8s.litert_export import (calibration_sample, export_tflite, frozen_network, int8_grid_split,
-                                 split_upsampling_kernels)
+from fcn8s.litert_export import export_tflite
 from fcn8s.predict import export_model, saved_model_predictor, saved_model_road_predictor
 from fcn8s.tests.fixtures import HEAVY_PACKAGES, PROJECT_DIR, TINY_INPUT_SHAPE, decisive_network, modules_loaded_by
 from fcn8s.tf1 import tf
-
-
-def test_int8_grid_split_rounds_onto_the_grid_and_keeps_the_sum():
-    kernel = np.array([[[0.5, -1.27], [0.004, 0.0]], [[0.3, 0.02], [0.0, 0.0]]], np.float32)  # axis 2: 2 channels
-    rounded, remainder = int8_grid_split(kernel, axis=2)
-    np.testing.assert_allclose(rounded + remainder, kernel, atol=1e-7)
-    scales = np.array([0.5, 1.27]) / 127  # max |kernel| of each channel / 127
-    np.testing.assert_allclose(rounded / scales, np.round(rounded / scales), atol=1e-4)
-    assert np.all(np.abs(remainder) <= scales / 2 + 1e-7)
-    assert rounded[0, 0, 0] == pytest.approx(0.5) and rounded[0, 1, 0] == pytest.approx(1 * 0.5 / 127)
-    assert not rounded[..., 1][kernel[..., 1] == 0].any()
-
-
-def test_split_upsampling_kernels_computes_the_same_logits_with_twice_the_transposed_convolutions(exported_run):
-    graph_def, input_name, logits_name = frozen_network(os.path.join(exported_run[0], 'model'))
-    split = split_upsampling_kernels(graph_def)
-    assert [node.op for node in split.node].count('Conv2DBackpropInput') == 6  # upscore2, upscore_pool4, upscore8
-    image = np.random.default_rng(1).uniform(0, 255, (1, *TINY_INPUT_SHAPE, 3)).astype(np.float32)
-    logits = []
-    for definition in (graph_def, split):
-        with tf.Graph().as_default(), tf.Session() as sess:
-            images = tf.placeholder(tf.float32, [None, *TINY_INPUT_SHAPE, 3])
-            output, = tf.import_graph_def(definition, input_map={input_name: images}, return_elements=[logits_name])
-            logits.append(sess.run(output, {images: image}))
-    assert logits[0].std() > 0.1
-    np.testing.assert_allclose(logits[1], logits[0], atol=1e-4)
 
 
 def test_a_float32_tflite_gives_the_savedmodels_road_probabilities(exported_run, tmp_path):
@@ -78,14 +51,6 @@ def test_the_int8_tflite_agrees_with_the_savedmodel_and_records_its_calibration(
     assert ((tflite_road_prob > 0.5) == (saved_road_prob > 0.5)).mean() > 0.97  # 0.988 measured
     float_size = os.path.getsize(os.path.join(kitti_tflite_run, 'model', 'variables', 'variables.data-00000-of-00001'))
     assert os.path.getsize(tflite_path) < 0.4 * float_size
-
-
-def test_the_calibration_sample_is_seeded_and_never_repeats_an_image():
-    image_paths = [f'image_{index}.png' for index in range(10)]
-    first, again, other_seed = (calibration_sample(image_paths, 4, seed) for seed in (3, 3, 4))
-    assert first == again != other_seed
-    assert len(set(first)) == 4 and first == sorted(first, key=image_paths.index)
-    assert calibration_sample(image_paths[:3], 4) == image_paths[:3]
 
 
 def test_files_that_are_not_models_of_this_project_are_named_with_what_is_wrong(tmp_path):
