@@ -10,12 +10,11 @@ import sys
 
 from fcn8s import downloads, hed, vgg
 from fcn8s.config import TrainConfig, image_side, load_run_config, positive_int
-from fcn8s.datasets import DATASETS
+from fcn8s.datasets import DATASET_NAMES, DATASETS, dataset_of_model
 from fcn8s.errors import ProjectError, RunStopped
 from fcn8s.files import writable_folder, writing_into
 from fcn8s.images import list_image_files, result_stems
 from fcn8s.litert import is_tflite_path, read_metadata, tflite_predictor
-from fcn8s.model_io import DATASET_NAMES
 from fcn8s.precision import PRECISION_NOTES, PRECISIONS, resolve_precision, session_config
 from fcn8s.predict import model_dataset_name, saved_model_predictor
 from fcn8s.provenance import check_run_model, check_run_tflite
@@ -147,7 +146,7 @@ def trained_model(arguments):
             metadata, run_dir = read_metadata(arguments.model), run_folder_of(arguments.model)
             if run_dir:
                 check_run_tflite(arguments.model, metadata, run_dir)
-            return arguments.model, DATASETS[metadata['dataset']]
+            return arguments.model, dataset_of_model(metadata['dataset'], arguments.model)
     model_dir = arguments.model or os.path.join(arguments.run, 'model')
     if arguments.run and not os.path.isdir(model_dir):
         sys.exit(f'error: {arguments.run} has no model/ folder: expected {model_dir}, the SavedModel that training '
@@ -158,7 +157,7 @@ def trained_model(arguments):
         run_dir = arguments.run or run_folder_of(model_dir)
         if run_dir:
             check_run_model(run_dir, model_dir)
-        return model_dir, DATASETS[model_dataset_name(model_dir)]
+        return model_dir, dataset_of_model(model_dataset_name(model_dir), model_dir)
 
 
 def load_predictor(model_dir, dataset, arguments):

@@ -8,10 +8,9 @@ import math
 import os
 
 from fcn8s.augmentation import Augmentation
-from fcn8s.datasets import DATASETS
+from fcn8s.datasets import DATASET_NAMES, DATASETS
 from fcn8s.errors import SettingError
 from fcn8s.files import write_atomically
-from fcn8s.model_io import DATASET_NAMES
 from fcn8s.precision_names import PRECISIONS
 
 

@@ -21,7 +21,7 @@ from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
 from fcn8s.errors import ModelError, SettingError
-from fcn8s.model_io import CLASS_PROB_OUTPUT, DATASET_NAMES, ROAD_PROB_OUTPUT, predict_by_size
+from fcn8s.model_io import CLASS_PROB_OUTPUT, ROAD_PROB_OUTPUT, predict_by_size
 
 TFLITE_FILE = 'model.tflite'  # what `export` writes into the run folder
 TFLITE_IDENTIFIER = b'TFL3'  # bytes 4..8 of every TFLite flatbuffer
@@ -65,9 +65,9 @@ def read_metadata(tflite_path):
     except (OSError, struct.error, IndexError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelError(f'cannot read {tflite_path} as a TFLite model ({error}): it is damaged. {advice}') from error
     usable = isinstance(metadata, dict) and metadata.get('version') == METADATA_VERSION
-    if not usable or metadata.get('dataset') not in DATASET_NAMES:
+    if not usable or not isinstance(metadata.get('dataset'), str):
         raise ModelError(f'{tflite_path} has "{METADATA_NAME}" metadata this version cannot use: {metadata}; '
-                         f'expected version {METADATA_VERSION} and a dataset of {sorted(DATASET_NAMES)}. {advice}')
+                         f'expected version {METADATA_VERSION} and the name of the dataset it learned. {advice}')
     return metadata
 
 

@@ -1,5 +1,5 @@
-"""What an exported model takes and gives, without TensorFlow: its tensors' names, the datasets it can have learned,
-and predict_by_size, which feeds a predictor images of any sizes one size at a time.
+"""What an exported model takes and gives, without TensorFlow: its tensors' names, and predict_by_size, which feeds
+a predictor images of any sizes one size at a time.
 
 The SavedModel (fcn8s.predict.export_model) and the LiteRT file (fcn8s.litert) share these names, so that the
 car's predictor (fcn8s.litert) and the datasets (fcn8s.datasets) name outputs without importing TensorFlow.
@@ -21,8 +21,6 @@ CLASS_PROB_OUTPUT = 'class_prob'
 CLASS_ID_OUTPUT = 'class_id'
 MODEL_DATASET_FILE = os.path.join('assets.extra', 'dataset.json')  # {"dataset": its name}, beside the SavedModel
 NETWORK_SCOPE = 'fcn8s'  # the name scope of the exported model's network (VGG16 and decoder), between its resizes
-# The names of the datasets a model can have learned, as its files record them: those of fcn8s.datasets.DATASETS.
-DATASET_NAMES = ('kitti_road', 'cityscapes')
 
 
 def predict_by_size(images, predict_batch):

@@ -6,9 +6,8 @@ import shlex
 
 from fcn8s.config import (DEMO_CONFIG, BadSettings, TrainConfig, dataset_settings, default_config, flag,
                           load_config_file, load_run_config)
-from fcn8s.datasets import DATASETS
+from fcn8s.datasets import DATASET_NAMES, DATASETS
 from fcn8s.errors import ProjectError
-from fcn8s.model_io import DATASET_NAMES
 
 # What a resumed run may change: a longer run, machines, where its data now is (split.json checks that it is the same).
 RESUME_CHANGES = {'epochs', 'replicas', 'worker_timeout', 'data_dir'}

@@ -9,9 +9,9 @@ from PIL import Image
 
 from fcn8s import cityscapes, kitti
 from fcn8s.dataset_contract import Dataset
-from fcn8s.datasets import DATASETS, dataset_of_folder
+from fcn8s.datasets import DATASET_NAMES, DATASETS, dataset_of_folder, dataset_of_model
+from fcn8s.errors import ModelError
 from fcn8s.images import list_image_files, load_image
-from fcn8s.model_io import DATASET_NAMES
 from fcn8s.options import parse_config
 
 CONTRACT = sorted(name for name, member in inspect.getmembers(Dataset)
@@ -35,9 +35,9 @@ def demo(request, tmp_path_factory):
 def test_the_contract_is_every_method_that_training_validation_and_the_commands_call():
     assert CONTRACT == sorted([
         'check', 'check_labels', 'check_submission_inputs', 'evaluate', 'fetch', 'format_scores', 'history_entry',
-        'labelled_pairs', 'load_label', 'make_demo_data', 'make_synthetic_pairs', 'named_validation_pairs', 'paint', 'ranking_score',
-        'save_pictures', 'score', 'split', 'submission_inputs', 'summary_images', 'testing_folder', 'testing_images',
-        'training_folder', 'training_pairs', 'write_results', 'write_submission'])
+        'labelled_pairs', 'load_label', 'make_demo_data', 'make_synthetic_pairs', 'named_validation_pairs', 'paint',
+        'ranking_score', 'save_pictures', 'score', 'split', 'submission_inputs', 'summary_images', 'testing_folder',
+        'testing_images', 'training_folder', 'training_pairs', 'write_results', 'write_submission'])
     with pytest.raises(TypeError, match='abstract'):
         type('Partial', (Dataset,), {'load_label': lambda self, label_path, image_shape: None})()
 
@@ -134,5 +134,9 @@ def test_the_classic_helpers_find_the_dataset_a_folder_holds(demo, tmp_path):
         dataset_of_folder(str(tmp_path / 'both'))
 
 
-def test_the_datasets_are_those_whose_names_the_models_and_settings_know_without_importing_them():
-    assert tuple(DATASETS) == DATASET_NAMES == ('kitti_road', 'cityscapes')
+def test_a_model_is_of_the_dataset_it_records_and_one_of_a_dataset_this_version_does_not_know_is_named():
+    assert DATASET_NAMES == ('kitti_road', 'cityscapes')
+    assert dataset_of_model('cityscapes', 'runs/a/model') is DATASETS['cityscapes']
+    with pytest.raises(ModelError, match=r"runs/a/model records that it learned the dataset 'kitti_raod', which this "
+                                         r'version does not know \(it knows kitti_road, cityscapes\)'):
+        dataset_of_model('kitti_raod', 'runs/a/model')
